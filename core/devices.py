@@ -1,0 +1,151 @@
+"""Which device and precision to run on, and how to describe them in a report.
+
+``resolve_device`` turns a spec's ``device`` string into a ``torch.device`` (failing clearly
+when the hardware is missing), ``inference_dtype`` picks the precision for evaluation and
+timing, and ``describe_device`` names the hardware so timings are never reported without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import platform
+from functools import lru_cache
+from typing import ContextManager
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+_PRECISION_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16",
+                    torch.float64: "fp64"}
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """The device a job asked for, checked against the hardware present.
+
+    Args:
+        name: ``auto`` (CUDA if available, else MPS, else CPU), ``cpu``, ``cuda``,
+            ``cuda:N`` or ``mps``; a ``torch.device`` is checked the same way.
+    Returns:
+        The ``torch.device`` to use.
+    Raises:
+        ValueError: the name is unknown or the requested accelerator is not available.
+    """
+    text = str(name).strip().lower()
+    if text == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} was requested but CUDA is not available on this "
+                             "machine (no GPU or a CPU-only torch build); use 'cpu' or 'auto'")
+        count = torch.cuda.device_count()
+        index = 0 if device.index is None else device.index
+        if index >= count:
+            raise ValueError(f"device {name!r} was requested but only {count} CUDA device(s) "
+                             f"exist (cuda:0 .. cuda:{count - 1})")
+        return torch.device("cuda", index)
+    if device.type == "mps" and not _mps_available():
+        raise ValueError(f"device {name!r} was requested but MPS is not available; "
+                         "use 'cpu' or 'auto'")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unsupported device {name!r}: use auto, cpu, cuda, cuda:N or mps")
+    return device
+
+
+@lru_cache(maxsize=1)
+def _cpu_model_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def describe_device(device: str | torch.device) -> str:
+    """A human-readable name of the hardware behind ``device``, for reports.
+
+    Args:
+        device: a device or its name.
+    Returns:
+        e.g. ``"cpu (AMD EPYC 7B13, 2 threads)"`` or ``"cuda:0 (NVIDIA H100 80GB HBM3)"``.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        index = torch.cuda.current_device() if device.index is None else device.index
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    if device.type == "cpu":
+        return f"cpu ({_cpu_model_name()}, {torch.get_num_threads()} threads)"
+    if device.type == "mps":
+        return f"mps ({platform.machine()})"
+    return str(device)
+
+
+def inference_dtype(device: str | torch.device) -> torch.dtype:
+    """The precision used for evaluation and timing on ``device``.
+
+    bf16 autocast on GPUs that support it natively (the weights stay fp32); fp32 elsewhere,
+    because CPU bf16 matmuls are not faster on most server CPUs and change the numbers.
+
+    Args:
+        device: a device or its name.
+    Returns:
+        ``torch.bfloat16`` or ``torch.float32``.
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
+        return torch.bfloat16
+    return torch.float32
+
+
+def precision_name(dtype: torch.dtype) -> str:
+    """Short name of a precision for reports: ``bf16``, ``fp16``, ``fp32``."""
+    return _PRECISION_NAMES.get(dtype, str(dtype).removeprefix("torch."))
+
+
+def autocast_context(device: str | torch.device, dtype: torch.dtype) -> ContextManager:
+    """``torch.autocast`` to ``dtype`` on ``device``, or a no-op for full precision."""
+    device = torch.device(device)
+    if dtype in (torch.float32, torch.float64):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def configure_cpu_threads() -> int:
+    """Limit torch's intra-op threads to the CPUs this process may actually use.
+
+    In containers torch counts the host's cores, not the cgroup's CPU set; more threads
+    than CPUs makes every op slower (threads contend and spin). An explicit
+    ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` is respected.
+
+    Returns:
+        The number of intra-op threads torch now uses.
+    """
+    if os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS"):
+        return torch.get_num_threads()
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        available = os.cpu_count() or 1
+    current = torch.get_num_threads()
+    if current > available:
+        torch.set_num_threads(available)
+        logger.info("torch threads %d -> %d (CPUs available to this process)", current,
+                    available)
+    return torch.get_num_threads()

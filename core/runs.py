@@ -1,0 +1,278 @@
+"""The run registry: ``runs/<id>/`` is the contract between the engine, the CLI and the UI.
+
+Layout of one run::
+
+    spec.json          the JobSpec as a dict
+    status.json        state (queued|running|done|failed|cancelled|interrupted), stage, progress
+    events.jsonl       one JSON object per line: stages, training steps, epochs, log lines
+    history.jsonl      per-epoch metrics of every stage
+    metrics.json       {"models": {"teacher": {...}, "student": {...}, "baseline": {...}}}
+    predictions.parquet  per-example predictions of every model on the validation set
+    models/<role>/     save_pretrained folders (safetensors + tokenizer)
+    checkpoint/<stage>/  resumable training state
+    cancel             present when a cancel was asked for
+
+Every whole-file write goes to a temporary sibling first and is renamed over the target,
+so a reader never sees half a file and a crash never corrupts one already written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+ROLES = ("teacher", "student", "student_int8", "baseline")
+
+
+class RunError(ValueError):
+    """A run that does not exist or cannot be used, with a message that says which."""
+
+
+def runs_root(runs_dir: str | os.PathLike | None = None) -> Path:
+    """The runs folder: ``runs_dir``, else ``$DISTILLAB_RUNS_DIR``, else ``./runs``."""
+    root = Path(runs_dir or os.environ.get("DISTILLAB_RUNS_DIR") or "runs")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary sibling and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=2, default=_json_default).encode())
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return default
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Run:
+    """One run folder, with typed accessors for what the engine writes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.id = self.path.name
+
+    def __repr__(self) -> str:
+        return f"Run({self.path})"
+
+    # spec and status -----------------------------------------------------------------
+    @property
+    def spec(self) -> dict[str, Any]:
+        return read_json(self.path / "spec.json", {})
+
+    def status(self) -> dict[str, Any]:
+        """The status; a ``running`` run whose process is gone reads as ``interrupted``."""
+        status = read_json(self.path / "status.json", {"state": "queued"})
+        if status.get("state") == "running" and not _pid_alive(status.get("pid")):
+            status["state"] = "interrupted"
+        return status
+
+    def set_status(self, state: str, **fields: Any) -> None:
+        if state not in STATES:
+            raise ValueError(f"unknown run state {state!r}")
+        status = read_json(self.path / "status.json", {})
+        status.update(fields, state=state, updated=time.time())
+        if state == "running":
+            status["pid"] = os.getpid()
+        atomic_write_json(self.path / "status.json", status)
+
+    # logs ----------------------------------------------------------------------------
+    def append_event(self, event: dict[str, Any]) -> None:
+        """Append one event line (appends of one short line are atomic on POSIX)."""
+        event = {"time": round(time.time(), 3), **event}
+        with open(self.path / "events.jsonl", "a") as handle:
+            handle.write(json.dumps(event, default=_json_default) + "\n")
+
+    def events(self, types: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        return [e for e in _read_jsonl(self.path / "events.jsonl")
+                if types is None or e.get("type") in types]
+
+    def append_history(self, row: dict[str, Any]) -> None:
+        with open(self.path / "history.jsonl", "a") as handle:
+            handle.write(json.dumps(row, default=_json_default) + "\n")
+
+    def history(self) -> pd.DataFrame:
+        return pd.DataFrame(_read_jsonl(self.path / "history.jsonl"))
+
+    # results -------------------------------------------------------------------------
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return read_json(self.path / "metrics.json", {"models": {}})
+
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        atomic_write_json(self.path / "metrics.json", metrics)
+
+    def predictions(self) -> pd.DataFrame:
+        path = self.path / "predictions.parquet"
+        return pd.read_parquet(path) if path.exists() else pd.DataFrame()
+
+    def write_predictions(self, table: pd.DataFrame) -> None:
+        path = self.path / "predictions.parquet"
+        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".predictions.", suffix=".tmp")
+        os.close(fd)
+        try:
+            table.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def model_dir(self, role: str) -> Path:
+        return self.path / "models" / role
+
+    def models(self) -> list[str]:
+        """Roles whose saved model folder is complete."""
+        return [r for r in ROLES if (self.model_dir(r) / "config.json").exists()]
+
+    def checkpoint_dir(self, stage: str) -> Path:
+        return self.path / "checkpoint" / stage
+
+    # cancel --------------------------------------------------------------------------
+    def request_cancel(self) -> None:
+        (self.path / "cancel").touch()
+
+    def cancel_requested(self) -> bool:
+        return (self.path / "cancel").exists()
+
+    def clear_cancel(self) -> None:
+        (self.path / "cancel").unlink(missing_ok=True)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line being written right now
+    return rows
+
+
+def new_run_id(name: str = "") -> str:
+    """A sortable, unique id: ``YYYYmmdd-HHMMSS-<name>-<4 hex>``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")[:24]
+    return "-".join(p for p in (stamp, slug, secrets.token_hex(2)) if p)
+
+
+def create_run(spec: dict[str, Any], runs_dir: str | os.PathLike | None = None) -> Run:
+    """A new run folder holding ``spec.json`` and a ``queued`` status."""
+    root = runs_root(runs_dir)
+    run = Run(root / new_run_id(spec.get("name", "")))
+    run.path.mkdir(parents=True)
+    atomic_write_json(run.path / "spec.json", spec)
+    atomic_write_json(run.path / "status.json", {"state": "queued", "created": time.time(),
+                                                 "updated": time.time()})
+    return run
+
+
+def open_run(run_id: str, runs_dir: str | os.PathLike | None = None) -> Run:
+    root = runs_root(runs_dir)
+    path = root / run_id
+    if not run_id or "/" in run_id or not (path / "spec.json").exists():
+        known = ", ".join(r.id for r in list_run_objects(root)[-5:]) or "none"
+        raise RunError(f"no run {run_id!r} in {root} (latest: {known})")
+    return Run(path)
+
+
+def list_run_objects(runs_dir: str | os.PathLike | None = None) -> list[Run]:
+    root = runs_root(runs_dir)
+    return sorted((Run(p) for p in root.iterdir()
+                   if p.is_dir() and (p / "spec.json").exists()), key=lambda r: r.id)
+
+
+def delete_run(run_id: str, runs_dir: str | os.PathLike | None = None) -> None:
+    run = open_run(run_id, runs_dir)
+    if run.status()["state"] == "running":
+        raise RunError(f"run {run_id} is running: cancel it before deleting it")
+    shutil.rmtree(run.path)
+
+
+def list_runs(runs_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """One row per run: id, name, state, stage, teacher, dataset, recipe and accuracies."""
+    rows = []
+    for run in list_run_objects(runs_dir):
+        spec, status, models = run.spec, run.status(), run.metrics.get("models", {})
+        rows.append({
+            "run_id": run.id,
+            "name": spec.get("name", ""),
+            "state": status.get("state"),
+            "stage": status.get("stage", ""),
+            "teacher": spec.get("teacher", ""),
+            "dataset": (spec.get("dataset") or {}).get("name", ""),
+            "recipe": (spec.get("recipe") or {}).get("name", ""),
+            **{f"{role}_accuracy": m.get("accuracy") for role, m in models.items()},
+        })
+    return pd.DataFrame(rows, columns=None if rows else ["run_id", "name", "state", "stage",
+                                                          "teacher", "dataset", "recipe"])
+
+
+LEADERBOARD_COLUMNS = ["run_id", "role", "model", "accuracy", "macro_f1", "params",
+                       "params_non_embedding", "size_mb", "latency_ms_p50", "latency_ms_p95",
+                       "throughput_per_s", "speedup_vs_teacher", "accuracy_retained", "device",
+                       "precision"]
+
+
+def leaderboard(runs_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """One row per scored model across runs, with speed-up and accuracy retained vs its
+    run's teacher (both measured in the same run)."""
+    rows = []
+    for run in list_run_objects(runs_dir):
+        models = run.metrics.get("models", {})
+        teacher = models.get("teacher", {})
+        for role, m in models.items():
+            row = {c: m.get(c) for c in LEADERBOARD_COLUMNS}
+            row.update(run_id=run.id, role=role, model=f"run:{run.id}/{role}")
+            if teacher.get("latency_ms_p50") and m.get("latency_ms_p50"):
+                row["speedup_vs_teacher"] = teacher["latency_ms_p50"] / m["latency_ms_p50"]
+            if teacher.get("accuracy") and m.get("accuracy") is not None:
+                row["accuracy_retained"] = m["accuracy"] / teacher["accuracy"]
+            rows.append(row)
+    return pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)

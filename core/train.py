@@ -1,0 +1,316 @@
+"""The one training loop: teacher fine-tuning, distillation and the no-teacher baseline.
+
+The mode is only the recipe: with ``alpha_kd = alpha_cos = 0`` and no teacher it fine-tunes
+(teacher stage, baseline); with a teacher it distils. Everything else is shared: length-
+bucketed batches over pre-tokenised texts, AdamW with linear warm-up and decay, gradient
+clipping and accumulation, bf16 autocast on CUDA, validation every epoch keeping the best
+weights, resumable checkpoints (model, optimizer, scheduler, RNG state, position in the
+epoch), a cancel hook and progress events.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.batching import EncodedTexts, batches_by_tokens, bucketed_batches, collate, encode_texts
+from core.losses import IGNORE_LABEL, distillation_loss
+from core.specs import Recipe, TrainConfig
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[dict[str, Any]], None]
+
+
+class Cancelled(RuntimeError):
+    """Training stopped because a cancel was asked for; the checkpoint is saved."""
+
+
+@dataclass
+class TrainData:
+    """Texts and labels of one stage; unlabelled (transfer) rows have label ``-100``."""
+
+    tokenizer: Any
+    texts: Sequence[str]
+    labels: np.ndarray
+    validation_texts: Sequence[str]
+    validation_labels: np.ndarray
+    label_names: list[str]
+
+
+@dataclass
+class StageResult:
+    """What one call of :func:`train` achieved."""
+
+    best_epoch: int
+    best_accuracy: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    samples_per_s: float = 0.0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float,
+                    device: torch.device) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        # Biases and LayerNorm weights are not decayed (BERT's recipe).
+        (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, fused=device.type == "cuda")
+
+
+def _linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int
+                     ) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def compute_teacher_logits(teacher: torch.nn.Module, encoded: EncodedTexts, pad_token_id: int,
+                           device: torch.device, batch_tokens: int = 16384) -> torch.Tensor:
+    """Teacher logits for every row, in row order (float32, on ``device``).
+
+    Used to cache the teacher once when the recipe needs only its logits: the teacher is
+    deterministic in eval mode, so every epoch would recompute the same numbers.
+    """
+    teacher.eval()
+    logits = torch.empty((len(encoded), teacher.config.num_labels), dtype=torch.float32,
+                         device=device)
+    with torch.inference_mode(), _autocast(device):
+        for idx in batches_by_tokens(encoded.lengths, batch_tokens):
+            batch = _to_device(collate(encoded, idx, pad_token_id), device)
+            logits[torch.as_tensor(idx, device=device)] = teacher(**batch).logits.float()
+    return logits
+
+
+def _autocast(device: torch.device) -> Any:
+    # bf16 autocast on CUDA only: CPU bf16 matmuls are slower than fp32 on most CPUs.
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def validate(model: torch.nn.Module, data: TrainData, max_length: int, device: torch.device
+             ) -> dict[str, float]:
+    """Accuracy, macro-F1 and mean cross-entropy on the validation set."""
+    from core.evaluation import compute_metrics, predict_proba
+
+    probs = predict_proba(model, data.tokenizer, data.validation_texts, max_length=max_length,
+                          device=device)
+    labels = np.asarray(data.validation_labels)
+    metrics = compute_metrics(labels, probs.argmax(-1), data.label_names)
+    loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1)).mean())
+    return {"val_accuracy": metrics["accuracy"], "val_macro_f1": metrics["macro_f1"],
+            "val_loss": loss}
+
+
+def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe,
+          config: TrainConfig, epochs: int, learning_rate: float, device: torch.device,
+          seed: int, teacher: torch.nn.Module | None = None,
+          checkpoint_dir: Path | None = None, on_event: EventHandler | None = None,
+          should_cancel: Callable[[], bool] | None = None) -> StageResult:
+    """Train ``model`` in place and leave it holding the best epoch's weights.
+
+    Args:
+        model: the model to train (teacher to fine-tune, student, or baseline).
+        data: training and validation texts; label ``-100`` marks transfer (unlabelled) rows.
+        stage: a name for events and checkpoints ("teacher", "student", "baseline").
+        recipe: loss weights; distillation terms need ``teacher``.
+        config: batch size, max length, schedule, clipping, accumulation, compile flag.
+        epochs, learning_rate: this stage's values (teacher and student stages differ).
+        device: where to train.
+        seed: seeds batches, dropout and initialisation order.
+        teacher: a frozen teacher for distillation, or None.
+        checkpoint_dir: where resumable state goes; an existing state there is resumed.
+        on_event: called with progress dicts (``type`` = "step", "epoch" or "resumed").
+        should_cancel: polled every step; when it returns True the state is saved and
+            :class:`Cancelled` raised.
+    Returns:
+        The best epoch, its validation accuracy, per-epoch history and training speed.
+    """
+    emit = on_event or (lambda event: None)
+    if recipe.needs_teacher and teacher is None:
+        raise ValueError(f"recipe {recipe.name!r} needs a teacher")
+    labels = np.asarray(data.labels, dtype=np.int64)
+    texts = list(data.texts)
+    if teacher is None:  # nothing to learn from unlabelled rows without a teacher
+        keep = labels != IGNORE_LABEL
+        texts, labels = [t for t, k in zip(texts, keep, strict=True) if k], labels[keep]
+    tokenizer = data.tokenizer
+    pad_id = tokenizer.pad_token_id or 0
+    encoded = encode_texts(tokenizer, texts, config.max_length)
+    lengths = encoded.lengths
+    labels_t = torch.as_tensor(labels)
+
+    seed_everything(seed)
+    model.to(device)
+    if teacher is not None:
+        teacher.to(device).eval()
+        teacher.requires_grad_(False)
+    forward = torch.compile(model) if config.compile else model
+    teacher_logits_cache = None
+    if teacher is not None and not recipe.needs_hidden_states:
+        teacher_logits_cache = compute_teacher_logits(teacher, encoded, pad_id, device)
+
+    steps_per_epoch = -(-len(bucketed_batches(lengths, config.batch_size, seed, 0))
+                        // config.grad_accum_steps)
+    total_steps = steps_per_epoch * epochs
+    optimizer = _make_optimizer(model, learning_rate, config.weight_decay, device)
+    scheduler = _linear_schedule(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+
+    state_path = checkpoint_dir / "state.pt" if checkpoint_dir else None
+    best_path = checkpoint_dir / "best.pt" if checkpoint_dir else None
+    start_epoch, start_batch, history = 0, 0, []
+    best_accuracy, best_epoch, best_state = -1.0, -1, None
+    epoch_loss, epoch_rows = torch.zeros((), device=device), 0
+    if state_path and state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, start_batch, history = state["epoch"], state["batch"], state["history"]
+        best_accuracy, best_epoch = state["best_accuracy"], state["best_epoch"]
+        epoch_loss = torch.tensor(state["epoch_loss_sum"], device=device)
+        epoch_rows = state["epoch_rows"]
+        _set_rng_state(state["rng"])
+        emit({"type": "resumed", "stage": stage, "epoch": start_epoch, "batch": start_batch})
+
+    def save_state(epoch: int, batch: int) -> None:
+        if state_path is None:
+            return
+        _atomic_torch_save({
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "epoch": epoch, "batch": batch,
+            "history": history, "best_accuracy": best_accuracy, "best_epoch": best_epoch,
+            "epoch_loss_sum": float(epoch_loss), "epoch_rows": epoch_rows, "rng": _rng_state(),
+        }, state_path)
+
+    log_every = max(1, steps_per_epoch // 20)
+    started, rows_done = time.perf_counter(), 0
+    step = start_epoch * steps_per_epoch + start_batch // config.grad_accum_steps
+    for epoch in range(start_epoch, epochs):
+        model.train()
+        batches = bucketed_batches(lengths, config.batch_size, seed, epoch)
+        first = start_batch if epoch == start_epoch else 0
+        for b in range(first, len(batches)):
+            if should_cancel is not None and should_cancel():
+                save_state(epoch, b)
+                raise Cancelled(f"{stage} cancelled at epoch {epoch + 1}, batch {b}")
+            idx = batches[b]
+            batch = _to_device(collate(encoded, idx, pad_id, device.type == "cuda"), device)
+            batch_labels = labels_t[idx].to(device, non_blocking=True)
+            terms = _step_loss(forward, teacher, batch, batch_labels, recipe,
+                               teacher_logits_cache, idx, device)
+            (terms.total / config.grad_accum_steps).backward()
+            # Summed on the device: a .item() here would sync CUDA every step.
+            epoch_loss = epoch_loss + terms.total.detach() * len(idx)
+            epoch_rows += len(idx)
+            rows_done += len(idx)
+            if (b + 1) % config.grad_accum_steps == 0 or b + 1 == len(batches):
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                if step % log_every == 0 or step == total_steps:
+                    elapsed = time.perf_counter() - started
+                    rate = rows_done / elapsed if elapsed else 0.0
+                    remaining_rows = (total_steps - step) * config.batch_size
+                    emit({"type": "step", "stage": stage, "epoch": epoch + 1, "epochs": epochs,
+                          "step": step, "total_steps": total_steps,
+                          "loss": terms.total.item(), "kd": terms.kd.item(),
+                          "ce": terms.ce.item(), "cos": terms.cos.item(),
+                          "lr": scheduler.get_last_lr()[0], "samples_per_s": rate,
+                          "eta_s": remaining_rows / rate if rate else None})
+                if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
+                    save_state(epoch, b + 1)
+        metrics = validate(model, data, config.max_length, device)
+        train_loss = float(epoch_loss) / max(1, epoch_rows)
+        row = {"stage": stage, "epoch": epoch + 1, "train_loss": train_loss, **metrics}
+        history.append(row)
+        epoch_loss, epoch_rows = torch.zeros((), device=device), 0
+        if metrics["val_accuracy"] > best_accuracy:
+            best_accuracy, best_epoch = metrics["val_accuracy"], epoch + 1
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            if best_path is not None:
+                _atomic_torch_save(best_state, best_path)
+        emit({"type": "epoch", **row, "epochs": epochs, "best_epoch": best_epoch})
+        save_state(epoch + 1, 0)
+
+    if best_state is None and best_path is not None and best_path.exists():
+        best_state = torch.load(best_path, map_location="cpu")  # resumed after the last epoch
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    elapsed = time.perf_counter() - started
+    return StageResult(best_epoch=best_epoch, best_accuracy=best_accuracy, history=history,
+                       samples_per_s=rows_done / elapsed if elapsed and rows_done else 0.0)
+
+
+def _step_loss(forward: Any, teacher: torch.nn.Module | None, batch: dict[str, torch.Tensor],
+               labels: torch.Tensor, recipe: Recipe, teacher_logits_cache: torch.Tensor | None,
+               idx: np.ndarray, device: torch.device) -> Any:
+    """Forward the student (and the teacher unless cached) and combine the recipe's terms."""
+    hidden = recipe.needs_hidden_states and teacher is not None
+    teacher_logits = teacher_hidden = None
+    with _autocast(device):
+        if teacher is not None:
+            if teacher_logits_cache is not None:
+                teacher_logits = teacher_logits_cache[torch.as_tensor(idx, device=device)]
+            else:
+                # no_grad rather than inference_mode: the loss keeps teacher tensors for backward.
+                with torch.no_grad():
+                    out = teacher(**batch, output_hidden_states=hidden)
+                teacher_logits = out.logits
+                teacher_hidden = out.hidden_states[-1] if hidden else None
+        out = forward(**batch, output_hidden_states=hidden)
+    return distillation_loss(
+        out.logits, labels, teacher_logits=teacher_logits,
+        student_hidden=out.hidden_states[-1] if hidden else None, teacher_hidden=teacher_hidden,
+        attention_mask=batch["attention_mask"], alpha_kd=recipe.alpha_kd if teacher else 0.0,
+        alpha_ce=recipe.alpha_ce, alpha_cos=recipe.alpha_cos if teacher else 0.0,
+        temperature=recipe.temperature)
