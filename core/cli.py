@@ -1,0 +1,395 @@
+"""The command line: ``distillab`` / ``python -m core``. Every UI action has a twin here.
+
+    distillab run [flags | --spec FILE | --resume RUN_ID]   a whole job (default: the bundled one)
+    distillab runs [--models]                             list runs, or every scored model
+    distillab eval MODEL... --dataset D [--validation V]   score saved models on a dataset
+    distillab predict MODEL TEXT... [--file F] [--json]     labels and probabilities
+    distillab cancel RUN_ID                                 ask a running job to stop
+    distillab bench [--quick] [--json PATH]                 speed against the usual HF paths
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.specs import PRESETS, RECIPES, JobSpec, SpecError
+
+ERRORS_EXIT = 2
+
+
+def _parse_layers(value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"--student-layers takes e.g. 0,2,4; got {value!r}") from error
+
+
+def _add_run_parser(sub: Any) -> None:
+    p = sub.add_parser("run", help="run a whole job (no flags: the bundled default job)")
+    p.add_argument("--spec", help="a JSON or YAML job spec file (flags override it)")
+    p.add_argument("--resume", metavar="RUN_ID", help="resume an interrupted or cancelled run")
+    p.add_argument("--teacher", help="Hub id, local folder, run:<id>/<role> or bundled:minilm")
+    p.add_argument("--dataset",
+                   help="bbc_news, a CSV/TSV/JSONL/Parquet file or folder, or a Hub id")
+    p.add_argument("--validation", help="a separate validation file (or Hub split)")
+    p.add_argument("--dataset-config", help="Hub dataset config name")
+    p.add_argument("--text-column")
+    p.add_argument("--label-column")
+    p.add_argument("--student-layers", type=_parse_layers,
+                   help="teacher layers to keep, e.g. 0,2,4")
+    p.add_argument("--student", help="a pretrained student checkpoint (same tokenizer)")
+    p.add_argument("--student-fresh", metavar="LxHxA",
+                   help="a fresh student: layers x hidden x heads, e.g. 4x256x4")
+    p.add_argument("--recipe", choices=sorted(RECIPES), help="loss preset")
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--alpha-kd", type=float)
+    p.add_argument("--alpha-ce", type=float)
+    p.add_argument("--alpha-cos", type=float)
+    p.add_argument("--preset", choices=sorted(PRESETS), help="size preset (quick: CPU, full: GPU)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--teacher-epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="student learning rate")
+    p.add_argument("--teacher-lr", type=float)
+    p.add_argument("--grad-accum", type=int)
+    p.add_argument("--compile", action="store_true", help="torch.compile the student")
+    p.add_argument("--max-train-examples", type=int)
+    p.add_argument("--max-eval-examples", type=int)
+    p.add_argument("--max-length", type=int)
+    p.add_argument("--transfer", help="unlabelled texts file, or 'rest' (training texts beyond "
+                   "--max-train-examples)")
+    p.add_argument("--max-transfer-examples", type=int)
+    p.add_argument("--no-baseline", action="store_true", help="skip the no-teacher baseline")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--name", help="a short name for the run")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="distillab", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs-dir", help="runs folder (default $DISTILLAB_RUNS_DIR or ./runs)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command")
+    _add_run_parser(sub)
+
+    p = sub.add_parser("runs", help="list runs")
+    p.add_argument("--models", action="store_true", help="one row per scored model instead")
+
+    p = sub.add_parser("eval", help="score saved models on a dataset")
+    p.add_argument("models", nargs="+", help="model refs: folders, run:<id>/<role>, Hub ids")
+    p.add_argument("--dataset", default="bbc_news")
+    p.add_argument("--validation")
+    p.add_argument("--max-eval-examples", type=int)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-speed", action="store_true", help="skip latency/throughput timing")
+
+    p = sub.add_parser("predict", help="labels and probabilities for texts")
+    p.add_argument("model", help="a model ref: folder, run:<id>/<role>, Hub id")
+    p.add_argument("texts", nargs="*")
+    p.add_argument("--file", help="a file of texts, one per line (or a CSV/TSV/JSONL column)")
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+
+    p = sub.add_parser("cancel", help="ask a running job to stop (it saves a checkpoint)")
+    p.add_argument("run_id")
+
+    p = sub.add_parser("worker", help=argparse.SUPPRESS)
+    p.add_argument("run_id")
+    return parser
+
+
+def spec_from_args(args: argparse.Namespace) -> JobSpec:
+    """A JobSpec from a spec file (if any) with the flags laid over it."""
+    data: dict[str, Any] = {}
+    if args.spec:
+        data = _read_spec_file(Path(args.spec))
+    dataset = dict(data.get("dataset") or {})
+    if isinstance(data.get("dataset"), str):
+        dataset = {"name": data["dataset"]}
+    for flag, key in (("dataset", "name"), ("validation", "validation"),
+                      ("dataset_config", "config"), ("text_column", "text_column"),
+                      ("label_column", "label_column"),
+                      ("max_train_examples", "max_train_examples"),
+                      ("max_eval_examples", "max_eval_examples"), ("transfer", "transfer"),
+                      ("max_transfer_examples", "max_transfer_examples")):
+        if getattr(args, flag) is not None:
+            dataset[key] = getattr(args, flag)
+    data["dataset"] = dataset
+    student = dict(data.get("student") or {})
+    if args.student_layers:
+        student.update(kind="extract", layers=args.student_layers)
+    if args.student:
+        student.update(kind="pretrained", checkpoint=args.student)
+    if args.student_fresh:
+        try:
+            layers, hidden, heads = (int(v) for v in args.student_fresh.lower().split("x"))
+        except ValueError as error:
+            raise SpecError(f"--student-fresh takes LxHxA, e.g. 4x256x4; got "
+                            f"{args.student_fresh!r}") from error
+        student.update(kind="fresh", num_layers=layers, hidden_size=hidden, num_heads=heads)
+    data["student"] = student
+    recipe = data.get("recipe", "distilbert")
+    recipe = {"name": recipe} if isinstance(recipe, str) else dict(recipe)
+    for flag, key in (("recipe", "name"), ("temperature", "temperature"),
+                      ("alpha_kd", "alpha_kd"), ("alpha_ce", "alpha_ce"),
+                      ("alpha_cos", "alpha_cos")):
+        if getattr(args, flag) is not None:
+            recipe[key] = getattr(args, flag)
+    data["recipe"] = recipe
+    train = data.get("train", "quick")
+    train = {"preset": train} if isinstance(train, str) else dict(train)
+    for flag, key in (("preset", "preset"), ("epochs", "epochs"),
+                      ("teacher_epochs", "teacher_epochs"), ("batch_size", "batch_size"),
+                      ("lr", "learning_rate"), ("teacher_lr", "teacher_learning_rate"),
+                      ("grad_accum", "grad_accum_steps"), ("max_length", "max_length")):
+        if getattr(args, flag) is not None:
+            train[key] = getattr(args, flag)
+    if args.compile:
+        train["compile"] = True
+    data["train"] = train
+    for flag in ("teacher", "seed", "device", "name"):
+        if getattr(args, flag) is not None:
+            data[flag] = getattr(args, flag)
+    if args.no_baseline:
+        data["baseline"] = False
+    return JobSpec.from_dict(data)
+
+
+def _read_spec_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise SpecError(f"spec file not found: {path}")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            return yaml.safe_load(text) or {}
+        return json.loads(text)
+    except Exception as error:
+        raise SpecError(f"cannot parse spec file {path}: {error}") from error
+
+
+class _ProgressBars:
+    """tqdm bars fed by the engine's progress events."""
+
+    def __init__(self) -> None:
+        from tqdm.auto import tqdm
+
+        self._tqdm = tqdm
+        self._bar: Any = None
+        self._stage = ""
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind == "step":
+            if self._bar is None or self._stage != event["stage"]:
+                self.close()
+                self._stage = event["stage"]
+                self._bar = self._tqdm(total=event["total_steps"], desc=f"{self._stage:>8}",
+                                       unit="step", dynamic_ncols=True)
+            self._bar.n = event["step"]
+            self._bar.set_postfix(epoch=f"{event['epoch']}/{event['epochs']}",
+                                  loss=f"{event['loss']:.3f}", refresh=False)
+            self._bar.refresh()
+        elif kind == "epoch":
+            self._write(f"  {event['stage']} epoch {event['epoch']}/{event['epochs']}: "
+                        f"train loss {event['train_loss']:.4f}, val accuracy "
+                        f"{event['val_accuracy']:.4f}, macro-F1 {event['val_macro_f1']:.4f}")
+        elif kind in ("stage", "log", "resumed"):
+            if kind == "stage":
+                self.close()
+            message = event.get("message") or json.dumps(event)
+            self._write(f"[{event.get('stage', kind)}] {message}" if kind == "stage" else
+                        f"  {message}")
+        elif kind == "error":
+            self._write(f"error: {event['message']}")
+
+    def _write(self, text: str) -> None:
+        self._tqdm.write(text, file=sys.stderr)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def format_results_table(metrics: dict[str, Any]) -> str:
+    """The end-of-job table: quality, size and speed per model, and the student's gains."""
+    import pandas as pd
+
+    models = metrics.get("models", {})
+    rows = []
+    for role, m in models.items():
+        rows.append({"model": role, "accuracy": m.get("accuracy"), "macro_f1": m.get("macro_f1"),
+                     "params_M": m.get("params", 0) / 1e6, "size_MB": m.get("size_mb"),
+                     "latency_ms_p50": m.get("latency_ms_p50"),
+                     "latency_ms_p95": m.get("latency_ms_p95"),
+                     "throughput_per_s": m.get("throughput_per_s")})
+    table = pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:,.4g}")
+    lines = [table]
+    teacher, student = models.get("teacher"), models.get("student")
+    if teacher and student:
+        latency_ratio = teacher["latency_ms_p50"] / student["latency_ms_p50"]
+        throughput_ratio = student["throughput_per_s"] / teacher["throughput_per_s"]
+        lines.append(f"student vs teacher: {latency_ratio:.2f}x faster at batch 1 (p50), "
+                     f"{throughput_ratio:.2f}x throughput, "
+                     f"{100 * student['accuracy'] / teacher['accuracy']:.1f}% of its accuracy, "
+                     f"{teacher['params'] / student['params']:.2f}x fewer parameters")
+    if student and models.get("baseline"):
+        delta = 100 * (student["accuracy"] - models["baseline"]["accuracy"])
+        lines.append(f"distillation vs baseline: {delta:+.2f} accuracy points")
+    if teacher:
+        lines.append(f"timed on {teacher.get('device')} in {teacher.get('precision')}; latency "
+                     f"end to end at batch 1, throughput end to end at batch "
+                     f"{teacher.get('throughput_batch')} (tokenisation included)")
+    return "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from core.pipeline import run_job
+    from core.runs import create_run, open_run
+    from core.train import Cancelled
+
+    if args.resume:
+        run = open_run(args.resume, args.runs_dir)
+        state = run.status()["state"]
+        if state == "done":
+            print(f"run {run.id} is already done", file=sys.stderr)
+            return 0
+        if state == "running":
+            raise SpecError(f"run {run.id} is still running (pid {run.status().get('pid')})")
+    else:
+        spec = spec_from_args(args)
+        run = create_run(spec.to_dict(), args.runs_dir)
+    print(f"run id: {run.id}  (folder: {run.path})", flush=True)
+    bars = _ProgressBars()
+    try:
+        metrics = run_job(run, on_event=bars)
+    except Cancelled as stop:
+        bars.close()
+        print(f"{stop}; resume with: distillab run --resume {run.id}", file=sys.stderr)
+        return 130
+    finally:
+        bars.close()
+    print(format_results_table(metrics))
+    print(f"run id: {run.id}")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from core.runs import leaderboard, list_runs
+
+    table = leaderboard(args.runs_dir) if args.models else list_runs(args.runs_dir)
+    print(table.to_string(index=False) if len(table) else "no runs yet")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from core.data import load_data
+    from core.devices import resolve_device
+    from core.models import load_classifier
+    from core.scoring import score_model
+    from core.specs import DatasetSpec
+
+    data = load_data(DatasetSpec(name=args.dataset, validation=args.validation,
+                                 max_eval_examples=args.max_eval_examples))
+    device = resolve_device(args.device)
+    models = {}
+    for ref in args.models:
+        model, tokenizer, has_head = load_classifier(ref, data.label_names,
+                                                     runs_dir=args.runs_dir)
+        if not has_head:
+            raise SpecError(f"{ref} has no classification head for the labels "
+                            f"{data.label_names}: fine-tune it first with `distillab run`")
+        models[ref] = score_model(model.to(device), tokenizer, data.validation_texts,
+                                  data.validation_labels, data.label_names,
+                                  max_length=args.max_length, device=device,
+                                  measure=not args.no_speed)[0]
+    print(data.description)
+    print(format_results_table({"models": models}))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from core.data import read_texts_file
+    from core.devices import resolve_device
+    from core.evaluation import predict_proba
+    from core.models import load_classifier
+
+    texts = list(args.texts) + (read_texts_file(args.file) if args.file else [])
+    if not texts:
+        raise SpecError("predict: give texts as arguments or --file")
+    device = resolve_device(args.device)
+    model, tokenizer, _ = load_classifier(args.model, runs_dir=args.runs_dir)
+    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    probs = predict_proba(model.to(device), tokenizer, texts, max_length=args.max_length,
+                          device=device)
+    for text, row in zip(texts, probs, strict=True):
+        label = names[int(row.argmax())]
+        if args.json:
+            print(json.dumps({"text": text, "label": label,
+                              "probabilities": dict(zip(names, map(float, row), strict=True))}))
+        else:
+            print(f"{label}\t{row.max():.3f}\t{text[:100]}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from core.runs import open_run
+
+    open_run(args.run_id, args.runs_dir).request_cancel()
+    print(f"cancel requested for {args.run_id}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run a queued run in this process (used by the job queue; no progress bars)."""
+    from core.pipeline import run_job
+    from core.runs import open_run
+    from core.train import Cancelled
+
+    try:
+        run_job(open_run(args.run_id, args.runs_dir))
+    except Cancelled:
+        return 130
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "runs": cmd_runs, "eval": cmd_eval, "predict": cmd_predict,
+            "cancel": cmd_cancel, "worker": cmd_worker}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``distillab``; returns the exit status."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv or ["run"])
+    if args.command is None:
+        args = parser.parse_args(["run"])
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "bench":
+        from core.bench import run_bench_cli
+
+        return run_bench_cli(args)
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError) as error:
+        # Spec, data, model and run errors all derive from ValueError with a specific message.
+        print(f"distillab {args.command}: error: {error}", file=sys.stderr)
+        return ERRORS_EXIT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""One job, start to finish: data → teacher → student → baseline → evaluate → measure.
+
+Every stage writes into the run folder as it goes, so a job killed at any point resumes:
+a stage whose model is saved is skipped, a stage with a checkpoint continues from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.losses import IGNORE_LABEL
+from core.runs import Run, runs_root
+from core.specs import RECIPES, JobSpec
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+def _teacher_cache_dir(run: Run) -> Path:
+    return runs_root(run.path.parent) / "_cache" / "teachers"
+
+
+def _link_or_copy_tree(source: Path, target: Path) -> None:
+    """Copy a model folder, hard-linking files where the filesystem allows (saves disk)."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, tmp, copy_function=link)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+
+
+def run_job(run: Run, on_event: EventSink | None = None) -> dict[str, Any]:
+    """Run (or resume) the job described by ``run``'s spec; returns ``metrics.json``'s dict.
+
+    Args:
+        run: a run folder holding ``spec.json``.
+        on_event: an extra subscriber to progress events (the CLI's progress bars).
+    Returns:
+        The metrics written to ``metrics.json``.
+    Raises:
+        Cancelled: when ``run``'s cancel file appears; the status says ``cancelled``.
+    """
+    from core.train import Cancelled
+
+    spec = JobSpec.from_dict(run.spec)
+    status_fields: dict[str, Any] = {}
+
+    def emit(event: dict[str, Any]) -> None:
+        run.append_event(event)
+        if event["type"] in ("stage", "step", "epoch"):
+            status_fields.update({k: event[k] for k in (
+                "stage", "epoch", "epochs", "step", "total_steps", "eta_s", "message")
+                if k in event})
+            run.set_status("running", **status_fields)
+        if event["type"] == "epoch":
+            run.append_history(event)
+        if on_event is not None:
+            on_event(event)
+
+    run.clear_cancel()
+    run.set_status("running", stage="starting", error=None)
+    try:
+        metrics = _run_stages(run, spec, emit)
+    except Cancelled as stop:
+        run.set_status("cancelled", message=str(stop))
+        run.append_event({"type": "log", "level": "warning", "message": str(stop)})
+        raise
+    except Exception as error:
+        message = f"{type(error).__name__}: {error}"
+        run.set_status("failed", error=message)
+        run.append_event({"type": "error", "message": message})
+        raise
+    run.set_status("done", stage="done", message="finished")
+    run.append_event({"type": "stage", "stage": "done", "message": "finished"})
+    return metrics
+
+
+def _run_stages(run: Run, spec: JobSpec, emit: EventSink) -> dict[str, Any]:
+    import torch
+
+    from core.data import load_data
+    from core.devices import describe_device, resolve_device
+    from core.models import check_compatibility, load_classifier
+
+    device = resolve_device(spec.device)
+    torch.manual_seed(spec.seed)
+    emit({"type": "stage", "stage": "data", "message": f"loading {spec.dataset.name}"})
+    data = load_data(spec.dataset, seed=spec.seed)
+    emit({"type": "log", "message": data.description})
+    emit({"type": "log", "message": f"device: {describe_device(device)}"})
+
+    emit({"type": "stage", "stage": "teacher", "message": f"loading teacher {spec.teacher}"})
+    teacher, tokenizer = _prepare_teacher(run, spec, data, device, emit)
+
+    student, student_tokenizer = _build_student(run, spec, teacher, tokenizer, data)
+    check_compatibility(teacher, tokenizer, student, student_tokenizer,
+                        needs_hidden_states=spec.recipe.needs_hidden_states)
+    _train_stage(run, spec, "student", student, student_tokenizer, data, device, emit,
+                 teacher=teacher)
+
+    if spec.baseline:
+        # The baseline is the same student built from the teacher checkpoint as given (before
+        # DistilLab fine-tuned it), trained on the labelled rows with cross-entropy alone.
+        original, _, _ = load_classifier(spec.teacher, data.label_names, runs_dir=run.path.parent)
+        baseline, _ = _build_student(run, spec, original, tokenizer, data)
+        del original
+        _train_stage(run, spec, "baseline", baseline, student_tokenizer, data, device, emit)
+
+    from core.scoring import score_run
+
+    emit({"type": "stage", "stage": "evaluate", "message": "scoring and timing every model"})
+    return score_run(run, data, spec.train.max_length, device, emit)
+
+
+def _training_data(tokenizer: Any, data: Any, with_transfer: bool) -> Any:
+    from core.train import TrainData
+
+    texts, labels = list(data.train_texts), list(data.train_labels)
+    if with_transfer and data.transfer_texts:
+        texts += list(data.transfer_texts)
+        labels += [IGNORE_LABEL] * len(data.transfer_texts)
+    return TrainData(tokenizer=tokenizer, texts=texts, labels=np.asarray(labels),
+                     validation_texts=data.validation_texts,
+                     validation_labels=np.asarray(data.validation_labels),
+                     label_names=data.label_names)
+
+
+def _prepare_teacher(run: Run, spec: JobSpec, data: Any, device: Any, emit: EventSink
+                     ) -> tuple[Any, Any]:
+    """The teacher with a head for the dataset's labels: as given, cached, or fine-tuned now."""
+    from core.models import load_classifier, save_model, teacher_cache_key
+
+    saved = run.model_dir("teacher")
+    if (saved / "config.json").exists():  # resumed after the teacher stage
+        return load_classifier(str(saved), data.label_names)[:2]
+    teacher, tokenizer, has_head = load_classifier(spec.teacher, data.label_names,
+                                                   runs_dir=run.path.parent)
+    if has_head:
+        emit({"type": "log", "message": "teacher has a head for these labels: no fine-tuning"})
+        save_model(teacher, tokenizer, saved)
+        return teacher, tokenizer
+    settings = {"epochs": spec.train.teacher_epochs, "lr": spec.train.teacher_learning_rate,
+                "batch_size": spec.train.batch_size, "max_length": spec.train.max_length,
+                "seed": spec.seed}
+    key = teacher_cache_key(spec.teacher, data.fingerprint, settings)
+    cached = _teacher_cache_dir(run) / key
+    if (cached / "config.json").exists():
+        emit({"type": "log", "message": f"reusing fine-tuned teacher from cache {key}"})
+        _link_or_copy_tree(cached, saved)
+        return load_classifier(str(saved), data.label_names)[:2]
+    emit({"type": "stage", "stage": "teacher", "message": "fine-tuning the teacher"})
+    _train_stage(run, spec, "teacher", teacher, tokenizer, data, device, emit)
+    _link_or_copy_tree(saved, cached)
+    return teacher, tokenizer
+
+
+def _build_student(run: Run, spec: JobSpec, teacher: Any, tokenizer: Any, data: Any
+                   ) -> tuple[Any, Any]:
+    from core.models import build_fresh_student, extract_student, load_pretrained_student
+
+    student_spec = spec.student
+    if student_spec.kind == "extract":
+        return extract_student(teacher, student_spec.layers), tokenizer
+    if student_spec.kind == "pretrained":
+        return load_pretrained_student(student_spec.checkpoint, data.label_names,
+                                       runs_dir=run.path.parent)
+    return build_fresh_student(teacher, student_spec.num_layers, student_spec.hidden_size,
+                               student_spec.num_heads), tokenizer
+
+
+def _train_stage(run: Run, spec: JobSpec, stage: str, model: Any, tokenizer: Any, data: Any,
+                 device: Any, emit: EventSink, teacher: Any = None) -> None:
+    """Train one stage unless its model is already saved; save it and drop its checkpoint."""
+    from core.models import load_classifier, save_model
+    from core.train import train
+
+    target = run.model_dir(stage)
+    if (target / "config.json").exists():
+        emit({"type": "log", "message": f"{stage}: already trained, skipping"})
+        model.load_state_dict(load_classifier(str(target), data.label_names)[0].state_dict())
+        return
+    is_teacher = stage == "teacher"
+    recipe = spec.recipe if teacher is not None else RECIPES["baseline"]
+    emit({"type": "stage", "stage": stage, "message": f"training {stage} ({recipe.name})"})
+    result = train(
+        model, _training_data(tokenizer, data, with_transfer=teacher is not None),
+        stage=stage, recipe=recipe, config=spec.train,
+        epochs=spec.train.teacher_epochs if is_teacher else spec.train.epochs,
+        learning_rate=spec.train.teacher_learning_rate if is_teacher else spec.train.learning_rate,
+        device=device, seed=spec.seed, teacher=teacher,
+        checkpoint_dir=run.checkpoint_dir(stage), on_event=emit,
+        should_cancel=run.cancel_requested)
+    model.config.distillab_training = {"stage": stage, "recipe": recipe.name,
+                                       "best_epoch": result.best_epoch,
+                                       "train_samples_per_s": result.samples_per_s}
+    save_model(model.cpu(), tokenizer, target)
+    model.to(device)
+    shutil.rmtree(run.checkpoint_dir(stage), ignore_errors=True)
+    emit({"type": "log", "message": f"{stage}: best validation accuracy "
+          f"{result.best_accuracy:.4f} at epoch {result.best_epoch}"})
