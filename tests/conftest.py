@@ -43,3 +43,38 @@ def sst2_dir() -> Path:
     if not (SST2_DIR / "train.tsv").exists():
         pytest.skip(f"SST-2 not found at {SST2_DIR}")
     return SST2_DIR
+
+
+POSITIVE = ["great", "wonderful", "superb", "lovely", "brilliant", "moving"]
+NEGATIVE = ["awful", "boring", "dreadful", "terrible", "dull", "clumsy"]
+
+
+def make_sentiment_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """Synthetic two-class reviews whose label is carried by one sentiment word."""
+    import random
+
+    rng = random.Random(seed)
+    fillers = ["the film", "this movie", "the plot", "its cast", "the ending", "the score"]
+    rows = []
+    for i in range(n):
+        label = "positive" if i % 2 == 0 else "negative"
+        word = rng.choice(POSITIVE if label == "positive" else NEGATIVE)
+        filler = " ".join(rng.choice(fillers) for _ in range(rng.randint(1, 6)))
+        rows.append((f"{filler} was {word} and {rng.choice(fillers)}", label))
+    return rows
+
+
+@pytest.fixture()
+def sentiment_csv(tmp_path: Path) -> tuple[str, str]:
+    """A 240-row training CSV and an 80-row validation CSV (text,label with string labels)."""
+    import csv
+
+    paths = []
+    for name, n, seed in (("train.csv", 240, 0), ("dev.csv", 80, 1)):
+        path = tmp_path / name
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "label"])
+            writer.writerows(make_sentiment_rows(n, seed))
+        paths.append(str(path))
+    return paths[0], paths[1]

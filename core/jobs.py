@@ -1,0 +1,145 @@
+"""The job queue: runs queued in the runs folder are trained by worker processes.
+
+``submit`` writes a ``queued`` run; a :class:`JobQueue` (one per serving process) starts
+``python -m core worker <id>`` for queued runs, at most ``max_workers`` at a time (one per
+device by default), oldest first. A worker claims a run by creating ``claimed`` with
+``O_EXCL``, so two servers over one runs folder never train the same run twice. Cancel and
+status go through the run folder, so they work from any process (UI, CLI, API).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from core.runs import Run, RunError, create_run, list_run_objects, open_run, runs_root
+from core.specs import JobSpec
+
+log = logging.getLogger(__name__)
+
+RESUMABLE = ("interrupted", "cancelled", "failed")
+
+
+def submit(spec: JobSpec, runs_dir: str | os.PathLike | None = None) -> str:
+    """Queue a job; returns the new run's id."""
+    return create_run(spec.to_dict(), runs_dir).id
+
+
+def cancel(run_id: str, runs_dir: str | os.PathLike | None = None) -> str:
+    """Stop a running job at its next step (it saves a checkpoint) or drop a queued one."""
+    run = open_run(run_id, runs_dir)
+    state = run.status()["state"]
+    if state == "queued":
+        run.set_status("cancelled", message="cancelled before it started")
+    elif state == "running":
+        run.request_cancel()
+    else:
+        raise RunError(f"run {run_id} is {state}: nothing to cancel")
+    return run.status()["state"]
+
+
+def resume(run_id: str, runs_dir: str | os.PathLike | None = None) -> None:
+    """Queue an interrupted, cancelled or failed run again; it continues from its checkpoint."""
+    run = open_run(run_id, runs_dir)
+    state = run.status()["state"]
+    if state not in RESUMABLE:
+        raise RunError(f"run {run_id} is {state}; only {', '.join(RESUMABLE)} runs resume")
+    run.clear_cancel()
+    (run.path / "claimed").unlink(missing_ok=True)
+    run.set_status("queued", message="queued to resume")
+
+
+def progress(run_id: str, runs_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Status and progress of a run: state, stage, epoch, step, ETA, last log lines."""
+    run = open_run(run_id, runs_dir)
+    status = run.status()
+    logs = [e.get("message", "") for e in run.events(("stage", "log", "error", "resumed"))
+            if e.get("message")]
+    return {"run_id": run_id, **status, "log_tail": logs[-12:]}
+
+
+def _claim(run: Run) -> bool:
+    try:
+        fd = os.open(run.path / "claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    return True
+
+
+class JobQueue:
+    """Starts worker processes for queued runs, ``max_workers`` at a time."""
+
+    def __init__(self, runs_dir: str | os.PathLike | None = None, max_workers: int = 1,
+                 poll_s: float = 1.0) -> None:
+        self.runs_dir = Path(runs_root(runs_dir)).resolve()
+        self.max_workers = max_workers
+        self.poll_s = poll_s
+        self._workers: dict[str, subprocess.Popen] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> JobQueue:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="distillab-jobs",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for proc in self._workers.values():
+            proc.terminate()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # the queue must outlive one bad run folder
+                log.exception("job queue tick failed")
+            self._stop.wait(self.poll_s)
+
+    def tick(self) -> None:
+        """Reap finished workers and start queued runs while there is room."""
+        for run_id, proc in list(self._workers.items()):
+            if proc.poll() is not None:
+                del self._workers[run_id]
+                run = Run(self.runs_dir / run_id)
+                if run.status()["state"] in ("queued", "running", "interrupted"):
+                    # The worker died before it could say so (killed, out of memory).
+                    run.set_status("failed", error=f"worker exited with code {proc.returncode}")
+                (run.path / "claimed").unlink(missing_ok=True)
+        for run in list_run_objects(self.runs_dir):
+            if len(self._workers) >= self.max_workers:
+                break
+            if run.status().get("state") == "queued" and _claim(run):
+                self._workers[run.id] = self._start_worker(run)
+
+    def _start_worker(self, run: Run) -> subprocess.Popen:
+        log.info("starting worker for %s", run.id)
+        log_file = open(run.path / "worker.log", "ab")  # noqa: SIM115 - owned by the child
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        root = Path(__file__).resolve().parents[1]
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+        return subprocess.Popen(
+            [sys.executable, "-m", "core", "--runs-dir", str(self.runs_dir), "worker", run.id],
+            stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=root)
+
+    def wait_idle(self, timeout_s: float = 600) -> None:
+        """Block until no run is queued or running (tests and scripts)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.tick()
+            busy = self._workers or any(r.status()["state"] == "queued"
+                                        for r in list_run_objects(self.runs_dir))
+            if not busy:
+                return
+            time.sleep(self.poll_s)
+        raise TimeoutError(f"jobs still running after {timeout_s} s")

@@ -1,0 +1,108 @@
+"""The one training loop: learning, teacher-logit cache, cancel and resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from core.batching import encode_texts
+from core.losses import IGNORE_LABEL
+from core.specs import RECIPES, TrainConfig
+from core.train import Cancelled, TrainData, compute_teacher_logits, train
+from tests.conftest import make_sentiment_rows
+
+CONFIG = TrainConfig(epochs=3, teacher_epochs=1, batch_size=16, learning_rate=5e-3,
+                     teacher_learning_rate=5e-3, max_length=24, warmup_ratio=0.1)
+
+
+@pytest.fixture()
+def data(tiny_bert_dir: str) -> TrainData:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    train_rows, val_rows = make_sentiment_rows(160, 0), make_sentiment_rows(40, 1)
+    to_id = {"negative": 0, "positive": 1}
+    return TrainData(tokenizer=tokenizer, texts=[t for t, _ in train_rows],
+                     labels=np.array([to_id[y] for _, y in train_rows]),
+                     validation_texts=[t for t, _ in val_rows],
+                     validation_labels=np.array([to_id[y] for _, y in val_rows]),
+                     label_names=["negative", "positive"])
+
+
+def _model(path: str, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return AutoModelForSequenceClassification.from_pretrained(path)
+
+
+def test_fine_tuning_learns_a_separable_task(tiny_bert_dir, data):
+    model = _model(tiny_bert_dir)
+    events = []
+    result = train(model, data, stage="teacher", recipe=RECIPES["baseline"], config=CONFIG,
+                   epochs=3, learning_rate=5e-3, device=torch.device("cpu"), seed=0,
+                   on_event=events.append)
+    assert result.best_accuracy >= 0.9
+    assert [e["epoch"] for e in events if e["type"] == "epoch"] == [1, 2, 3]
+    assert any(e["type"] == "step" and e["total_steps"] > 0 for e in events)
+
+
+def test_cached_teacher_logits_equal_fresh_ones(tiny_bert_dir, data):
+    teacher = _model(tiny_bert_dir).eval()
+    encoded = encode_texts(data.tokenizer, data.texts, CONFIG.max_length)
+    cached = compute_teacher_logits(teacher, encoded, data.tokenizer.pad_token_id,
+                                    torch.device("cpu"), batch_tokens=200)
+    with torch.no_grad():
+        fresh = teacher(**data.tokenizer(list(data.texts), padding="max_length", truncation=True,
+                                         max_length=CONFIG.max_length,
+                                         return_tensors="pt")).logits
+    torch.testing.assert_close(cached, fresh, atol=1e-5, rtol=1e-4)
+
+
+def test_distillation_uses_transfer_rows_without_labels(tiny_bert_dir, data):
+    teacher = _model(tiny_bert_dir, seed=1)
+    student = _model(tiny_bert_dir, seed=2)
+    labels = data.labels.copy()
+    labels[::2] = IGNORE_LABEL  # half the rows are unlabelled transfer texts
+    partly_labelled = TrainData(data.tokenizer, data.texts, labels, data.validation_texts,
+                                data.validation_labels, data.label_names)
+    result = train(student, partly_labelled, stage="student", recipe=RECIPES["distilbert"],
+                   config=CONFIG, epochs=1, learning_rate=1e-3, device=torch.device("cpu"),
+                   seed=0, teacher=teacher)
+    assert result.history[0]["train_loss"] > 0
+
+
+def test_distillation_without_a_teacher_is_refused(tiny_bert_dir, data):
+    with pytest.raises(ValueError, match="needs a teacher"):
+        train(_model(tiny_bert_dir), data, stage="student", recipe=RECIPES["logits"],
+              config=CONFIG, epochs=1, learning_rate=1e-3, device=torch.device("cpu"), seed=0)
+
+
+def test_cancel_then_resume_ends_like_an_uninterrupted_run(tiny_bert_dir, data, tmp_path):
+    teacher = _model(tiny_bert_dir, seed=1).eval()
+    common = dict(stage="student", recipe=RECIPES["distilbert"], config=CONFIG, epochs=3,
+                  learning_rate=1e-3, device=torch.device("cpu"), seed=7, teacher=teacher)
+
+    uninterrupted = _model(tiny_bert_dir, seed=3)
+    full = train(uninterrupted, data, checkpoint_dir=tmp_path / "full", **common)
+
+    polls = {"n": 0}
+
+    def cancel_mid_second_epoch() -> bool:
+        polls["n"] += 1
+        return polls["n"] == 15  # 10 batches per epoch: this is inside epoch 2
+
+    interrupted = _model(tiny_bert_dir, seed=3)
+    with pytest.raises(Cancelled):
+        train(interrupted, data, checkpoint_dir=tmp_path / "cut",
+              should_cancel=cancel_mid_second_epoch, **common)
+    assert (tmp_path / "cut" / "state.pt").exists()
+
+    resumed_model = _model(tiny_bert_dir, seed=99)  # weights come from the checkpoint
+    events = []
+    resumed = train(resumed_model, data, checkpoint_dir=tmp_path / "cut",
+                    on_event=events.append, **common)
+    assert events[0]["type"] == "resumed" and events[0]["epoch"] == 1
+    assert resumed.best_epoch == full.best_epoch
+    assert resumed.best_accuracy == full.best_accuracy
+    for (name, a), b in zip(uninterrupted.state_dict().items(),
+                            resumed_model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, msg=f"{name} differs after resume")
