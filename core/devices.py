@@ -11,8 +11,8 @@ import contextlib
 import logging
 import os
 import platform
+from contextlib import AbstractContextManager
 from functools import lru_cache
-from typing import ContextManager
 
 import torch
 
@@ -119,7 +119,7 @@ def precision_name(dtype: torch.dtype) -> str:
     return _PRECISION_NAMES.get(dtype, str(dtype).removeprefix("torch."))
 
 
-def autocast_context(device: str | torch.device, dtype: torch.dtype) -> ContextManager:
+def autocast_context(device: str | torch.device, dtype: torch.dtype) -> AbstractContextManager:
     """``torch.autocast`` to ``dtype`` on ``device``, or a no-op for full precision."""
     device = torch.device(device)
     if dtype in (torch.float32, torch.float64):

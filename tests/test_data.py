@@ -146,7 +146,9 @@ def test_max_train_examples_with_transfer_rest_is_disjoint_and_adds_up(bbc):
     assert sorted(data.train_texts + data.transfer_texts) == sorted(bbc.train_texts)
     assert not set(data.validation_texts) - set(bbc.validation_texts)
     assert set(data.train_labels) == set(range(5)) and len(data.validation_texts) == 50
-    assert max(Counter(data.train_labels).values()) - min(Counter(data.train_labels).values()) < 8
+    full, subset = Counter(bbc.train_labels), Counter(data.train_labels)
+    for label, count in full.items():  # stratified: each class in proportion, within rounding
+        assert abs(subset[label] - 100 * count / len(bbc.train_labels)) <= 1.5
     assert data.description.endswith("100 train / 50 validation, 5 labels, 1,680 transfer texts")
 
 
