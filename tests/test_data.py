@@ -149,7 +149,7 @@ def test_max_train_examples_with_transfer_rest_is_disjoint_and_adds_up(bbc):
     full, subset = Counter(bbc.train_labels), Counter(data.train_labels)
     for label, count in full.items():  # stratified: each class in proportion, within rounding
         assert abs(subset[label] - 100 * count / len(bbc.train_labels)) <= 1.5
-    assert data.description.endswith("100 train / 50 validation, 5 labels, 1,680 transfer texts")
+    assert data.description.endswith("100 train / 50 validation, 5 labels, 1,600 transfer texts")
 
 
 def test_transfer_file_is_read_and_capped(tmp_path):
