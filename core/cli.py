@@ -372,6 +372,9 @@ COMMANDS = {"run": cmd_run, "runs": cmd_runs, "eval": cmd_eval, "predict": cmd_p
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``distillab``; returns the exit status."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # The engine reports its own progress; the libraries' per-file load/save bars are noise.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv or ["run"])
