@@ -103,6 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cancel", help="ask a running job to stop (it saves a checkpoint)")
     p.add_argument("run_id")
 
+    p = sub.add_parser("bench", help="time DistilLab against the usual Hugging Face paths")
+    p.add_argument("--quick", action="store_true", help="a subsample that fits ~5 min on a CPU")
+    p.add_argument("--json", help="write every figure to this JSON file")
+    p.add_argument("--model-size", default="minilm",
+                   help="minilm (bundled) or bert-base (random weights, no Hub needed)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--sections", default="eval,distill,speedup",
+                   help="comma list of eval, distill, speedup")
+    p.add_argument("--sst2-dir", default="../shared/data/sst2")
+
     p = sub.add_parser("worker", help=argparse.SUPPRESS)
     p.add_argument("run_id")
     return parser
