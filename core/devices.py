@@ -13,6 +13,7 @@ import os
 import platform
 from contextlib import AbstractContextManager
 from functools import lru_cache
+from typing import Any
 
 import torch
 
@@ -125,6 +126,29 @@ def autocast_context(device: str | torch.device, dtype: torch.dtype) -> Abstract
     if dtype in (torch.float32, torch.float64):
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def prefer_sdpa(model: Any) -> str:
+    """Switch a model that runs eager attention to PyTorch's SDPA kernels where it can.
+
+    Transformers 5 picks SDPA by default; a checkpoint or caller that asked for ``eager``
+    gets the fused kernel here (same numbers, less memory traffic; on CUDA it dispatches to
+    memory-efficient attention). Models without SDPA support keep what they have.
+
+    Args:
+        model: a Hugging Face model (anything else is left alone).
+    Returns:
+        The attention implementation in use afterwards, or ``"unknown"``.
+    """
+    config = getattr(model, "config", None)
+    current = getattr(config, "_attn_implementation", None)
+    if current == "eager" and getattr(model, "_supports_sdpa", False):
+        try:
+            model.set_attn_implementation("sdpa")
+        except (ValueError, ImportError) as error:
+            logger.info("keeping eager attention: %s", error)
+        current = getattr(config, "_attn_implementation", current)
+    return current or "unknown"
 
 
 def configure_cpu_threads() -> int:

@@ -1,0 +1,346 @@
+"""Scoring models on a validation set: batched prediction, metrics, agreement, example table.
+
+Prediction tokenises once (``core.batching`` cache; on CUDA new texts are tokenised in a
+background thread while the GPU computes), runs length-sorted token-budget batches under
+``inference_mode`` (bf16 autocast and SDPA attention on CUDA, pinned non-blocking copies)
+and restores the input order. Metrics go through ``evaluate`` with the modules shipped in
+``core/metrics/`` (loaded by local path, so no Hub access), computed by scikit-learn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from core.batching import (
+    EncodedTexts,
+    batches_by_tokens,
+    cached_encoding,
+    collate,
+    concat_encoded,
+    encode_in_chunks,
+    encode_texts,
+    encode_uncached,
+    store_encoding,
+)
+from core.devices import autocast_context, configure_cpu_threads, inference_dtype, prefer_sdpa
+
+if TYPE_CHECKING:
+    import evaluate
+
+logger = logging.getLogger(__name__)
+
+METRICS_DIR = Path(__file__).resolve().parent / "metrics"
+SHIPPED_METRICS = ("accuracy", "precision", "recall", "f1", "confusion_matrix")
+
+# evaluate metric objects keep per-call state (an Arrow buffer); one lock keeps concurrent
+# callers in this process (e.g. UI threads) from interleaving on the cached objects.
+_METRICS_LOCK = threading.Lock()
+# New texts on CUDA from this many on are tokenised in a background thread, chunk by chunk.
+STREAM_MIN_TEXTS = 512
+
+
+@cache
+def load_metric(name: str) -> evaluate.EvaluationModule:
+    """Load one shipped metric module through ``evaluate`` by local path, cached in-process.
+
+    Args:
+        name: one of ``SHIPPED_METRICS``.
+    Returns:
+        The ``evaluate`` metric; the same object on every call.
+    """
+    import evaluate
+
+    if name not in SHIPPED_METRICS:
+        raise ValueError(f"unknown metric {name!r}; shipped: {', '.join(SHIPPED_METRICS)}")
+    # A local script path never touches the Hub. keep_in_memory: no Arrow cache files under
+    # ~/.cache, which would collide between concurrent jobs sharing the default experiment id.
+    return evaluate.load(str(METRICS_DIR / name / f"{name}.py"), keep_in_memory=True)
+
+
+def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], *, max_length: int,
+                  device: torch.device | str = "cpu", batch_tokens: int = 16384,
+                  max_batch_size: int = 256, dtype: torch.dtype | None = None,
+                  cache: bool = True) -> np.ndarray:
+    """Class probabilities of ``texts``, in input order.
+
+    Texts seen before (same tokenizer and max length) reuse their cached tokenisation. New
+    texts on CUDA are tokenised chunk by chunk in a background thread while the GPU runs the
+    previous chunk, so tokenisation stays off the GPU's critical path.
+
+    Args:
+        model: a sequence classifier returning ``.logits``; moved to ``device`` if elsewhere.
+        tokenizer: its tokenizer (tokenisation is cached per tokenizer, texts and length).
+        texts: the texts to classify.
+        max_length: truncation length in tokens.
+        device: where to run.
+        batch_tokens: padded-token budget of one batch.
+        max_batch_size: most rows in one batch.
+        dtype: compute precision; default ``inference_dtype(device)`` (bf16 on CUDA).
+        cache: read and fill the tokenisation cache; False tokenises from scratch and keeps
+            nothing (what timing end to end needs).
+    Returns:
+        float32 array of shape ``(len(texts), num_labels)``; rows sum to 1.
+    """
+    if len(texts) == 0:
+        return np.zeros((0, model.config.num_labels), dtype=np.float32)
+    device = torch.device(device)
+    encoded = cached_encoding(tokenizer, texts, max_length) if cache else None
+    if encoded is None and device.type == "cuda" and len(texts) >= STREAM_MIN_TEXTS:
+        return _predict_streaming(model, tokenizer, texts, max_length=max_length, device=device,
+                                  batch_tokens=batch_tokens, max_batch_size=max_batch_size,
+                                  dtype=dtype, cache=cache)
+    if encoded is None:
+        encoded = (encode_texts if cache else encode_uncached)(tokenizer, texts, max_length)
+    return predict_proba_encoded(model, encoded, pad_token_id=_pad_id(tokenizer), device=device,
+                                 batch_tokens=batch_tokens, max_batch_size=max_batch_size,
+                                 dtype=dtype)
+
+
+def predict_proba_encoded(model: Any, encoded: EncodedTexts, *, pad_token_id: int,
+                          device: torch.device | str = "cpu", batch_tokens: int = 16384,
+                          max_batch_size: int = 256, dtype: torch.dtype | None = None
+                          ) -> np.ndarray:
+    """Like :func:`predict_proba`, for texts already tokenised (unpadded ids).
+
+    Args:
+        model: a sequence classifier returning ``.logits``.
+        encoded: token ids per text, e.g. from ``encode_texts``.
+        pad_token_id: the id that pads a batch to its longest row.
+        device, batch_tokens, max_batch_size, dtype: as in :func:`predict_proba`.
+    Returns:
+        float32 array of shape ``(len(encoded), num_labels)`` in input order.
+    """
+    device = torch.device(device)
+    if len(encoded) == 0:
+        _move_model(model, device)
+        return np.zeros((0, model.config.num_labels), dtype=np.float32)
+    batches = batches_by_tokens(encoded.lengths, batch_tokens, max_batch_size)
+    with inference_session(model, device, dtype):
+        outputs = _forward_batches(model, encoded, batches, pad_token_id, device)
+        # One device-to-host copy at the end instead of a sync after every batch.
+        probabilities = torch.cat(outputs).cpu().numpy()
+    return _in_input_order(probabilities, batches)
+
+
+@contextlib.contextmanager
+def inference_session(model: Any, device: torch.device, dtype: torch.dtype | None = None
+                      ) -> Iterator[None]:
+    """Run ``model`` for inference on ``device``: eval mode, ``inference_mode``, autocast.
+
+    The model is moved to ``device``, switched to SDPA attention where it was eager, and
+    given back in the train/eval mode it had (validation runs mid-training). On CPU the
+    intra-op threads are capped to the CPUs this process may use.
+
+    Args:
+        model: a sequence classifier.
+        device: where to run.
+        dtype: compute precision; default ``inference_dtype(device)`` (bf16 on CUDA).
+    """
+    dtype = inference_dtype(device) if dtype is None else dtype
+    _move_model(model, device)
+    prefer_sdpa(model)
+    if device.type == "cpu":
+        _configure_threads_once()
+    was_training = model.training
+    model.eval()  # dropout off
+    try:
+        with torch.inference_mode(), autocast_context(device, dtype):
+            yield
+    finally:
+        model.train(was_training)
+
+
+def _forward_batches(model: Any, encoded: EncodedTexts, batches: list[np.ndarray],
+                     pad_token_id: int, device: torch.device) -> list[torch.Tensor]:
+    """Softmax probabilities (fp32, left on ``device``) of each batch, in batch order."""
+    on_cuda = device.type == "cuda"
+    outputs = []
+    for indices in batches:
+        # Pinned host memory lets the copy overlap with the previous batch's compute.
+        batch = collate(encoded, indices, pad_token_id, pin_memory=on_cuda)
+        batch = {k: v.to(device, non_blocking=on_cuda) for k, v in batch.items()}
+        logits = model(**batch).logits
+        # Softmax in fp32: bf16 probabilities would round confidences to ~3 digits.
+        outputs.append(torch.softmax(logits.float(), dim=-1))
+    return outputs
+
+
+def _in_input_order(probabilities: np.ndarray, batches: list[np.ndarray]) -> np.ndarray:
+    order = np.concatenate(batches)
+    result = np.empty_like(probabilities)
+    result[order] = probabilities
+    return result
+
+
+def _predict_streaming(model: Any, tokenizer: Any, texts: Sequence[str], *, max_length: int,
+                       device: torch.device, batch_tokens: int, max_batch_size: int,
+                       dtype: torch.dtype | None, cache: bool) -> np.ndarray:
+    """:func:`predict_proba` for new texts on CUDA: tokenise chunk k+1 while chunk k runs.
+
+    Kernel launches are asynchronous, so the host thread queues a chunk's batches and goes
+    back to waiting for the tokenizer thread while the GPU works; nothing syncs until the
+    single copy of every probability at the end. Each chunk is sorted and batched by
+    length on its own.
+    """
+    pad_id = _pad_id(tokenizer)
+    outputs: list[torch.Tensor] = []
+    batches: list[np.ndarray] = []
+    parts: list[EncodedTexts] = []
+    with inference_session(model, device, dtype):
+        for start, chunk in encode_in_chunks(tokenizer, texts, max_length):
+            chunk_batches = batches_by_tokens(chunk.lengths, batch_tokens, max_batch_size)
+            outputs.extend(_forward_batches(model, chunk, chunk_batches, pad_id, device))
+            batches.extend(b + start for b in chunk_batches)
+            parts.append(chunk)
+        probabilities = torch.cat(outputs).cpu().numpy()
+    if cache:
+        store_encoding(tokenizer, texts, max_length, concat_encoded(parts))
+    return _in_input_order(probabilities, batches)
+
+
+def _pad_id(tokenizer: Any) -> int:
+    pad = getattr(tokenizer, "pad_token_id", None)
+    return 0 if pad is None else int(pad)
+
+
+_THREADS_CONFIGURED = False
+
+
+def _configure_threads_once() -> None:
+    global _THREADS_CONFIGURED
+    if not _THREADS_CONFIGURED:
+        configure_cpu_threads()
+        _THREADS_CONFIGURED = True
+
+
+def _move_model(model: Any, device: torch.device) -> None:
+    try:
+        current = next(model.parameters()).device
+    except StopIteration:
+        return
+    if current != device:
+        logger.debug("moving model from %s to %s", current, device)
+        model.to(device)
+
+
+def compute_metrics(labels: Sequence[int], predictions: Sequence[int],
+                    label_names: list[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
+
+    Computed through ``evaluate`` with the shipped modules. Every label in ``label_names``
+    gets a per-class entry and a confusion-matrix row/column, even when absent (scores 0).
+    Macro-F1 averages over the labels present in ``labels`` or ``predictions`` (scikit-learn's
+    default), so a class missing from a small validation set does not count as an F1 of 0.
+
+    Args:
+        labels: true label ids.
+        predictions: predicted label ids.
+        label_names: names of the label ids ``0 .. len(label_names) - 1``.
+    Returns:
+        ``{"accuracy", "macro_f1", "per_class": {name: {"precision", "recall", "f1",
+        "support"}}, "confusion_matrix"}``, the matrix as lists (rows true, columns predicted).
+    """
+    references = np.asarray(labels, dtype=np.int64)
+    predicted = np.asarray(predictions, dtype=np.int64)
+    _check_label_ids(references, predicted, label_names)
+    every_label = list(range(len(label_names)))
+    common = {"references": references, "predictions": predicted}
+    per_label = {"labels": every_label, "average": None, "zero_division": 0}
+    with _METRICS_LOCK:
+        accuracy = load_metric("accuracy").compute(**common)["accuracy"]
+        macro_f1 = load_metric("f1").compute(**common, average="macro", zero_division=0)["f1"]
+        precision = load_metric("precision").compute(**common, **per_label)["precision"]
+        recall = load_metric("recall").compute(**common, **per_label)["recall"]
+        f1 = load_metric("f1").compute(**common, **per_label)["f1"]
+        matrix = load_metric("confusion_matrix").compute(
+            **common, labels=every_label)["confusion_matrix"]
+    matrix = np.asarray(matrix, dtype=np.int64)
+    per_class = {
+        name: {"precision": float(precision[i]), "recall": float(recall[i]),
+               "f1": float(f1[i]), "support": int(matrix[i].sum())}
+        for i, name in enumerate(label_names)
+    }
+    return {"accuracy": float(accuracy), "macro_f1": float(macro_f1), "per_class": per_class,
+            "confusion_matrix": matrix.tolist()}
+
+
+def _check_label_ids(references: np.ndarray, predicted: np.ndarray,
+                     label_names: list[str]) -> None:
+    if references.shape != predicted.shape or references.ndim != 1:
+        raise ValueError(f"labels and predictions must be 1-D and equally long, got "
+                         f"{references.shape} and {predicted.shape}")
+    if len(references) == 0:
+        raise ValueError("no examples to score")
+    if len(set(label_names)) != len(label_names):
+        raise ValueError(f"label names must be distinct, got {label_names}")
+    for what, ids in (("labels", references), ("predictions", predicted)):
+        if ids.min() < 0 or ids.max() >= len(label_names):
+            raise ValueError(f"{what} must be ids in 0..{len(label_names) - 1} "
+                             f"({len(label_names)} label names), got {ids.min()}..{ids.max()}")
+
+
+def agreement(predictions_a: Sequence[int], predictions_b: Sequence[int]) -> float:
+    """Fraction of examples on which two models predict the same label.
+
+    Args:
+        predictions_a: label ids from one model.
+        predictions_b: label ids from the other, same examples in the same order.
+    Returns:
+        A value in [0, 1].
+    """
+    a, b = np.asarray(predictions_a), np.asarray(predictions_b)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"predictions must be 1-D and equally long, got {a.shape} and {b.shape}")
+    if len(a) == 0:
+        raise ValueError("no predictions to compare")
+    return float(np.mean(a == b))
+
+
+def predictions_table(texts: Sequence[str], labels: Sequence[int],
+                      probabilities: dict[str, np.ndarray],
+                      label_names: list[str]) -> pd.DataFrame:
+    """One row per example with every model's prediction, for browsing and disagreements.
+
+    Args:
+        texts: the examples' texts.
+        labels: their true label ids.
+        probabilities: per role (``teacher``, ``student``, ``baseline``...), an array of shape
+            ``(len(texts), len(label_names))``.
+        label_names: names of the label ids.
+    Returns:
+        Columns ``index, text, label, label_name`` and, per role ``r``: ``r_pred`` (int),
+        ``r_pred_name``, ``r_confidence`` (max probability), ``r_correct`` (bool) and
+        ``r_probs`` (list of floats).
+    """
+    label_ids = np.asarray(labels, dtype=np.int64)
+    names = np.asarray(label_names, dtype=object)
+    if len(label_ids) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(label_ids)} labels")
+    table = pd.DataFrame({
+        "index": np.arange(len(texts), dtype=np.int64),
+        "text": list(texts),
+        "label": label_ids,
+        "label_name": names[label_ids] if len(label_ids) else [],
+    })
+    for role, probs in probabilities.items():
+        probs = np.asarray(probs, dtype=np.float32)
+        if probs.shape != (len(texts), len(label_names)):
+            raise ValueError(f"{role} probabilities have shape {probs.shape}, expected "
+                             f"{(len(texts), len(label_names))}")
+        predicted = probs.argmax(axis=1).astype(np.int64)
+        table[f"{role}_pred"] = predicted
+        table[f"{role}_pred_name"] = names[predicted] if len(predicted) else []
+        table[f"{role}_confidence"] = probs.max(axis=1, initial=0.0)
+        table[f"{role}_correct"] = predicted == label_ids
+        table[f"{role}_probs"] = [row.tolist() for row in probs]
+    return table

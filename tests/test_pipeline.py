@@ -1,0 +1,162 @@
+"""Whole jobs on tiny models: the run folder contract, resume after a kill, the teacher cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from core.pipeline import run_job
+from core.runs import create_run, leaderboard, list_runs, open_run
+from core.specs import JobSpec
+
+REPO = Path(__file__).resolve().parents[1]
+REQUIRED_METRICS = ("accuracy", "macro_f1", "params", "params_non_embedding", "size_mb",
+                    "latency_ms_p50", "latency_ms_p95", "throughput_per_s", "device")
+
+
+def tiny_spec(teacher: str, train_csv: str, dev_csv: str, **train: object) -> JobSpec:
+    return JobSpec.from_dict({
+        "teacher": teacher,
+        "dataset": {"name": train_csv, "validation": dev_csv},
+        "student": {"kind": "extract", "layers": [0, 2]},
+        "recipe": "distilbert",
+        "train": {"preset": "quick", "epochs": 2, "teacher_epochs": 2, "batch_size": 16,
+                  "learning_rate": 5e-3, "teacher_learning_rate": 5e-3, "max_length": 32,
+                  **train},
+        "seed": 3,
+        "name": "tiny",
+    })
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_bert_dir, tmp_path_factory):
+    from tests.conftest import make_sentiment_rows
+
+    folder = tmp_path_factory.mktemp("pipeline")
+    paths = []
+    for name, n, seed in (("train.csv", 160, 0), ("dev.csv", 48, 1)):
+        # "neg"/"pos" differ from the tiny model's label names, so its head is fine-tuned first.
+        lines = ["text,label"] + [f"{t},{y[:3]}" for t, y in make_sentiment_rows(n, seed)]
+        (folder / name).write_text("\n".join(lines) + "\n")
+        paths.append(str(folder / name))
+    runs_dir = folder / "runs"
+    run = create_run(tiny_spec(tiny_bert_dir, *paths).to_dict(), runs_dir)
+    events = []
+    metrics = run_job(run, on_event=events.append)
+    return run, metrics, events, paths, runs_dir
+
+
+def test_a_job_writes_the_whole_run_folder(finished_run):
+    run, metrics, events, _, _ = finished_run
+    assert run.status()["state"] == "done"
+    for name in ("spec.json", "status.json", "events.jsonl", "history.jsonl", "metrics.json",
+                 "predictions.parquet"):
+        assert (run.path / name).exists(), name
+    assert set(metrics["models"]) >= {"teacher", "student", "baseline"}
+    for role in ("teacher", "student", "baseline"):
+        assert all(key in metrics["models"][role] for key in REQUIRED_METRICS), role
+    assert json.loads((run.path / "metrics.json").read_text()) == json.loads(
+        json.dumps(metrics, default=float))
+    assert not (run.path / "checkpoint" / "student").exists()  # dropped once saved
+    assert any(e["type"] == "epoch" for e in events)  # the subscriber saw progress
+    assert any(e["type"] == "step" and e["stage"] == "teacher" for e in events)
+    stages = [e["stage"] for e in run.events(("stage",))]
+    assert stages[:2] == ["data", "teacher"] and stages[-2:] == ["evaluate", "done"]
+
+
+def test_saved_models_reload_with_transformers_and_give_the_scored_predictions(finished_run):
+    run, metrics, _, paths, _ = finished_run
+    table = run.predictions()
+    for role in ("teacher", "student", "baseline"):
+        folder = run.model_dir(role)
+        assert (folder / "model.safetensors").exists()
+        model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        texts = table["text"].tolist()[:8]
+        with torch.no_grad():
+            logits = model(**tokenizer(texts, padding=True, truncation=True, max_length=32,
+                                       return_tensors="pt")).logits
+        assert logits.argmax(-1).tolist() == table[f"{role}_pred"].tolist()[:8]
+    student = AutoModelForSequenceClassification.from_pretrained(run.model_dir("student"))
+    assert student.config.num_hidden_layers == 2
+    assert metrics["models"]["student"]["params"] < metrics["models"]["teacher"]["params"]
+
+
+def test_runs_list_and_leaderboard_as_dataframes(finished_run):
+    run, _, _, _, runs_dir = finished_run
+    runs = list_runs(runs_dir)
+    assert run.id in runs["run_id"].tolist()
+    board = leaderboard(runs_dir)
+    row = board[(board.run_id == run.id) & (board.role == "student")].iloc[0]
+    assert row["model"] == f"run:{run.id}/student" and row["speedup_vs_teacher"] > 0
+
+
+def test_the_next_job_reuses_the_cached_fine_tuned_teacher(finished_run, tiny_bert_dir):
+    run, metrics, _, paths, runs_dir = finished_run
+    again = create_run(tiny_spec(tiny_bert_dir, *paths, epochs=1).to_dict(), runs_dir)
+    events = []
+    run_job(again, on_event=events.append)
+    assert any("reusing fine-tuned teacher" in e.get("message", "") for e in events)
+    assert not any(e["type"] == "step" and e["stage"] == "teacher" for e in events)
+    assert again.metrics["models"]["teacher"]["accuracy"] == metrics["models"]["teacher"]["accuracy"]
+
+
+def test_a_job_killed_after_a_checkpoint_resumes_to_the_same_metrics(finished_run, tiny_bert_dir,
+                                                                       tmp_path):
+    _, _, _, paths, _ = finished_run
+    runs_dir = tmp_path / "runs"
+    spec = tiny_spec(tiny_bert_dir, *paths, epochs=3, checkpoint_every_steps=2).to_dict()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    killed = create_run(spec, runs_dir)
+    proc = subprocess.Popen([sys.executable, "-m", "core", "--runs-dir", str(runs_dir),
+                             "worker", killed.id], env=env, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = killed.checkpoint_dir("student") / "state.pt"
+    deadline = time.monotonic() + 120
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert state.exists(), "no student checkpoint appeared"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert killed.status()["state"] == "interrupted"
+
+    resumed = subprocess.run([sys.executable, "-m", "core", "--runs-dir", str(runs_dir), "run",
+                              "--resume", killed.id], env=env, cwd=REPO, capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert any(e["type"] == "resumed" for e in killed.events())
+
+    straight = create_run(spec, runs_dir)
+    run_job(straight)
+    cut, whole = killed.metrics["models"], straight.metrics["models"]
+    for role in ("teacher", "student", "baseline"):
+        for key in ("accuracy", "macro_f1", "confusion_matrix", "per_class"):
+            assert cut[role][key] == whole[role][key], (role, key)
+    assert (killed.predictions()["student_probs"].tolist()
+            == pytest.approx(straight.predictions()["student_probs"].tolist(), abs=1e-6))
+
+
+def test_an_incompatible_student_fails_before_training_and_says_why(finished_run,
+                                                                     tiny_bert_dir, tmp_path):
+    _, _, _, paths, _ = finished_run
+    spec = tiny_spec(tiny_bert_dir, *paths).to_dict()
+    spec["student"] = {"kind": "extract", "layers": [0, 9]}
+    run = create_run(spec, tmp_path / "runs")
+    with pytest.raises(ValueError, match="4 layers"):
+        run_job(run)
+    assert run.status()["state"] == "failed" and "4 layers" in run.status()["error"]
+    assert not any(e["type"] == "step" and e["stage"] == "student" for e in run.events())
+
+
+def test_open_run_names_the_missing_run(tmp_path):
+    with pytest.raises(ValueError, match="no run 'nope'"):
+        open_run("nope", tmp_path)
