@@ -2,6 +2,11 @@
 
 Every stage writes into the run folder as it goes, so a job killed at any point resumes:
 a stage whose model is saved is skipped, a stage with a checkpoint continues from it.
+
+Under ``accelerate launch``/``torchrun`` every rank runs this with the same run folder (see
+``core/distributed.py``): rank 0 alone writes it (status, events, models, checkpoints,
+metrics) and scores the models; the others train and return an empty dict. File checks
+that decide a branch use rank 0's answer, so all ranks take the same one.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from core import distributed
 from core.losses import IGNORE_LABEL
 from core.runs import Run, runs_root
 from core.specs import RECIPES, JobSpec
@@ -51,7 +57,8 @@ def run_job(run: Run, on_event: EventSink | None = None) -> dict[str, Any]:
         run: a run folder holding ``spec.json``.
         on_event: an extra subscriber to progress events (the CLI's progress bars).
     Returns:
-        The metrics written to ``metrics.json``.
+        The metrics written to ``metrics.json`` (an empty dict on data-parallel ranks
+        other than 0).
     Raises:
         Cancelled: when ``run``'s cancel file appears; the status says ``cancelled``.
     """
@@ -59,8 +66,12 @@ def run_job(run: Run, on_event: EventSink | None = None) -> dict[str, Any]:
 
     spec = JobSpec.from_dict(run.spec)
     status_fields: dict[str, Any] = {}
+    dist_ctx = distributed.init_from_env()
+    main = dist_ctx.is_main
 
     def emit(event: dict[str, Any]) -> None:
+        if not main:  # one writer per run folder; the other ranks' events would repeat it
+            return
         run.append_event(event)
         if event["type"] in ("stage", "step", "epoch"):
             status_fields.update({k: event[k] for k in (
@@ -72,19 +83,27 @@ def run_job(run: Run, on_event: EventSink | None = None) -> dict[str, Any]:
         if on_event is not None:
             on_event(event)
 
-    run.clear_cancel()
-    run.set_status("running", stage="starting", error=None)
+    if main:
+        run.clear_cancel()
+        run.set_status("running", stage="starting", error=None)
+    if dist_ctx.enabled:
+        emit({"type": "log", "message": f"data-parallel over {dist_ctx.world_size} processes "
+              f"({dist_ctx.backend}); batch size {spec.train.batch_size} is the global batch"})
     try:
         metrics = _run_stages(run, spec, emit)
     except Cancelled as stop:
-        run.set_status("cancelled", message=str(stop))
-        run.append_event({"type": "log", "level": "warning", "message": str(stop)})
+        if main:
+            run.set_status("cancelled", message=str(stop))
+            run.append_event({"type": "log", "level": "warning", "message": str(stop)})
         raise
     except Exception as error:
-        message = f"{type(error).__name__}: {error}"
-        run.set_status("failed", error=message)
-        run.append_event({"type": "error", "message": message})
+        if main:
+            message = f"{type(error).__name__}: {error}"
+            run.set_status("failed", error=message)
+            run.append_event({"type": "error", "message": message})
         raise
+    if not main:
+        return metrics
     run.set_status("done", stage="done", message="finished")
     run.append_event({"type": "stage", "stage": "done", "message": "finished"})
     return metrics
@@ -97,7 +116,7 @@ def _run_stages(run: Run, spec: JobSpec, emit: EventSink) -> dict[str, Any]:
     from core.devices import describe_device, resolve_device
     from core.models import check_compatibility, load_classifier
 
-    device = resolve_device(spec.device)
+    device = distributed.local_device(resolve_device(spec.device))
     torch.manual_seed(spec.seed)
     emit({"type": "stage", "stage": "data", "message": f"loading {spec.dataset.name}"})
     data = load_data(spec.dataset, seed=spec.seed)
@@ -121,6 +140,8 @@ def _run_stages(run: Run, spec: JobSpec, emit: EventSink) -> dict[str, Any]:
         del original
         _train_stage(run, spec, "baseline", baseline, student_tokenizer, data, device, emit)
 
+    if not distributed.is_main_process():
+        return {}  # rank 0 scores and times the saved models alone
     from core.scoring import score_run
 
     emit({"type": "stage", "stage": "evaluate", "message": "scoring and timing every model"})
@@ -146,26 +167,31 @@ def _prepare_teacher(run: Run, spec: JobSpec, data: Any, device: Any, emit: Even
     from core.models import load_classifier, save_model, teacher_cache_key
 
     saved = run.model_dir("teacher")
-    if (saved / "config.json").exists():  # resumed after the teacher stage
+    main = distributed.is_main_process()
+    if distributed.main_says((saved / "config.json").exists()):  # resumed after this stage
         return load_classifier(str(saved), data.label_names)[:2]
     teacher, tokenizer, has_head = load_classifier(spec.teacher, data.label_names,
                                                    runs_dir=run.path.parent)
     if has_head:
         emit({"type": "log", "message": "teacher has a head for these labels: no fine-tuning"})
-        save_model(teacher, tokenizer, saved)
+        if main:
+            save_model(teacher, tokenizer, saved)
         return teacher, tokenizer
     settings = {"epochs": spec.train.teacher_epochs, "lr": spec.train.teacher_learning_rate,
                 "batch_size": spec.train.batch_size, "max_length": spec.train.max_length,
                 "seed": spec.seed}
     key = teacher_cache_key(spec.teacher, data.fingerprint, settings)
     cached = _teacher_cache_dir(run) / key
-    if (cached / "config.json").exists():
+    if distributed.main_says((cached / "config.json").exists()):
         emit({"type": "log", "message": f"reusing fine-tuned teacher from cache {key}"})
-        _link_or_copy_tree(cached, saved)
+        if main:
+            _link_or_copy_tree(cached, saved)
+        distributed.barrier()  # the copy is complete before any rank reads it
         return load_classifier(str(saved), data.label_names)[:2]
     emit({"type": "stage", "stage": "teacher", "message": "fine-tuning the teacher"})
     _train_stage(run, spec, "teacher", teacher, tokenizer, data, device, emit)
-    _link_or_copy_tree(saved, cached)
+    if main:
+        _link_or_copy_tree(saved, cached)
     return teacher, tokenizer
 
 
@@ -190,7 +216,8 @@ def _train_stage(run: Run, spec: JobSpec, stage: str, model: Any, tokenizer: Any
     from core.train import train
 
     target = run.model_dir(stage)
-    if (target / "config.json").exists():
+    main = distributed.is_main_process()
+    if distributed.main_says((target / "config.json").exists()):
         emit({"type": "log", "message": f"{stage}: already trained, skipping"})
         model.load_state_dict(load_classifier(str(target), data.label_names)[0].state_dict())
         return
@@ -204,12 +231,15 @@ def _train_stage(run: Run, spec: JobSpec, stage: str, model: Any, tokenizer: Any
         learning_rate=spec.train.teacher_learning_rate if is_teacher else spec.train.learning_rate,
         device=device, seed=spec.seed, teacher=teacher,
         checkpoint_dir=run.checkpoint_dir(stage), on_event=emit,
-        should_cancel=run.cancel_requested)
+        # Rank 0's answer on every rank: all stop at the same step or none does.
+        should_cancel=lambda: distributed.main_says(run.cancel_requested()))
     model.config.distillab_training = {"stage": stage, "recipe": recipe.name,
                                        "best_epoch": result.best_epoch,
                                        "train_samples_per_s": result.samples_per_s}
-    save_model(model.cpu(), tokenizer, target)
-    model.to(device)
-    shutil.rmtree(run.checkpoint_dir(stage), ignore_errors=True)
+    distributed.dump_weights_if_asked(stage, model)
+    if main:
+        save_model(model.cpu(), tokenizer, target)
+        model.to(device)
+        shutil.rmtree(run.checkpoint_dir(stage), ignore_errors=True)
     emit({"type": "log", "message": f"{stage}: best validation accuracy "
           f"{result.best_accuracy:.4f} at epoch {result.best_epoch}"})

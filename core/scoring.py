@@ -1,6 +1,8 @@
 """Score every saved model of a run on one validation set, size it and time it.
 
 Writes ``metrics.json`` (``{"models": {role: {...}}, ...}``) and ``predictions.parquet``.
+On a CPU run the student is also quantised to dynamic int8 (``core/quantize.py``) and
+scored as the role ``student_int8``, like the others: an extra point on the trade-off plot.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 from core.runs import Run
 
 SPEED_TEXTS = 256
+INT8_ROLE = "student_int8"
 
 
 def score_model(model: Any, tokenizer: Any, texts: Sequence[str], labels: Sequence[int],
@@ -58,6 +61,12 @@ def score_run(run: Run, data: Any, max_length: int, device: Any,
         models[role], probabilities[role] = metrics, probs
         emit({"type": "scored", "role": role, "accuracy": metrics["accuracy"],
               "latency_ms_p50": metrics.get("latency_ms_p50")})
+        if role == "student" and _wants_int8(device):
+            emit({"type": "log", "message": "scoring student_int8 (dynamic int8 on CPU)"})
+            metrics, probs = score_int8(run, model, tokenizer, data, max_length, metrics)
+            models[INT8_ROLE], probabilities[INT8_ROLE] = metrics, probs
+            emit({"type": "scored", "role": INT8_ROLE, "accuracy": metrics["accuracy"],
+                  "latency_ms_p50": metrics.get("latency_ms_p50")})
     if "teacher" in probabilities:
         teacher_pred = probabilities["teacher"].argmax(-1)
         for role, probs in probabilities.items():
@@ -70,3 +79,43 @@ def score_run(run: Run, data: Any, max_length: int, device: Any,
                                             probabilities, data.label_names))
     run.write_metrics(result)
     return result
+
+
+def _wants_int8(device: Any) -> bool:
+    import torch
+
+    from core.quantize import int8_supported
+
+    # Dynamic int8 kernels exist for CPUs only; on a GPU run its numbers would not compare.
+    return torch.device(device).type == "cpu" and int8_supported()
+
+
+def score_int8(run: Run, student: Any, tokenizer: Any, data: Any, max_length: int,
+               student_metrics: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
+    """Quantise ``student`` to dynamic int8, score it on the CPU and save its weights.
+
+    Args:
+        run: the run; the weights go to ``models/student_int8/`` (no ``config.json``, so
+            it is not listed as a loadable model folder).
+        student: the trained float student.
+        tokenizer: its tokenizer.
+        data: the run's data (validation texts and labels).
+        max_length: truncation length in tokens.
+        student_metrics: the float student's metrics (parameter counts are the same).
+    Returns:
+        The int8 model's metrics (``precision`` is ``int8-dynamic``; ``size_mb`` is the
+        saved state dict, ``size_counts`` says what that includes) and its probabilities.
+    """
+    from core.quantize import INT8_PRECISION, WHAT_SIZE_COUNTS, quantize_dynamic_int8, save_int8
+
+    quantized = quantize_dynamic_int8(student)
+    metrics, probs = score_model(quantized, tokenizer, data.validation_texts,
+                                 data.validation_labels, data.label_names,
+                                 max_length=max_length, device="cpu")
+    # Packed int8 weights are not nn.Parameters: count the float student's parameters.
+    for key in ("params", "params_non_embedding", "num_layers"):
+        metrics[key] = student_metrics.get(key)
+    metrics.update(precision=INT8_PRECISION, quantized_from="student",
+                   size_mb=save_int8(quantized, run.model_dir(INT8_ROLE), "student"),
+                   size_counts=WHAT_SIZE_COUNTS)
+    return metrics, probs

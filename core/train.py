@@ -6,6 +6,10 @@ bucketed batches over pre-tokenised texts, AdamW with linear warm-up and decay, 
 clipping and accumulation, bf16 autocast on CUDA, validation every epoch keeping the best
 weights, resumable checkpoints (model, optimizer, scheduler, RNG state, position in the
 epoch), a cancel hook and progress events.
+
+Under ``accelerate launch``/``torchrun`` the same loop is data-parallel (see
+``core/distributed.py``): each rank trains on its share of every global batch, DDP averages
+the gradients, rank 0 validates and alone writes checkpoints.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from core import distributed
 from core.batching import EncodedTexts, batches_by_tokens, bucketed_batches, collate, encode_texts
 from core.losses import IGNORE_LABEL, distillation_loss
 from core.specs import Recipe, TrainConfig
@@ -187,14 +192,18 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
     lengths = encoded.lengths
     labels_t = torch.as_tensor(labels)
 
-    seed_everything(seed)
+    dist_ctx = distributed.current()
+    # Offset by rank so ranks draw different dropout masks; rank 0 matches a single process.
+    seed_everything(seed + dist_ctx.rank)
     model.to(device)
     if teacher is not None:
         # The teacher only runs forward: on CUDA hold it in bf16 (half the memory traffic).
         # This converts the caller's teacher in place; the pipeline has saved it already.
         teacher.to(device, dtype=torch.bfloat16 if device.type == "cuda" else None).eval()
         teacher.requires_grad_(False)
-    forward = torch.compile(model) if config.compile else model
+    ddp = distributed.wrap_model(model, device) if dist_ctx.enabled else None
+    forward = ddp or model
+    forward = torch.compile(forward) if config.compile else forward
     teacher_logits_cache = None
     if teacher is not None and not recipe.needs_hidden_states:
         teacher_logits_cache = compute_teacher_logits(teacher, encoded, pad_id, device)
@@ -210,20 +219,21 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
     start_epoch, start_batch, history = 0, 0, []
     best_accuracy, best_epoch, best_state = -1.0, -1, None
     epoch_loss, epoch_rows = torch.zeros((), device=device), 0
-    if state_path and state_path.exists():
+    if state_path and distributed.main_says(state_path.exists()):
         state = torch.load(state_path, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, start_batch, history = state["epoch"], state["batch"], state["history"]
         best_accuracy, best_epoch = state["best_accuracy"], state["best_epoch"]
-        epoch_loss = torch.tensor(state["epoch_loss_sum"], device=device)
-        epoch_rows = state["epoch_rows"]
+        if dist_ctx.is_main:  # the sums are rank 0's: other ranks' rows before the stop are lost
+            epoch_loss = torch.tensor(state["epoch_loss_sum"], device=device)
+            epoch_rows = state["epoch_rows"]
         _set_rng_state(state["rng"])
         emit({"type": "resumed", "stage": stage, "epoch": start_epoch, "batch": start_batch})
 
     def save_state(epoch: int, batch: int) -> None:
-        if state_path is None:
+        if state_path is None or not dist_ctx.is_main:
             return
         _atomic_torch_save({
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -243,17 +253,22 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
             if should_cancel is not None and should_cancel():
                 save_state(epoch, b)
                 raise Cancelled(f"{stage} cancelled at epoch {epoch + 1}, batch {b}")
-            idx = batches[b]
+            # One process: the whole batch, weight 1. Data-parallel: this rank's share.
+            idx, weight = distributed.shard_batch(batches[b], dist_ctx.rank,
+                                                  dist_ctx.world_size)
             batch = _to_device(collate(encoded, idx, pad_id, device.type == "cuda"), device)
             batch_labels = labels_t[idx].to(device, non_blocking=True)
-            terms = _step_loss(forward, teacher, batch, batch_labels, recipe,
-                               teacher_logits_cache, idx, device)
-            (terms.total / config.grad_accum_steps).backward()
-            # Summed on the device: a .item() here would sync CUDA every step.
-            epoch_loss = epoch_loss + terms.total.detach() * len(idx)
-            epoch_rows += len(idx)
-            rows_done += len(idx)
-            if (b + 1) % config.grad_accum_steps == 0 or b + 1 == len(batches):
+            sync = (b + 1) % config.grad_accum_steps == 0 or b + 1 == len(batches)
+            with distributed.no_sync(ddp, sync):
+                terms = _step_loss(forward, teacher, batch, batch_labels, recipe,
+                                   teacher_logits_cache, idx, device)
+                (terms.total * weight / config.grad_accum_steps).backward()
+            if weight:
+                # Summed on the device: a .item() here would sync CUDA every step.
+                epoch_loss = epoch_loss + terms.total.detach() * len(idx)
+                epoch_rows += len(idx)
+            rows_done += len(batches[b])
+            if sync:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
@@ -271,15 +286,19 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
                           "eta_s": remaining_rows / rate if rate else None})
                 if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
                     save_state(epoch, b + 1)
-        metrics = validate(model, data, config.max_length, device)
-        train_loss = float(epoch_loss) / max(1, epoch_rows)
+        # Rank 0 validates and shares the numbers, so every rank keeps the same best epoch.
+        metrics = distributed.broadcast_from_main(
+            validate(model, data, config.max_length, device) if dist_ctx.is_main else None)
+        loss_sum, loss_rows = distributed.sum_across_ranks(
+            torch.stack([epoch_loss.float(), torch.tensor(float(epoch_rows), device=device)]))
+        train_loss = float(loss_sum) / max(1.0, float(loss_rows))
         row = {"stage": stage, "epoch": epoch + 1, "train_loss": train_loss, **metrics}
         history.append(row)
         epoch_loss, epoch_rows = torch.zeros((), device=device), 0
         if metrics["val_accuracy"] > best_accuracy:
             best_accuracy, best_epoch = metrics["val_accuracy"], epoch + 1
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            if best_path is not None:
+            if best_path is not None and dist_ctx.is_main:
                 _atomic_torch_save(best_state, best_path)
         emit({"type": "epoch", **row, "epochs": epochs, "best_epoch": best_epoch})
         save_state(epoch + 1, 0)

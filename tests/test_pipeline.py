@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -141,8 +142,8 @@ def test_a_job_killed_after_a_checkpoint_resumes_to_the_same_metrics(finished_ru
     for role in ("teacher", "student", "baseline"):
         for key in ("accuracy", "macro_f1", "confusion_matrix", "per_class"):
             assert cut[role][key] == whole[role][key], (role, key)
-    assert (killed.predictions()["student_probs"].tolist()
-            == pytest.approx(straight.predictions()["student_probs"].tolist(), abs=1e-6))
+    np.testing.assert_allclose(np.stack(killed.predictions()["student_probs"]),
+                               np.stack(straight.predictions()["student_probs"]), atol=1e-6)
 
 
 def test_an_incompatible_student_fails_before_training_and_says_why(finished_run,
