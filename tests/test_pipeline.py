@@ -108,7 +108,8 @@ def test_the_next_job_reuses_the_cached_fine_tuned_teacher(finished_run, tiny_be
     run_job(again, on_event=events.append)
     assert any("reusing fine-tuned teacher" in e.get("message", "") for e in events)
     assert not any(e["type"] == "step" and e["stage"] == "teacher" for e in events)
-    assert again.metrics["models"]["teacher"]["accuracy"] == metrics["models"]["teacher"]["accuracy"]
+    teacher_accuracy = metrics["models"]["teacher"]["accuracy"]
+    assert again.metrics["models"]["teacher"]["accuracy"] == teacher_accuracy
 
 
 def test_a_job_killed_after_a_checkpoint_resumes_to_the_same_metrics(finished_run, tiny_bert_dir,
