@@ -1,0 +1,91 @@
+"""The command line as a user types it: run, runs, predict, eval, and clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.cli import build_parser, main, spec_from_args
+
+
+@pytest.fixture(scope="module")
+def cli_run(tiny_bert_dir, tmp_path_factory):
+    """One tiny job run through `distillab run` with flags; returns (runs_dir, run_id, out)."""
+    from tests.conftest import make_sentiment_rows
+
+    folder = tmp_path_factory.mktemp("cli")
+    for name, n, seed in (("train.jsonl", 120, 0), ("dev.jsonl", 40, 1)):
+        rows = [json.dumps({"sentence": t, "sentiment": y[:3]})
+                for t, y in make_sentiment_rows(n, seed)]
+        (folder / name).write_text("\n".join(rows) + "\n")
+    runs_dir = folder / "runs"
+    argv = ["--runs-dir", str(runs_dir), "run", "--teacher", tiny_bert_dir,
+            "--dataset", str(folder / "train.jsonl"), "--validation", str(folder / "dev.jsonl"),
+            "--student-layers", "0,3", "--recipe", "logits", "--epochs", "1",
+            "--teacher-epochs", "1", "--max-length", "24", "--batch-size", "16",
+            "--lr", "5e-3", "--teacher-lr", "5e-3", "--name", "cli"]
+    return runs_dir, folder, argv
+
+
+def test_run_prints_the_id_and_the_results_table(cli_run, capsys):
+    runs_dir, _, argv = cli_run
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("run id: ")
+    run_id = out.split()[2]
+    for word in ("teacher", "student", "baseline", "accuracy", "macro_f1", "latency_ms_p50",
+                 "throughput_per_s", "faster at batch 1", "of its accuracy"):
+        assert word in out, word
+    assert (runs_dir / run_id / "metrics.json").exists()
+
+    assert main(["--runs-dir", str(runs_dir), "runs"]) == 0
+    assert run_id in capsys.readouterr().out
+
+    assert main(["--runs-dir", str(runs_dir), "runs", "--models"]) == 0
+    assert f"run:{run_id}/student" in capsys.readouterr().out
+
+    assert main(["--runs-dir", str(runs_dir), "predict", f"run:{run_id}/student",
+                 "the film was superb", "the plot was awful", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["text"] for line in lines] == ["the film was superb", "the plot was awful"]
+    assert all(set(line["probabilities"]) == {"neg", "pos"} for line in lines)
+    assert all(sum(line["probabilities"].values()) == pytest.approx(1.0) for line in lines)
+
+    _, folder, _ = cli_run
+    assert main(["--runs-dir", str(runs_dir), "eval", f"run:{run_id}/student",
+                 "--dataset", str(folder / "train.jsonl"), "--validation",
+                 str(folder / "dev.jsonl"), "--no-speed"]) == 0
+    assert "accuracy" in capsys.readouterr().out
+
+    assert main(["--runs-dir", str(runs_dir), "run", "--resume", run_id]) == 0
+    assert "already done" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["run", "--dataset", "missing/train.csv"], "not found"),
+    (["run", "--recipe", "distilbert", "--temperature", "0"], "temperature must be > 0"),
+    (["run", "--transfer", "rest"], "set max_train_examples too"),
+    (["run", "--resume", "no-such-run"], "no run 'no-such-run'"),
+    (["predict", "bundled:minilm"], "give texts"),
+    (["run", "--spec", "nowhere.yaml"], "spec file not found"),
+])
+def test_bad_input_exits_2_with_a_specific_message(argv, message, tmp_path, capsys):
+    assert main(["--runs-dir", str(tmp_path), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_spec_file_values_are_overridden_by_flags(tmp_path):
+    spec_file = tmp_path / "job.yaml"
+    spec_file.write_text("teacher: bundled:minilm\n"
+                         "dataset: {name: data.csv, max_train_examples: 100}\n"
+                         "student: {layers: [0, 2, 4]}\n"
+                         "recipe: {name: logits, temperature: 4}\n"
+                         "train: {preset: quick, epochs: 5}\n")
+    args = build_parser().parse_args(["run", "--spec", str(spec_file), "--epochs", "1",
+                                      "--alpha-kd", "0.9"])
+    spec = spec_from_args(args)
+    assert spec.train.epochs == 1 and spec.train.max_length == 64
+    assert spec.recipe.name == "logits" and spec.recipe.temperature == 4
+    assert spec.recipe.alpha_kd == 0.9 and spec.recipe.alpha_cos == 0
+    assert spec.dataset.max_train_examples == 100 and spec.student.layers == (0, 2, 4)
