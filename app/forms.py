@@ -1,0 +1,220 @@
+"""The Distil tab's form: presets, one-line explanations, and the JobSpec it builds.
+
+Pure functions (no gradio), so the spec a form makes is tested without a browser.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.data import DEFAULT_MAX_UPLOAD_MB, TABLE_EXTENSIONS
+from core.specs import PRESETS, RECIPES, JobSpec, SpecError
+
+UPLOAD_EXTENSIONS = (".csv", ".tsv", ".jsonl")
+STUDENT_SIZES = {
+    "half the layers (DistilBERT)": 2,
+    "a third of the layers": 3,
+    "a quarter of the layers": 4,
+    "custom layers": 0,
+}
+RECIPE_NOTES = {
+    "distilbert": "DistilBERT (Sanh et al. 2019): soft targets at temperature T, hard labels "
+                  "and the cosine between student and teacher hidden states.",
+    "logits": "Hinton et al. 2015: soft targets and hard labels only; the teacher's logits "
+              "are computed once and cached, so it trains fastest.",
+    "baseline": "No teacher: the student learns from the labels alone (what distillation is "
+                "measured against).",
+}
+PRESET_NOTES = {
+    "quick": "quick: sized for a 2-core CPU (the default job takes about 10 minutes).",
+    "full": "full: sized for a GPU (longer texts, more epochs).",
+}
+KNOB_INFO = {
+    "temperature": "T softens both models' probabilities; higher shows more of the "
+                   "teacher's 'dark knowledge'.",
+    "alpha_kd": "Weight of the soft-target loss T²·KL(teacher ‖ student).",
+    "alpha_ce": "Weight of the hard-label cross-entropy.",
+    "alpha_cos": "Weight of 1 − cos(student, teacher) on the last hidden states "
+                 "(needs the same width).",
+    "epochs": "Passes over the training data when distilling the student.",
+    "teacher_epochs": "Passes when fine-tuning a teacher that has no head for these labels "
+                      "(cached and reused).",
+    "learning_rate": "Student learning rate (AdamW, linear warm-up and decay).",
+    "teacher_learning_rate": "Learning rate of the teacher's fine-tuning.",
+    "batch_size": "Texts per optimisation step.",
+    "max_length": "Texts are truncated to this many tokens.",
+}
+
+
+def max_upload_mb() -> float:
+    """The upload limit in MB (``DISTILLAB_MAX_UPLOAD_MB``, the same limit the engine uses)."""
+    raw = os.environ.get("DISTILLAB_MAX_UPLOAD_MB", "").strip()
+    try:
+        return float(raw) if raw else DEFAULT_MAX_UPLOAD_MB
+    except ValueError:
+        return DEFAULT_MAX_UPLOAD_MB
+
+
+def store_upload(path: str | os.PathLike, runs_dir: Path) -> Path:
+    """Copy an uploaded data file into ``runs/_uploads/`` so queued and resumed jobs find it.
+
+    Args:
+        path: the uploaded file (Gradio's temporary copy).
+        runs_dir: the runs folder.
+    Returns:
+        The stored file, named ``<content hash>-<original name>``.
+    Raises:
+        ValueError: a file type other than CSV/TSV/JSONL, an empty file, or one over the limit.
+    """
+    source = Path(path)
+    suffix = source.suffix.lower()
+    if suffix not in UPLOAD_EXTENSIONS:
+        raise ValueError(f"{source.name}: upload a {', '.join(UPLOAD_EXTENSIONS)} file "
+                         f"(Parquet works from a local path: {', '.join(TABLE_EXTENSIONS)})")
+    size = source.stat().st_size
+    limit = max_upload_mb() * 2**20
+    if size == 0:
+        raise ValueError(f"{source.name}: the file is empty")
+    if size > limit:
+        raise ValueError(f"{source.name}: {size / 2**20:,.1f} MB is over the upload limit of "
+                         f"{limit / 2**20:,.0f} MB (DISTILLAB_MAX_UPLOAD_MB)")
+    digest = hashlib.sha256()
+    with open(source, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    safe_name = re.sub(r"[^A-Za-z0-9._-]+", "_", source.name)
+    target = runs_dir / "_uploads" / f"{digest.hexdigest()[:12]}-{safe_name}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    return target
+
+
+def teacher_num_layers(teacher: str, runs_dir: Path) -> int:
+    """The teacher's layer count, read from its ``config.json`` (no weights loaded)."""
+    from core.models import resolve_model_ref
+
+    path = Path(resolve_model_ref(teacher, runs_dir))
+    config = path / "config.json"
+    if not config.is_file():
+        raise SpecError(f"cannot read {teacher}'s layer count offline: give the student's "
+                        "layers explicitly (custom layers)")
+    data = json.loads(config.read_text())
+    layers = data.get("num_hidden_layers") or data.get("n_layers")
+    if not layers:
+        raise SpecError(f"{teacher}: config.json has no layer count; give custom layers")
+    return int(layers)
+
+
+def student_layers(size: str, custom: list[int] | None, teacher: str,
+                   runs_dir: Path) -> list[int] | None:
+    """The teacher layers the student keeps, or None for the engine's default (every other).
+
+    Args:
+        size: a key of ``STUDENT_SIZES``.
+        custom: the layers typed in (used for ``custom layers``).
+        teacher: the teacher reference (its layer count sizes the presets).
+        runs_dir: the runs folder for ``run:`` refs.
+    Returns:
+        Layer indices, evenly spread from the first to the last layer, or None.
+    """
+    if size not in STUDENT_SIZES:
+        raise SpecError(f"student size must be one of {list(STUDENT_SIZES)}, got {size!r}")
+    divisor = STUDENT_SIZES[size]
+    if divisor == 0:
+        if not custom:
+            raise SpecError("custom layers: list the teacher layers to keep, e.g. 0,2,4")
+        return custom
+    if divisor == 2:
+        return None  # the engine's DistilBERT default: every other layer
+    total = teacher_num_layers(teacher, runs_dir)
+    keep = max(1, total // divisor)
+    return sorted({int(round(i)) for i in np.linspace(0, total - 1, keep)}) if keep > 1 else [0]
+
+
+def build_spec(form: dict[str, Any], runs_dir: Path) -> JobSpec:
+    """A validated JobSpec from the Distil form's values.
+
+    Args:
+        form: widget values by name: ``teacher, dataset, validation, text_column,
+            label_column, max_train_examples, max_eval_examples, student_size,
+            student_layers, recipe, temperature, alpha_kd, alpha_ce, alpha_cos, preset,
+            epochs, teacher_epochs, learning_rate, teacher_learning_rate, batch_size,
+            max_length, baseline, seed, device, name``.
+        runs_dir: the runs folder (``run:`` teachers).
+    Returns:
+        The spec the job runs.
+    Raises:
+        SpecError: what to change in the form.
+    """
+    teacher = (form.get("teacher") or "").strip() or "bundled:minilm"
+    layers = student_layers(form["student_size"], form.get("student_layers"), teacher, runs_dir)
+    dataset = {"name": (form.get("dataset") or "").strip() or "bbc_news"}
+    for key in ("validation", "text_column", "label_column"):
+        value = (form.get(key) or "").strip()
+        if value:
+            dataset[key] = value
+    for key in ("max_train_examples", "max_eval_examples"):
+        if form.get(key):
+            dataset[key] = int(form[key])
+    recipe = {"name": form.get("recipe") or "distilbert"}
+    for key in ("temperature", "alpha_kd", "alpha_ce", "alpha_cos"):
+        if form.get(key) is not None:
+            recipe[key] = float(form[key])
+    train: dict[str, Any] = {"preset": form.get("preset") or "quick"}
+    for key, cast in (("epochs", int), ("teacher_epochs", int), ("batch_size", int),
+                      ("max_length", int), ("learning_rate", float),
+                      ("teacher_learning_rate", float)):
+        if form.get(key) is not None:
+            train[key] = cast(form[key])
+    spec: dict[str, Any] = {
+        "teacher": teacher, "dataset": dataset,
+        "student": {"kind": "extract", "layers": layers}, "recipe": recipe, "train": train,
+        "baseline": bool(form.get("baseline", True)),
+        "seed": int(form.get("seed") or 42), "device": form.get("device") or "auto",
+        "name": (form.get("name") or "").strip(),
+    }
+    return JobSpec.from_dict(spec)
+
+
+def preflight(spec: JobSpec, runs_dir: Path) -> None:
+    """Fail before queueing on what can be checked quickly: a missing teacher folder or run
+    model, and a local dataset file that cannot be read (columns, labels, size).
+
+    Raises:
+        ValueError: ModelError or DataError with the engine's message.
+    """
+    from core.data import load_data
+    from core.models import resolve_model_ref
+
+    resolve_model_ref(spec.teacher, runs_dir)
+    name = spec.dataset.name.strip()
+    looks_like_file = (name.startswith((".", "/", "~"))
+                       or Path(name).suffix.lower() in (*TABLE_EXTENSIONS, ".txt", ".json"))
+    if Path(name).expanduser().exists():
+        load_data(spec.dataset, seed=spec.seed)
+    elif looks_like_file:
+        raise ValueError(f"dataset file not found: {name}")
+
+
+def recipe_values(name: str) -> tuple[float, float, float, float]:
+    """(temperature, alpha_kd, alpha_ce, alpha_cos) of a recipe preset."""
+    recipe = RECIPES[name]
+    return recipe.temperature, recipe.alpha_kd, recipe.alpha_ce, recipe.alpha_cos
+
+
+def preset_values(name: str) -> tuple[int, int, float, float, int, int]:
+    """(epochs, teacher_epochs, lr, teacher lr, batch size, max length) of a size preset."""
+    preset = PRESETS[name]
+    return (preset.epochs, preset.teacher_epochs, preset.learning_rate,
+            preset.teacher_learning_rate, preset.batch_size, preset.max_length)

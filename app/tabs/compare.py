@@ -1,0 +1,183 @@
+"""Compare tab: several models on the same texts side by side, and a disagreement browser."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from app.helpers import default_pair, model_choices, user_errors
+from core import compare as compare_core
+from core.compare import DISAGREEMENT_MODES
+from core.runs import open_run
+
+EXAMPLES_PER_CLICK = 3
+MODE_LABELS = {"disagree": "models disagree", "either_wrong": "either is wrong",
+               "all": "all examples"}
+
+
+def side_by_side(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per text, one column per model ("label (confidence) · latency")."""
+    rows = []
+    for index, group in table.groupby("text_index", sort=True):
+        row = {"#": int(index) + 1, "text": group["text"].iloc[0],
+               "agree": "yes" if group["agree"].iloc[0] else "NO"}
+        for record in group.to_dict(orient="records"):
+            row[record["model"]] = (f"{record['label']} ({record['confidence']:.2f}) · "
+                                    f"{record['latency_ms']:.1f} ms")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def probabilities_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Every class probability of every model and text, long format."""
+    rows = [{"#": int(r["text_index"]) + 1, "model": r["model"], "label": r["label"],
+             **{f"p({k})": round(v, 4) for k, v in r["probabilities"].items()},
+             "latency_ms": round(r["latency_ms"], 2)}
+            for r in table.to_dict(orient="records")]
+    return pd.DataFrame(rows)
+
+
+def _split_texts(texts: str) -> list[str]:
+    return [line.strip() for line in (texts or "").splitlines() if line.strip()]
+
+
+def _label_names(ref: str | None, runs_dir: Path) -> list[str]:
+    if not ref or not ref.startswith("run:"):
+        return []
+    run_id = ref[4:].partition("/")[0]
+    try:
+        return list(open_run(run_id, runs_dir).metrics.get("label_names") or [])
+    except ValueError:
+        return []
+
+
+def build_compare_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
+    """The Compare tab's layout and wiring (call inside ``tab``)."""
+    gr.Markdown("Pick two or more models (from any runs, or a model folder), type or paste "
+                "texts (one per line), and compare labels, probabilities and latency.")
+    models = gr.Dropdown([], multiselect=True, allow_custom_value=True, label="Models",
+                         elem_id="compare-models",
+                         info="run:<id>/<role> or a local model folder")
+    texts = gr.Textbox(label="Texts, one per line", lines=4, elem_id="compare-texts",
+                       placeholder="Shares rose sharply after the company beat forecasts.")
+    with gr.Row():
+        compare_button = gr.Button("Compare", variant="primary", elem_id="compare-button")
+        examples_button = gr.Button(f"+ {EXAMPLES_PER_CLICK} validation examples")
+        max_length = gr.Number(128, label="Max length", precision=0, minimum=8, scale=0,
+                               min_width=120)
+    summary = gr.Markdown(elem_id="compare-summary")
+    result = gr.Dataframe(pd.DataFrame(columns=["#", "text", "agree"]), interactive=False,
+                          label="Side by side: label (confidence) · latency end to end",
+                          wrap=True, elem_id="compare-result")
+    with gr.Accordion("Class probabilities", open=False):
+        probabilities = gr.Dataframe(interactive=False)
+
+    gr.Markdown("### Disagreement browser\nValidation examples where two models disagree or "
+                "either is wrong, largest confidence gap first. Click a row to compare it.")
+    with gr.Row():
+        model_a = gr.Dropdown([], label="Model A", allow_custom_value=True)
+        model_b = gr.Dropdown([], label="Model B", allow_custom_value=True)
+        mode = gr.Radio([(MODE_LABELS[m], m) for m in DISAGREEMENT_MODES], value="disagree",
+                        label="Show")
+    with gr.Row():
+        true_label = gr.Dropdown([""], value="", label="True label", info="empty: any")
+        predicted_label = gr.Dropdown([""], value="", label="Predicted label (either model)",
+                                      info="empty: any")
+        find_button = gr.Button("Find examples", scale=0, min_width=160)
+    browser_summary = gr.Markdown()
+    browser = gr.Dataframe(pd.DataFrame(columns=compare_core.DISAGREEMENT_COLUMNS),
+                           interactive=False, wrap=True, max_height=420,
+                           elem_id="disagreements")
+
+    def refresh(selected: list[str] | None, a: str | None, b: str | None) -> tuple[Any, ...]:
+        choices = model_choices(runs_dir)
+        chosen = [m for m in (selected or []) if m in choices or not m.startswith("run:")]
+        chosen = chosen or default_pair(runs_dir)
+        pair = default_pair(runs_dir) + [None, None]
+        a = a if a in choices else pair[0]
+        b = b if b in choices else pair[1]
+        labels = [""] + _label_names(a, runs_dir)
+        return (gr.Dropdown(choices=choices, value=chosen), gr.Dropdown(choices=choices, value=a),
+                gr.Dropdown(choices=choices, value=b), gr.Dropdown(choices=labels),
+                gr.Dropdown(choices=labels))
+
+    def browse_quietly(a: str | None, b: str | None, how: str, true: str | None,
+                       predicted: str | None) -> tuple[Any, Any]:
+        # On opening the tab: fill the browser when it can be, without error toasts.
+        try:
+            return show_found(find.__wrapped__(a, b, how, true, predicted), how)
+        except (ValueError, gr.Error):
+            return gr.update(), gr.update()
+
+    @user_errors
+    def run_compare(text: str, refs: list[str] | None, length: float | None) -> pd.DataFrame:
+        return compare_core.compare(_split_texts(text), refs or [], runs_dir=runs_dir,
+                                    max_length=int(length or 128))
+
+    def show_compare(table: pd.DataFrame) -> tuple[Any, ...]:
+        agreed = table.groupby("text_index")["agree"].first()
+        note = (f"**{int(agreed.sum())} of {len(agreed)}** texts: all {table['model'].nunique()}"
+                " models agree.")
+        return note, side_by_side(table), probabilities_table(table)
+
+    @user_errors
+    def add_examples(text: str, refs: list[str] | None) -> str:
+        run_refs = [r for r in refs or [] if r.startswith("run:")]
+        if not run_refs:
+            raise gr.Error("pick a run model first: its run's validation examples are used")
+        run = open_run(run_refs[0][4:].partition("/")[0], runs_dir)
+        table = run.predictions()
+        if table.empty:
+            raise gr.Error(f"run {run.id} has no validation predictions yet")
+        picked = random.sample(table["text"].tolist(), min(EXAMPLES_PER_CLICK, len(table)))
+        return "\n".join(_split_texts(text) + [t.replace("\n", " ") for t in picked])
+
+    @user_errors
+    def find(a: str | None, b: str | None, how: str, true: str | None, predicted: str | None
+             ) -> pd.DataFrame:
+        if not a or not b:
+            raise gr.Error("pick model A and model B (run models)")
+        return compare_core.disagreements(a, b, runs_dir=runs_dir, mode=how,
+                                          true_label=true or None,
+                                          predicted_label=predicted or None)
+
+    def show_found(rows: pd.DataFrame, how: str) -> tuple[str, pd.DataFrame]:
+        shown = rows.copy()
+        shown[["a_confidence", "b_confidence", "confidence_gap"]] = shown[
+            ["a_confidence", "b_confidence", "confidence_gap"]].round(3)
+        return f"{len(rows)} examples ({MODE_LABELS[how]}).", shown
+
+    def labels_of(a: str | None) -> tuple[Any, Any]:
+        labels = [""] + _label_names(a, runs_dir)
+        return gr.Dropdown(choices=labels, value=""), gr.Dropdown(choices=labels, value="")
+
+    def pick_row(a: str | None, b: str | None, evt: gr.SelectData) -> tuple[str, list[str]]:
+        row = evt.row_value or []
+        # Columns follow core.compare.DISAGREEMENT_COLUMNS: index, text, ...
+        text = str(row[1]) if len(row) > 1 else ""
+        return text, [m for m in (a, b) if m]
+
+    private = {"api_visibility": "private"}
+    choice_outputs = [models, model_a, model_b, true_label, predicted_label]
+    browse_inputs = [model_a, model_b, mode, true_label, predicted_label]
+    for trigger in (demo.load, tab.select):
+        trigger(refresh, [models, model_a, model_b], choice_outputs, concurrency_limit=None,
+                **private).then(browse_quietly, browse_inputs, [browser_summary, browser],
+                                **private)
+    # Computations write a hidden State and raise gr.Error on bad input; the visible panels
+    # update on success only, so an error shows one message and leaves them as they were.
+    compared, found = gr.State(), gr.State()
+    compare_button.click(run_compare, [texts, models, max_length], compared, **private).success(
+        show_compare, compared, [summary, result, probabilities], **private)
+    examples_button.click(add_examples, [texts, models], texts, **private)
+    model_a.input(labels_of, model_a, [true_label, predicted_label], **private)
+    gr.on([find_button.click, mode.input, true_label.input, predicted_label.input], find,
+          browse_inputs, found, **private).success(
+        show_found, [found, mode], [browser_summary, browser], **private)
+    browser.select(pick_row, [model_a, model_b], [texts, models], **private).then(
+        run_compare, [texts, models, max_length], compared, **private).success(
+        show_compare, compared, [summary, result, probabilities], **private)

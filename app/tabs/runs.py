@@ -1,0 +1,169 @@
+"""Runs tab: the leaderboard, a run's details, downloads and deletion."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from app.helpers import round_table, run_choices, user_errors
+from app.plots import training_charts
+from core.runs import ROLES, Run, delete_run, leaderboard, list_runs, open_run
+
+BOARD_COLUMNS = ["run_id", "role", "accuracy", "macro_f1", "params_m", "size_mb",
+                 "latency_ms_p50", "latency_ms_p95", "throughput_per_s", "speedup_vs_teacher",
+                 "accuracy_retained", "device"]
+BOARD_DIGITS = {"accuracy": 4, "macro_f1": 4, "params_m": 2, "size_mb": 1, "latency_ms_p50": 2,
+                "latency_ms_p95": 2, "throughput_per_s": 1, "speedup_vs_teacher": 2,
+                "accuracy_retained": 3}
+
+
+def leaderboard_table(runs_dir: Path) -> pd.DataFrame:
+    """The leaderboard, rounded, parameters in millions, best accuracy first."""
+    board = leaderboard(runs_dir)
+    board["params_m"] = pd.to_numeric(board["params"], errors="coerce") / 1e6
+    board = round_table(board[BOARD_COLUMNS], BOARD_DIGITS)
+    return board.sort_values("accuracy", ascending=False, kind="stable", na_position="last")
+
+
+def confusion_table(run: Run, role: str | None) -> pd.DataFrame:
+    """A model's confusion matrix: rows are true labels, columns predicted labels."""
+    metrics = run.metrics
+    model = metrics.get("models", {}).get(role or "", {})
+    names = metrics.get("label_names") or []
+    matrix = model.get("confusion_matrix")
+    if not matrix or not names:
+        return pd.DataFrame({"": ["no scores yet"]})
+    table = pd.DataFrame(matrix, columns=[f"→ {n}" for n in names])
+    table.insert(0, "true \\ predicted", names)
+    return table
+
+
+def per_class_table(run: Run, role: str | None) -> pd.DataFrame:
+    model = run.metrics.get("models", {}).get(role or "", {})
+    rows = [{"label": name, **scores} for name, scores in model.get("per_class", {}).items()]
+    return round_table(pd.DataFrame(rows), {"precision": 4, "recall": 4, "f1": 4})
+
+
+def results_files(run: Run) -> list[str]:
+    """The run's per-model results and per-example predictions as CSV files to download."""
+    folder = Path(tempfile.mkdtemp(prefix="distillab-results-"))
+    models = run.metrics.get("models", {})
+    if not models:
+        raise ValueError(f"run {run.id} has no results yet ({run.status().get('state')})")
+    rows = [{"run_id": run.id, "role": role,
+             **{k: v for k, v in m.items() if not isinstance(v, (dict, list))}}
+            for role, m in models.items()]
+    results = folder / f"{run.id}-results.csv"
+    pd.DataFrame(rows).to_csv(results, index=False)
+    files = [str(results)]
+    predictions = run.predictions()
+    if len(predictions):
+        path = folder / f"{run.id}-predictions.csv"
+        predictions.drop(columns=[c for c in predictions.columns if c.endswith("_probs")]
+                         ).to_csv(path, index=False)
+        files.append(str(path))
+    return files
+
+
+def model_zip(run: Run, role: str | None) -> str:
+    """A zip of one saved model folder (safetensors + tokenizer)."""
+    if not role or role not in run.models():
+        raise ValueError(f"run {run.id} has no saved {role or 'model'}; saved: "
+                         f"{', '.join(run.models()) or 'none'}")
+    folder = Path(tempfile.mkdtemp(prefix="distillab-model-"))
+    return shutil.make_archive(str(folder / f"{run.id}-{role}"), "zip", run.model_dir(role))
+
+
+def build_runs_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
+    """The Runs tab's layout and wiring (call inside ``tab``)."""
+    with gr.Row():
+        gr.Markdown("Every scored model across runs. Click a column header to sort. "
+                    "Speed-up and accuracy retained are against the same run's teacher.")
+        refresh_button = gr.Button("↻ Refresh", scale=0, min_width=120)
+    board = gr.Dataframe(label="Leaderboard", interactive=False, elem_id="leaderboard",
+                         max_height=360)
+    runs_table = gr.Dataframe(label="Runs", interactive=False, max_height=260)
+    gr.Markdown("### Run details")
+    with gr.Row():
+        run_picker = gr.Dropdown([], label="Run", scale=3, elem_id="runs-run")
+        role_picker = gr.Dropdown(list(ROLES), value="student", label="Model", scale=1)
+    details = gr.Markdown(elem_id="run-details")
+    with gr.Row():
+        results_button = gr.Button("↓ Results as CSV")
+        zip_button = gr.Button("↓ Model as zip")
+        delete_button = gr.Button("Delete run", variant="stop")
+    with gr.Row(visible=False) as confirm_row:
+        confirm_md = gr.Markdown()
+        confirm_button = gr.Button("Yes, delete it", variant="stop")
+        keep_button = gr.Button("Keep it")
+    downloads = gr.File(label="Downloads", file_count="multiple", interactive=False,
+                        visible=False)
+    with gr.Row():
+        curves = gr.Plot(show_label=False, elem_id="run-curves")
+        with gr.Column():
+            confusion = gr.Dataframe(label="Confusion matrix (rows: true label)",
+                                     interactive=False)
+            per_class = gr.Dataframe(label="Per-class scores", interactive=False)
+    with gr.Accordion("Spec", open=False):
+        spec_json = gr.JSON(show_label=False)
+
+    def refresh(current: str | None) -> tuple[Any, ...]:
+        choices = run_choices(runs_dir)
+        known = [value for _, value in choices]
+        run_id = current if current in known else (known[0] if known else None)
+        return (leaderboard_table(runs_dir), list_runs(runs_dir),
+                gr.Dropdown(choices=choices, value=run_id))
+
+    @user_errors
+    def show(run_id: str | None, role: str | None) -> tuple[Any, ...]:
+        if not run_id:
+            empty = pd.DataFrame()
+            return "No runs yet.", None, None, empty, empty
+        run = open_run(run_id, runs_dir)
+        status = run.status()
+        metrics = run.metrics
+        text = (f"**{run.id}** · {status.get('state')} · models: "
+                f"{', '.join(run.models()) or 'none yet'}  \n{metrics.get('dataset', '')}")
+        if status.get("error"):
+            text += f"  \n**Error:** {status['error']}"
+        return text, training_charts(run)[1], run.spec, confusion_table(run, role), \
+            per_class_table(run, role)
+
+    @user_errors
+    def download_results(run_id: str | None) -> Any:
+        return gr.File(results_files(open_run(run_id or "", runs_dir)), visible=True)
+
+    @user_errors
+    def download_model(run_id: str | None, role: str | None) -> Any:
+        return gr.File([model_zip(open_run(run_id or "", runs_dir), role)], visible=True)
+
+    def ask_delete(run_id: str | None) -> tuple[Any, Any]:
+        if not run_id:
+            raise gr.Error("pick a run to delete")
+        return gr.Row(visible=True), f"Delete run **{run_id}** and all its models?"
+
+    @user_errors
+    def confirm_delete(run_id: str | None) -> tuple[Any, ...]:
+        delete_run(run_id or "", runs_dir)
+        gr.Info(f"Deleted {run_id}")
+        return (gr.Row(visible=False), *refresh(None))
+
+    private = {"api_visibility": "private"}
+    detail_outputs = [details, curves, spec_json, confusion, per_class]
+    for trigger in (demo.load, tab.select, refresh_button.click):
+        trigger(refresh, run_picker, [board, runs_table, run_picker], concurrency_limit=None,
+                **private).then(show, [run_picker, role_picker], detail_outputs, **private)
+    gr.on([run_picker.input, role_picker.input], show, [run_picker, role_picker],
+          detail_outputs, **private)
+    results_button.click(download_results, run_picker, downloads, **private)
+    zip_button.click(download_model, [run_picker, role_picker], downloads, **private)
+    delete_button.click(ask_delete, run_picker, [confirm_row, confirm_md], **private)
+    keep_button.click(lambda: gr.Row(visible=False), None, confirm_row, **private)
+    confirm_button.click(confirm_delete, run_picker,
+                         [confirm_row, board, runs_table, run_picker], **private).then(
+        show, [run_picker, role_picker], detail_outputs, **private)

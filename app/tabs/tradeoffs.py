@@ -1,0 +1,57 @@
+"""Trade-offs tab: accuracy against latency, size and throughput, with the Pareto frontier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from app.helpers import user_errors
+from app.plots import CHARTS, tradeoff_chart, tradeoff_points, tradeoff_table
+from core.compare import tradeoffs
+
+CHART_TITLES = {
+    "latency": "Accuracy vs latency (batch 1, end to end)",
+    "size_mb": "Accuracy vs size on disk",
+    "params": "Accuracy vs parameters",
+    "throughput": "Throughput vs accuracy",
+}
+
+
+def build_tradeoffs_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
+    """The Trade-offs tab's layout and wiring (call inside ``tab``)."""
+    with gr.Row():
+        gr.Markdown("One point per scored model across runs, coloured by role; diamonds and "
+                    "the dashed line are the Pareto frontier (no other model is both at least "
+                    "as accurate and at least as fast or small). Hover a point for its "
+                    "numbers. Compare timings only between models timed on the same device.")
+        refresh_button = gr.Button("↻ Refresh", scale=0, min_width=120)
+    summary = gr.Markdown(elem_id="tradeoffs-summary")
+    outputs: list[Any] = []
+    keys = list(CHARTS)
+    for pair in (keys[:2], keys[2:]):
+        with gr.Row():
+            for key in pair:
+                with gr.Column():
+                    gr.Markdown(f"#### {CHART_TITLES[key]}")
+                    outputs.append(gr.Plot(show_label=False, elem_id=f"plot-{key}"))
+                    outputs.append(gr.Dataframe(interactive=False, max_height=240,
+                                                elem_id=f"table-{key}"))
+
+    @user_errors
+    def refresh() -> list[Any]:
+        points = tradeoff_points(tradeoffs(runs_dir))
+        devices = sorted(points["device"].dropna().unique())
+        models, runs = len(points), points["run_id"].nunique()
+        note = (f"{models} model{'s' * (models != 1)} from {runs} run{'s' * (runs != 1)}; "
+                f"timed on {', '.join(devices) or '–'}." if models else
+                "No scored models yet: launch a job in **Distil**.")
+        values: list[Any] = [note]
+        for key in CHARTS:
+            values += [tradeoff_chart(points, key), tradeoff_table(points, key)]
+        return values
+
+    for trigger in (demo.load, tab.select, refresh_button.click):
+        trigger(refresh, None, [summary, *outputs], concurrency_limit=None,
+                api_visibility="private")

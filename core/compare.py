@@ -1,0 +1,315 @@
+"""Side-by-side predictions, disagreement browsing and the accuracy/speed/size trade-offs.
+
+The engine side of the app's Compare and Trade-offs tabs (and their CLI twins):
+
+* :func:`compare` runs several models on the same texts and times each text end to end;
+* :func:`disagreements` reads two models' saved validation predictions and lists the
+  examples where they disagree (or either is wrong);
+* :func:`tradeoffs` gathers every scored model across runs with its Pareto flags.
+
+Models are loaded once per process and kept in a small LRU cache keyed by their resolved
+folder (and its ``config.json`` time stamp, so a model re-saved in place is reloaded).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.runs import RunError, leaderboard, open_run
+
+logger = logging.getLogger(__name__)
+
+MODEL_CACHE_SIZE = 4
+DISAGREEMENT_MODES = ("disagree", "either_wrong", "all")
+COMPARE_COLUMNS = ["text_index", "text", "model", "label", "confidence", "probabilities",
+                   "latency_ms", "agree"]
+DISAGREEMENT_COLUMNS = ["index", "text", "true_label", "a_label", "a_confidence", "b_label",
+                        "b_confidence", "confidence_gap", "a_correct", "b_correct"]
+TRADEOFF_COLUMNS = ["model", "run_id", "role", "accuracy", "macro_f1", "latency_ms_p50",
+                    "params", "params_non_embedding", "size_mb", "throughput_per_s", "device"]
+# (flag, x column, minimise x): accuracy is always maximised.
+PARETO_AXES = (("pareto_latency", "latency_ms_p50", True), ("pareto_size", "size_mb", True),
+               ("pareto_params", "params", True),
+               ("pareto_throughput", "throughput_per_s", False))
+
+
+class CompareError(ValueError):
+    """A comparison that cannot be made, with a message that says why and what to do."""
+
+
+# --- model cache ---------------------------------------------------------------------
+
+_MODELS: OrderedDict[tuple[str, float, str], tuple[Any, Any, list[str]]] = OrderedDict()
+_MODELS_LOCK = threading.Lock()
+
+
+def _check_is_classifier(ref: str, path: str) -> None:
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        return  # a Hub id: load_classifier says what is wrong
+    try:
+        architectures = json.loads(config.read_text()).get("architectures") or []
+    except (OSError, json.JSONDecodeError):
+        return
+    if not any(a.endswith("ForSequenceClassification") for a in architectures):
+        raise CompareError(f"{ref} has no classification head (it is an encoder, not a "
+                           "classifier); compare fine-tuned models, e.g. a run's teacher, "
+                           "student or baseline")
+
+
+def load_cached_model(ref: str, runs_dir: str | os.PathLike | None = None,
+                      device: str = "auto") -> tuple[Any, Any, list[str]]:
+    """A classifier, its tokenizer and label names, loaded once and kept in an LRU cache.
+
+    Args:
+        ref: ``run:<id>/<role>``, a model folder, ``bundled:minilm`` or a Hub id.
+        runs_dir: the runs folder for ``run:`` refs.
+        device: ``auto``, ``cpu``, ``cuda``...
+    Returns:
+        ``(model, tokenizer, label_names)``; the model is in eval mode on ``device``.
+    Raises:
+        CompareError / ModelError: a model that cannot be found or is not a classifier.
+    """
+    from core.devices import resolve_device
+    from core.models import load_classifier, resolve_model_ref
+
+    runs = os.fspath(runs_dir) if runs_dir is not None else None
+    path = resolve_model_ref(ref, runs)
+    _check_is_classifier(ref, path)
+    config = Path(path) / "config.json"
+    stamp = config.stat().st_mtime if config.is_file() else 0.0
+    target = resolve_device(device)
+    key = (str(Path(path).resolve()) if Path(path).is_dir() else path, stamp, str(target))
+    with _MODELS_LOCK:
+        if key in _MODELS:
+            _MODELS.move_to_end(key)
+            return _MODELS[key]
+        model, tokenizer, _ = load_classifier(ref, None, runs_dir=runs)
+        model.to(target).eval()
+        names = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
+        _MODELS[key] = (model, tokenizer, names)
+        while len(_MODELS) > MODEL_CACHE_SIZE:
+            _MODELS.popitem(last=False)
+        return _MODELS[key]
+
+
+# --- compare -------------------------------------------------------------------------
+
+
+def _predict_one(model: Any, tokenizer: Any, text: str, max_length: int) -> tuple[np.ndarray,
+                                                                                  float]:
+    """Probabilities of one text and the end-to-end time: tokenise, forward, softmax, host."""
+    import torch
+
+    from core.devices import autocast_context, inference_dtype
+
+    device = next(model.parameters()).device
+    dtype = inference_dtype(device)
+    started = time.perf_counter()
+    # Tokenised here, uncached, so the time is what a caller with a new text waits for.
+    batch = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
+    batch = {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask",
+                                                                "token_type_ids")}
+    with torch.inference_mode(), autocast_context(device, dtype):
+        logits = model(**batch).logits
+    probs = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()  # the copy syncs CUDA
+    return probs, (time.perf_counter() - started) * 1000.0
+
+
+def compare(texts: Sequence[str], model_refs: Sequence[str],
+            runs_dir: str | os.PathLike | None = None, max_length: int = 128,
+            device: str = "auto") -> pd.DataFrame:
+    """Every model's prediction on every text, side by side.
+
+    Args:
+        texts: the texts to classify (blank ones are dropped).
+        model_refs: model references (``run:<id>/<role>``, folders, ``bundled:...``).
+        runs_dir: the runs folder for ``run:`` refs.
+        max_length: truncation length in tokens.
+        device: where to run the models.
+    Returns:
+        One row per (text, model): ``text_index, text, model, label, confidence,
+        probabilities`` (label -> probability), ``latency_ms`` (batch 1, end to end, after
+        two warm-up calls per model) and ``agree`` (every model gave this text the same label).
+    Raises:
+        CompareError: no texts or no models; ModelError for a model that cannot be loaded.
+    """
+    texts = [t.strip() for t in texts if t and t.strip()]
+    refs = list(dict.fromkeys(r.strip() for r in model_refs if r and r.strip()))
+    if not texts:
+        raise CompareError("no texts to compare: give at least one non-empty text")
+    if not refs:
+        raise CompareError("no models to compare: give at least one model reference")
+    if max_length < 1:
+        raise CompareError(f"max_length must be at least 1, got {max_length}")
+    rows = []
+    for ref in refs:
+        model, tokenizer, names = load_cached_model(ref, runs_dir, device)
+        for _ in range(2):  # warm-up: lazy initialisation and kernel selection stay untimed
+            _predict_one(model, tokenizer, texts[0], max_length)
+        for i, text in enumerate(texts):
+            probs, latency_ms = _predict_one(model, tokenizer, text, max_length)
+            best = int(probs.argmax())
+            rows.append({"text_index": i, "text": text, "model": ref, "label": names[best],
+                         "confidence": float(probs[best]),
+                         "probabilities": {n: float(p) for n, p in zip(names, probs,
+                                                                       strict=True)},
+                         "latency_ms": latency_ms})
+    table = pd.DataFrame(rows, columns=COMPARE_COLUMNS[:-1])
+    table["agree"] = table.groupby("text_index")["label"].transform("nunique") == 1
+    return table[COMPARE_COLUMNS]
+
+
+# --- disagreements -------------------------------------------------------------------
+
+
+def _parse_run_ref(ref: str) -> tuple[str, str]:
+    ref = ref.strip()
+    run_id, _, role = ref[4:].partition("/") if ref.startswith("run:") else ("", "", "")
+    if not run_id or not role:
+        raise CompareError(f"{ref!r} is not a run model: disagreements read the validation "
+                           "predictions saved with runs, so give models as run:<id>/<role>")
+    return run_id, role
+
+
+def _role_predictions(ref: str, runs_dir: str | os.PathLike | None) -> pd.DataFrame:
+    run_id, role = _parse_run_ref(ref)
+    run = open_run(run_id, runs_dir)
+    table = run.predictions()
+    if table.empty:
+        raise RunError(f"run {run_id} has no validation predictions yet "
+                       f"(state: {run.status().get('state')})")
+    if f"{role}_pred_name" not in table.columns:
+        roles = sorted(c[:-len("_pred_name")] for c in table.columns if c.endswith("_pred_name"))
+        raise RunError(f"run {run_id} has no predictions of {role!r}; scored models: "
+                       f"{', '.join(roles) or 'none'}")
+    return table
+
+
+def disagreements(model_a: str, model_b: str, runs_dir: str | os.PathLike | None = None,
+                  mode: str = "disagree", true_label: str | None = None,
+                  predicted_label: str | None = None) -> pd.DataFrame:
+    """Validation examples where two run models disagree (or either is wrong).
+
+    Args:
+        model_a: ``run:<id>/<role>``.
+        model_b: ``run:<id>/<role>``, from the same run or one scored on the same examples.
+        runs_dir: the runs folder.
+        mode: ``disagree`` (different labels), ``either_wrong`` (at least one is wrong) or
+            ``all`` (every example).
+        true_label: keep only examples with this true label (None or "": all).
+        predicted_label: keep only examples where either model predicted this label.
+    Returns:
+        ``index, text, true_label, a_label, a_confidence, b_label, b_confidence,
+        confidence_gap`` (``|a_confidence - b_confidence|``), ``a_correct, b_correct``;
+        sorted by confidence gap, largest first.
+    Raises:
+        CompareError: a ref that is not a run model, an unknown mode or label, or runs
+            scored on different validation sets. RunError: an unknown run or model.
+    """
+    if mode not in DISAGREEMENT_MODES:
+        raise CompareError(f"mode must be one of {', '.join(DISAGREEMENT_MODES)}, got {mode!r}")
+    (_, role_a), (_, role_b) = _parse_run_ref(model_a), _parse_run_ref(model_b)
+    table_a = _role_predictions(model_a, runs_dir)
+    table_b = _role_predictions(model_b, runs_dir)
+    if (len(table_a) != len(table_b) or table_a["text"].tolist() != table_b["text"].tolist()
+            or table_a["label_name"].tolist() != table_b["label_name"].tolist()):
+        raise CompareError(f"{model_a} and {model_b} were scored on different validation sets "
+                           f"({len(table_a)} and {len(table_b)} examples, not the same texts "
+                           "and labels): pick two models of one run, or of runs on the same "
+                           "data")
+    rows = pd.DataFrame({
+        "index": table_a["index"].to_numpy(),
+        "text": table_a["text"].to_numpy(),
+        "true_label": table_a["label_name"].astype(str).to_numpy(),
+        "a_label": table_a[f"{role_a}_pred_name"].astype(str).to_numpy(),
+        "a_confidence": table_a[f"{role_a}_confidence"].astype(float).to_numpy(),
+        "b_label": table_b[f"{role_b}_pred_name"].astype(str).to_numpy(),
+        "b_confidence": table_b[f"{role_b}_confidence"].astype(float).to_numpy(),
+    })
+    rows["confidence_gap"] = (rows["a_confidence"] - rows["b_confidence"]).abs()
+    rows["a_correct"] = rows["a_label"] == rows["true_label"]
+    rows["b_correct"] = rows["b_label"] == rows["true_label"]
+    labels = set(rows["true_label"]) | set(rows["a_label"]) | set(rows["b_label"])
+    for name, value in (("true_label", true_label), ("predicted_label", predicted_label)):
+        if value and value not in labels:
+            raise CompareError(f"{name} {value!r} is not a label of these models; labels: "
+                               f"{', '.join(sorted(labels))}")
+    keep = np.ones(len(rows), dtype=bool)
+    if mode == "disagree":
+        keep &= (rows["a_label"] != rows["b_label"]).to_numpy()
+    elif mode == "either_wrong":
+        keep &= ~(rows["a_correct"] & rows["b_correct"]).to_numpy()
+    if true_label:
+        keep &= (rows["true_label"] == true_label).to_numpy()
+    if predicted_label:
+        keep &= ((rows["a_label"] == predicted_label)
+                 | (rows["b_label"] == predicted_label)).to_numpy()
+    rows = rows[keep].sort_values(["confidence_gap", "index"], ascending=[False, True],
+                                  kind="stable")
+    return rows.reset_index(drop=True)[DISAGREEMENT_COLUMNS]
+
+
+# --- trade-offs ----------------------------------------------------------------------
+
+
+def pareto_front(x: Sequence[float], y: Sequence[float], minimize_x: bool) -> np.ndarray:
+    """Which points are on the Pareto frontier of (x, y), y maximised.
+
+    A point is on the frontier when no other point is at least as good on both axes and
+    strictly better on one. Points with a missing (NaN) coordinate are never on it and
+    never dominate another.
+
+    Args:
+        x: the cost or benefit axis (latency, size; or throughput).
+        y: the quality axis (accuracy), maximised.
+        minimize_x: True when a smaller x is better (latency, size), False when larger is
+            (throughput).
+    Returns:
+        A boolean array, one flag per point.
+    """
+    xs = np.asarray(x, dtype=np.float64)
+    ys = np.asarray(y, dtype=np.float64)
+    if xs.shape != ys.shape or xs.ndim != 1:
+        raise ValueError(f"x and y must be 1-D and equally long, got {xs.shape} and {ys.shape}")
+    if not minimize_x:
+        xs = -xs
+    valid = ~(np.isnan(xs) | np.isnan(ys))
+    # dominated[i, j]: point j is at least as good as i on both axes and better on one.
+    no_worse = (xs[None, :] <= xs[:, None]) & (ys[None, :] >= ys[:, None])
+    better = (xs[None, :] < xs[:, None]) | (ys[None, :] > ys[:, None])
+    dominated = (no_worse & better & valid[None, :]).any(axis=1)
+    return valid & ~dominated
+
+
+def tradeoffs(runs_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Every scored model across runs with its quality, speed and size, and Pareto flags.
+
+    Args:
+        runs_dir: the runs folder.
+    Returns:
+        One row per model: ``model, run_id, role, accuracy, macro_f1, latency_ms_p50,
+        params, params_non_embedding, size_mb, throughput_per_s, device`` and the flags
+        ``pareto_latency`` (accuracy vs latency), ``pareto_size`` (vs MB), ``pareto_params``
+        (vs parameters) and ``pareto_throughput`` (vs throughput, larger is better).
+        Latencies measured on different devices are not comparable: see ``device``.
+    """
+    board = leaderboard(runs_dir)
+    table = board[TRADEOFF_COLUMNS].copy()
+    for column in TRADEOFF_COLUMNS[3:-1]:
+        table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
+    for flag, column, minimize in PARETO_AXES:
+        table[flag] = pareto_front(table[column].to_numpy(), table["accuracy"].to_numpy(),
+                                   minimize_x=minimize)
+    return table.reset_index(drop=True)

@@ -1,0 +1,234 @@
+"""The app's named API endpoints through gradio_client, and the Distil form's spec building."""
+
+from __future__ import annotations
+
+import csv
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_sentiment_rows
+
+gradio_client = pytest.importorskip("gradio_client")
+AppError = gradio_client.exceptions.AppError
+
+ENDPOINTS = {"/launch", "/status", "/cancel", "/resume", "/delete", "/runs", "/compare",
+             "/disagreements", "/tradeoffs"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_sentiment_csvs(folder: Path, train: int = 150, dev: int = 50) -> tuple[str, str]:
+    paths = []
+    for name, n, seed in (("train.csv", train, 0), ("dev.csv", dev, 1)):
+        path = folder / name
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "label"])
+            writer.writerows(make_sentiment_rows(n, seed))
+        paths.append(str(path))
+    return paths[0], paths[1]
+
+
+def tiny_spec(teacher: str, train: str, dev: str) -> dict:
+    return {"teacher": teacher, "dataset": {"name": train, "validation": dev},
+            "student": {"layers": [0, 2]}, "baseline": False, "device": "cpu", "name": "api",
+            "train": {"epochs": 1, "teacher_epochs": 1, "max_length": 32, "batch_size": 16}}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, Path]]:
+    """The app on loopback with a job queue, and a gradio_client connected to it."""
+    from app.main import build_app, launch_options
+    from core.jobs import JobQueue
+
+    runs_dir = tmp_path_factory.mktemp("app") / "runs"
+    queue = JobQueue(runs_dir, poll_s=0.5).start()
+    demo = build_app(runs_dir)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(),
+                            prevent_thread_lock=True, quiet=True, **launch_options())
+    client = gradio_client.Client(url, verbose=False)
+    try:
+        yield client, runs_dir
+    finally:
+        client.close()
+        demo.close()
+        queue.stop()
+
+
+def wait_done(client: object, run_id: str, timeout_s: float = 240) -> dict:
+    deadline = time.monotonic() + timeout_s
+    status: dict = {}
+    while time.monotonic() < deadline:
+        status = client.predict(run_id, api_name="/status")
+        if status["state"] in ("done", "failed", "cancelled", "interrupted"):
+            break
+        time.sleep(1)
+    assert status.get("state") == "done", f"run ended as {status}"
+    return status
+
+
+def test_api_exposes_the_named_endpoints(served: tuple[object, Path]) -> None:
+    client, _ = served
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert names == ENDPOINTS
+
+
+def test_api_launches_a_job_and_reads_its_results(served: tuple[object, Path], tmp_path: Path,
+                                                  tiny_bert_dir: str) -> None:
+    client, runs_dir = served
+    train, dev = write_sentiment_csvs(tmp_path)
+    run_id = client.predict(json.dumps(tiny_spec(tiny_bert_dir, train, dev)),
+                            api_name="/launch")
+    assert (runs_dir / run_id / "spec.json").exists()
+    status = wait_done(client, run_id)
+    assert f"run:{run_id}/student" in status["models"]
+    assert status["metrics"]["student"]["accuracy"] is not None
+    assert status["log_tail"]
+
+    models = [f"run:{run_id}/teacher", f"run:{run_id}/student"]
+    rows = client.predict(["this movie was wonderful", "the plot was dull"], models,
+                          api_name="/compare")
+    assert len(rows) == 4 and {r["model"] for r in rows} == set(models)
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in rows)
+    assert all(r["latency_ms"] > 0 and isinstance(r["agree"], bool) for r in rows)
+
+    board = client.predict(api_name="/runs")
+    assert {(r["run_id"], r["role"]) for r in board} >= {(run_id, "teacher"),
+                                                         (run_id, "student")}
+    per_run = client.predict(False, api_name="/runs")
+    assert [r["state"] for r in per_run if r["run_id"] == run_id] == ["done"]
+
+    points = client.predict(api_name="/tradeoffs")
+    assert {p["model"] for p in points} >= set(models)
+    assert any(p["pareto_latency"] for p in points)
+
+    every = client.predict(*models, "all", api_name="/disagreements")
+    assert len(every) == 50 and {"text", "true_label", "a_label", "b_label"} <= set(every[0])
+
+    with pytest.raises(AppError, match="nothing to cancel"):
+        client.predict(run_id, api_name="/cancel")
+    assert client.predict(run_id, api_name="/delete") == {"run_id": run_id, "deleted": True}
+    assert not (runs_dir / run_id).exists()
+
+
+def test_api_cancels_a_queued_run_and_resumes_it(served: tuple[object, Path],
+                                                 tiny_bert_dir: str) -> None:
+    from core.runs import create_run
+
+    client, runs_dir = served
+    # A run whose data is missing: once resumed, its worker fails at once.
+    run = create_run(tiny_spec(tiny_bert_dir, "/no/such/train.csv", "/no/such/dev.csv"),
+                     runs_dir)
+    (run.path / "claimed").touch()  # held back from the queue until resumed
+    assert client.predict(run.id, api_name="/cancel")["state"] == "cancelled"
+    assert client.predict(run.id, api_name="/resume")["state"] == "queued"
+    deadline = time.monotonic() + 120
+    status = {}
+    while time.monotonic() < deadline:
+        status = client.predict(run.id, api_name="/status")
+        if status["state"] == "failed" and not (run.path / "claimed").exists():
+            break
+        time.sleep(1)
+    assert status["state"] == "failed" and "file not found" in status["error"]
+    with pytest.raises(AppError, match="no run 'no-such-run'"):
+        client.predict("no-such-run", api_name="/resume")
+    client.predict(run.id, api_name="/delete")
+
+
+@pytest.mark.parametrize(("endpoint", "args", "message"), [
+    ("/launch", ('{"teacher": "/no/such/folder"}',), "folder not found"),
+    ("/launch", ('{"bogus": 1}',), "unknown job spec keys"),
+    ("/launch", ("[1, 2]",), "JSON object"),
+    ("/launch", ('{"dataset": {"name": "/no/such/data.csv"}}',), "dataset file not found"),
+    ("/status", ("no-such-run",), "no run 'no-such-run'"),
+    ("/cancel", ("no-such-run",), "no run 'no-such-run'"),
+    ("/compare", (["a text"], ["bundled:minilm"]), "no classification head"),
+    ("/compare", ([], ["bundled:minilm"]), "no texts"),
+    ("/disagreements", ("bundled:minilm", "run:x/student"), "run:<id>/<role>"),
+])
+def test_api_reports_bad_input_as_a_message(served: tuple[object, Path], endpoint: str,
+                                            args: tuple, message: str) -> None:
+    client, _ = served
+    with pytest.raises(AppError) as error:
+        client.predict(*args, api_name=endpoint)
+    assert message in str(error.value)
+    assert "Traceback" not in str(error.value)
+
+
+# --- the Distil form ----------------------------------------------------------------
+
+
+def form(**overrides: object) -> dict:
+    values = {"teacher": "bundled:minilm", "dataset": "bbc_news", "validation": "",
+              "text_column": "", "label_column": "", "max_train_examples": None,
+              "max_eval_examples": None, "student_size": "half the layers (DistilBERT)",
+              "student_layers": None, "recipe": "logits", "temperature": 3.0, "alpha_kd": 0.7,
+              "alpha_ce": 0.3, "alpha_cos": 0.0, "preset": "quick", "epochs": 1,
+              "teacher_epochs": 1, "learning_rate": 1e-4, "teacher_learning_rate": 1e-4,
+              "batch_size": 16, "max_length": 32, "baseline": False, "seed": 7,
+              "device": "cpu", "name": "form"}
+    values.update(overrides)
+    return values
+
+
+def test_form_builds_the_spec_its_widgets_show(tmp_path: Path, tiny_bert_dir: str) -> None:
+    from app.forms import build_spec
+
+    spec = build_spec(form(max_train_examples=100), tmp_path)
+    assert spec.student.layers is None  # the engine's every-other-layer default
+    assert (spec.recipe.name, spec.recipe.temperature, spec.recipe.alpha_kd) == ("logits", 3.0,
+                                                                                 0.7)
+    assert (spec.train.epochs, spec.train.max_length, spec.train.batch_size) == (1, 32, 16)
+    assert (spec.dataset.max_train_examples, spec.baseline, spec.seed) == (100, False, 7)
+    # A quarter of the tiny teacher's 4 layers is one layer; custom layers pass through.
+    quarter = build_spec(form(teacher=tiny_bert_dir, student_size="a quarter of the layers"),
+                         tmp_path)
+    assert quarter.student.layers == (0,)
+    custom = build_spec(form(student_size="custom layers", student_layers=[0, 3]), tmp_path)
+    assert custom.student.layers == (0, 3)
+
+
+def test_form_rejects_what_cannot_run(tmp_path: Path) -> None:
+    from app.forms import build_spec
+    from core.specs import SpecError
+
+    with pytest.raises(SpecError, match="custom layers"):
+        build_spec(form(student_size="custom layers"), tmp_path)
+    with pytest.raises(SpecError, match="epochs must be at least 1"):
+        build_spec(form(epochs=0), tmp_path)
+
+
+def test_uploads_are_checked_and_kept_in_the_runs_folder(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.forms import store_upload
+
+    train, _ = write_sentiment_csvs(tmp_path)
+    stored = store_upload(train, tmp_path / "runs")
+    assert stored.parent == tmp_path / "runs" / "_uploads"
+    assert stored.read_bytes() == Path(train).read_bytes()
+    (tmp_path / "notes.xlsx").write_text("x")
+    with pytest.raises(ValueError, match="upload a .csv, .tsv, .jsonl file"):
+        store_upload(tmp_path / "notes.xlsx", tmp_path / "runs")
+    monkeypatch.setenv("DISTILLAB_MAX_UPLOAD_MB", "0.001")
+    with pytest.raises(ValueError, match="over the upload limit"):
+        store_upload(train, tmp_path / "runs")
+
+
+def test_launch_spec_parses_json_yaml_or_nothing() -> None:
+    from app.api import parse_spec
+    from core.specs import JobSpec, SpecError
+
+    assert parse_spec("") == JobSpec()
+    assert parse_spec('{"train": {"epochs": 1}}').train.epochs == 1
+    assert parse_spec("train: {epochs: 2}\nseed: 3").seed == 3
+    with pytest.raises(SpecError, match="JSON object"):
+        parse_spec("just words")

@@ -1,0 +1,137 @@
+"""The main flow in a real browser: launch a small job, watch it finish, compare, plot.
+
+Headless Chromium (Debian's, driven by Playwright; never ``playwright install``). Saves a
+screenshot of each tab into ``docs/screenshots/`` and the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.test_app_api import free_port, write_sentiment_csvs
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+JOB_TIMEOUT_MS = 240_000
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from app.main import build_app, launch_options
+    from core.jobs import JobQueue
+
+    runs_dir = tmp_path_factory.mktemp("browser") / "runs"
+    queue = JobQueue(runs_dir, poll_s=0.5).start()
+    demo = build_app(runs_dir)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(),
+                            prevent_thread_lock=True, quiet=True, **launch_options())
+    try:
+        yield url
+    finally:
+        demo.close()
+        queue.stop()
+
+
+@pytest.fixture(scope="module")
+def page(app_url: str) -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                             args=CHROMIUM_ARGS)
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        tab.set_default_timeout(60_000)
+        # Not "networkidle": Gradio keeps a heartbeat connection open.
+        tab.goto(app_url, wait_until="load")
+        tab.locator("#launch").wait_for()
+        try:
+            yield tab
+        finally:
+            browser.close()
+
+
+def screenshot(page: object, name: str, tmp_path: Path) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / name
+    page.screenshot(path=str(path), full_page=True)
+    shutil.copyfile(path, SCREENSHOTS / name)
+
+
+def fill_number(page: object, elem_id: str, value: int) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Tab")
+
+
+def test_a_person_distils_compares_and_reads_the_plots(page: object, tmp_path: Path,
+                                                       tiny_bert_dir: str) -> None:
+    from playwright.sync_api import expect
+
+    train, dev = write_sentiment_csvs(tmp_path)
+
+    # Distil: the tiny teacher, uploaded data, small settings.
+    teacher = page.locator("#teacher input")
+    teacher.click()
+    teacher.fill(tiny_bert_dir)
+    teacher.press("Enter")
+    page.locator("#upload-train input[type=file]").set_input_files(train)
+    expect(page.locator("#dataset textarea, #dataset input").first).to_have_value(
+        re.compile(r"_uploads/.*train\.csv$"))
+    page.locator("#upload-validation input[type=file]").set_input_files(dev)
+    expect(page.locator("#validation textarea, #validation input").first).to_have_value(
+        re.compile(r"_uploads/.*dev\.csv$"))
+    page.locator("#student-size label", has_text="custom layers").click()
+    page.locator("#student-layers textarea, #student-layers input").first.fill("0,2")
+    for elem_id, value in (("epochs", 1), ("teacher-epochs", 1), ("batch-size", 16),
+                           ("max-length", 32)):
+        fill_number(page, elem_id, value)
+    page.locator("#baseline input[type=checkbox]").uncheck()
+    page.locator("#run-name textarea, #run-name input").first.fill("browser")
+    page.locator("#launch").click()
+
+    status = page.locator("#run-status")
+    expect(status).to_contain_text("done", timeout=JOB_TIMEOUT_MS)
+    run_id = re.search(r"Run (\S+): done", status.inner_text()).group(1)
+    expect(page.locator("#loss-plot .vega-embed")).to_be_visible()
+    screenshot(page, "distil.png", tmp_path)
+
+    # Runs: the leaderboard has the new run's models.
+    page.get_by_role("tab", name="Runs").click()
+    expect(page.locator("#leaderboard")).to_contain_text(run_id)
+    expect(page.locator("#leaderboard")).to_contain_text("student")
+    expect(page.locator("#run-details")).to_contain_text(f"{run_id} · done")
+    expect(page.locator("#run-curves .vega-embed")).to_be_visible()
+    screenshot(page, "runs.png", tmp_path)
+
+    # Compare: the run's teacher and student are preselected; type a sentence.
+    page.get_by_role("tab", name="Compare").click()
+    models = page.locator("#compare-models")
+    expect(models).to_contain_text(f"run:{run_id}/teacher")
+    expect(models).to_contain_text(f"run:{run_id}/student")
+    page.locator("#compare-texts textarea").fill("the film was wonderful and the cast superb")
+    page.locator("#compare-button").click()
+    result = page.locator("#compare-result")
+    expect(result).to_contain_text("the film was wonderful")
+    expect(result).to_contain_text(f"run:{run_id}/teacher")
+    expect(result).to_contain_text(f"run:{run_id}/student")
+    expect(result).to_contain_text(re.compile(r"(positive|negative) \(0\.\d\d\) · [\d.]+ ms"))
+    expect(page.locator("#compare-summary")).to_contain_text("models agree")
+    expect(page.locator("#disagreements")).to_be_visible()
+    screenshot(page, "compare.png", tmp_path)
+
+    # Trade-offs: the plot is drawn and the table under it lists the models.
+    page.get_by_role("tab", name="Trade-offs").click()
+    expect(page.locator("#plot-latency .vega-embed")).to_be_visible()
+    expect(page.locator("#table-latency")).to_contain_text(f"run:{run_id}/student")
+    expect(page.locator("#tradeoffs-summary")).to_contain_text(re.compile(r"models? from 1 run;"))
+    screenshot(page, "tradeoffs.png", tmp_path)
