@@ -4,6 +4,9 @@
     distillab runs [--models]                             list runs, or every scored model
     distillab eval MODEL... --dataset D [--validation V]   score saved models on a dataset
     distillab predict MODEL TEXT... [--file F] [--json]     labels and probabilities
+    distillab compare MODEL... --text T                     models side by side on texts
+    distillab disagreements MODEL_A MODEL_B                where two models disagree
+    distillab tradeoffs                                     accuracy vs latency/size, Pareto
     distillab cancel RUN_ID                                 ask a running job to stop
     distillab bench [--quick] [--json PATH]                 speed against the usual HF paths
 """
@@ -99,6 +102,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+
+    p = sub.add_parser("compare", help="several models side by side on texts")
+    p.add_argument("models", nargs="+", help="model refs: run:<id>/<role>, folders")
+    p.add_argument("--text", action="append", default=[], help="a text (repeatable)")
+    p.add_argument("--file", help="a file of texts, one per line (or a CSV/TSV/JSONL column)")
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+
+    p = sub.add_parser("disagreements", help="validation examples where two models disagree")
+    p.add_argument("model_a")
+    p.add_argument("model_b")
+    p.add_argument("--mode", choices=("disagree", "either_wrong", "all"), default="disagree")
+    p.add_argument("--true-label")
+    p.add_argument("--predicted-label")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("tradeoffs", help="accuracy vs latency/size per model, Pareto flags")
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("cancel", help="ask a running job to stop (it saves a checkpoint)")
     p.add_argument("run_id")
@@ -354,6 +377,45 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_table(table: Any, as_json: bool, limit: int | None = None) -> None:
+    if limit is not None:
+        table = table.head(limit)
+    if as_json:
+        for record in table.to_dict(orient="records"):
+            print(json.dumps(record, default=str))
+    else:
+        print(table.to_string(index=False, max_colwidth=60) if len(table) else "no rows")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from core.compare import compare
+    from core.data import read_texts_file
+
+    texts = list(args.text) + (read_texts_file(args.file) if args.file else [])
+    if not texts:
+        raise SpecError("compare: give texts with --text or --file")
+    table = compare(texts, args.models, runs_dir=args.runs_dir, max_length=args.max_length,
+                    device=args.device)
+    _print_table(table, args.json)
+    return 0
+
+
+def cmd_disagreements(args: argparse.Namespace) -> int:
+    from core.compare import disagreements
+
+    table = disagreements(args.model_a, args.model_b, runs_dir=args.runs_dir, mode=args.mode,
+                          true_label=args.true_label, predicted_label=args.predicted_label)
+    _print_table(table, args.json, args.limit)
+    return 0
+
+
+def cmd_tradeoffs(args: argparse.Namespace) -> int:
+    from core.compare import tradeoffs
+
+    _print_table(tradeoffs(args.runs_dir), args.json)
+    return 0
+
+
 def cmd_cancel(args: argparse.Namespace) -> int:
     from core.runs import open_run
 
@@ -376,7 +438,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "runs": cmd_runs, "eval": cmd_eval, "predict": cmd_predict,
-            "cancel": cmd_cancel, "worker": cmd_worker}
+            "compare": cmd_compare, "disagreements": cmd_disagreements,
+            "tradeoffs": cmd_tradeoffs, "cancel": cmd_cancel, "worker": cmd_worker}
 
 
 def main(argv: list[str] | None = None) -> int:

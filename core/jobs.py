@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.runs import Run, RunError, create_run, list_run_objects, open_run, runs_root
+from core.runs import Run, RunError, create_run, list_run_objects, open_run, pid_alive, runs_root
 from core.specs import JobSpec
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,12 @@ def cancel(run_id: str, runs_dir: str | os.PathLike | None = None) -> str:
 def resume(run_id: str, runs_dir: str | os.PathLike | None = None) -> None:
     """Queue an interrupted, cancelled or failed run again; it continues from its checkpoint."""
     run = open_run(run_id, runs_dir)
-    state = run.status()["state"]
+    status = run.status()
+    state = status["state"]
     if state not in RESUMABLE:
         raise RunError(f"run {run_id} is {state}; only {', '.join(RESUMABLE)} runs resume")
+    if pid_alive(status.get("pid")) and status.get("pid") != os.getpid():
+        raise RunError(f"run {run_id} is still stopping (pid {status['pid']}); try again")
     run.clear_cancel()
     (run.path / "claimed").unlink(missing_ok=True)
     run.set_status("queued", message="queued to resume")
@@ -112,6 +115,8 @@ class JobQueue:
             if proc.poll() is not None:
                 del self._workers[run_id]
                 run = Run(self.runs_dir / run_id)
+                if not (run.path / "claimed").exists():
+                    continue  # resumed (re-queued) since: the new claim decides its fate
                 if run.status()["state"] in ("queued", "running", "interrupted"):
                     # The worker died before it could say so (killed, out of memory).
                     run.set_status("failed", error=f"worker exited with code {proc.returncode}")

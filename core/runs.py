@@ -78,7 +78,8 @@ def read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
-def _pid_alive(pid: int | None) -> bool:
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process with this pid exists (a run's worker)."""
     if not pid:
         return False
     try:
@@ -108,7 +109,7 @@ class Run:
     def status(self) -> dict[str, Any]:
         """The status; a ``running`` run whose process is gone reads as ``interrupted``."""
         status = read_json(self.path / "status.json", {"state": "queued"})
-        if status.get("state") == "running" and not _pid_alive(status.get("pid")):
+        if status.get("state") == "running" and not pid_alive(status.get("pid")):
             status["state"] = "interrupted"
         return status
 

@@ -58,6 +58,21 @@ def test_run_prints_the_id_and_the_results_table(cli_run, capsys):
                  str(folder / "dev.jsonl"), "--no-speed"]) == 0
     assert "accuracy" in capsys.readouterr().out
 
+    student, teacher = f"run:{run_id}/student", f"run:{run_id}/teacher"
+    assert main(["--runs-dir", str(runs_dir), "compare", teacher, student,
+                 "--text", "the ending was lovely", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {row["model"] for row in rows} == {teacher, student}
+
+    assert main(["--runs-dir", str(runs_dir), "disagreements", teacher, student,
+                 "--mode", "all", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 20 and {"text", "a_label", "b_label", "confidence_gap"} <= set(rows[0])
+
+    assert main(["--runs-dir", str(runs_dir), "tradeoffs", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {row["role"] for row in rows} >= {"teacher", "student", "baseline"}
+
     assert main(["--runs-dir", str(runs_dir), "run", "--resume", run_id]) == 0
     assert "already done" in capsys.readouterr().err
 
