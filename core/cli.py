@@ -8,6 +8,7 @@
     distillab disagreements MODEL_A MODEL_B                where two models disagree
     distillab tradeoffs                                     accuracy vs latency/size, Pareto
     distillab cancel RUN_ID                                 ask a running job to stop
+    distillab export RUN_ID [--out DIR | --zip | --push REPO]  a model with its model card
     distillab bench [--quick] [--json PATH]                 speed against the usual HF paths
 """
 
@@ -135,6 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sections", default="eval,distill,speedup",
                    help="comma list of eval, distill, speedup")
     p.add_argument("--sst2-dir", default="../shared/data/sst2")
+
+    p = sub.add_parser("export", help="a run's model as a folder, a zip or a Hub repository, "
+                       "with a generated model card")
+    p.add_argument("run_id")
+    p.add_argument("--role", default="student", help="student (default), teacher or baseline")
+    p.add_argument("--out", metavar="DIR", help="write the model folder here")
+    p.add_argument("--zip", nargs="?", const=True, metavar="PATH",
+                   help="write a zip (default: a new temporary folder); prints its path")
+    p.add_argument("--push", metavar="REPO_ID", help="push to this Hub model repository")
+    p.add_argument("--public", action="store_true", help="create the Hub repository public "
+                   "(default: private)")
+    p.add_argument("--token", help="Hub write token (default: $HF_TOKEN or `hf auth login`)")
 
     p = sub.add_parser("worker", help=argparse.SUPPRESS)
     p.add_argument("run_id")
@@ -289,31 +302,42 @@ def format_results_table(metrics: dict[str, Any]) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from core.distributed import is_main_process, shared_run
     from core.pipeline import run_job
-    from core.runs import create_run, open_run
+    from core.runs import Run, create_run, open_run
     from core.train import Cancelled
 
-    if args.resume:
+    def make_run() -> Run | None:
+        if not args.resume:
+            return create_run(spec_from_args(args).to_dict(), args.runs_dir)
         run = open_run(args.resume, args.runs_dir)
         state = run.status()["state"]
         if state == "done":
             print(f"run {run.id} is already done", file=sys.stderr)
-            return 0
+            return None
         if state == "running":
             raise SpecError(f"run {run.id} is still running (pid {run.status().get('pid')})")
-    else:
-        spec = spec_from_args(args)
-        run = create_run(spec.to_dict(), args.runs_dir)
-    print(f"run id: {run.id}  (folder: {run.path})", flush=True)
-    bars = _ProgressBars()
+        return run
+
+    # Under accelerate launch / torchrun rank 0 makes the run and the other ranks join it.
+    run = shared_run(make_run, args.runs_dir)
+    if run is None:
+        return 0
+    main = is_main_process()
+    if main:
+        print(f"run id: {run.id}  (folder: {run.path})", flush=True)
+    bars = _ProgressBars() if main else None
     try:
         metrics = run_job(run, on_event=bars)
     except Cancelled as stop:
-        bars.close()
-        print(f"{stop}; resume with: distillab run --resume {run.id}", file=sys.stderr)
+        if main:
+            print(f"{stop}; resume with: distillab run --resume {run.id}", file=sys.stderr)
         return 130
     finally:
-        bars.close()
+        if bars is not None:
+            bars.close()
+    if not main:
+        return 0
     print(format_results_table(metrics))
     print(f"run id: {run.id}")
     return 0
@@ -437,9 +461,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.export import cmd_export as export
+
+    return export(args)
+
+
 COMMANDS = {"run": cmd_run, "runs": cmd_runs, "eval": cmd_eval, "predict": cmd_predict,
             "compare": cmd_compare, "disagreements": cmd_disagreements,
-            "tradeoffs": cmd_tradeoffs, "cancel": cmd_cancel, "worker": cmd_worker}
+            "tradeoffs": cmd_tradeoffs, "cancel": cmd_cancel, "export": cmd_export,
+            "worker": cmd_worker}
 
 
 def main(argv: list[str] | None = None) -> int:

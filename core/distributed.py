@@ -95,7 +95,8 @@ def init_from_env() -> DistContext:
     if world_size <= 1 or _context.enabled:
         return _context
     local_rank = _env_int("LOCAL_RANK", 0)
-    use_cuda = (torch.cuda.is_available() and dist.is_nccl_available()
+    use_cuda = (torch.cuda.is_available() and local_rank < torch.cuda.device_count()
+                and dist.is_nccl_available()
                 and os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true"))
     if use_cuda:
         torch.cuda.set_device(local_rank)

@@ -95,6 +95,8 @@ def run_job(run: Run, on_event: EventSink | None = None) -> dict[str, Any]:
         if main:
             run.set_status("cancelled", message=str(stop))
             run.append_event({"type": "log", "level": "warning", "message": str(stop)})
+        # A launcher stops every rank once one exits: wait until rank 0 has saved it all.
+        distributed.barrier()
         raise
     except Exception as error:
         if main:
