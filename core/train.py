@@ -242,7 +242,8 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
             "epoch_loss_sum": float(epoch_loss), "epoch_rows": epoch_rows, "rng": _rng_state(),
         }, state_path)
 
-    log_every = max(1, steps_per_epoch // 20)
+    # Progress at least 20 times an epoch and every 5 s: reading a loss is a device sync.
+    log_every, log_interval_s, last_log = max(1, steps_per_epoch // 20), 5.0, time.perf_counter()
     started, rows_done = time.perf_counter(), 0
     step = start_epoch * steps_per_epoch + start_batch // config.grad_accum_steps
     for epoch in range(start_epoch, epochs):
@@ -274,7 +275,9 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
-                if step % log_every == 0 or step == total_steps:
+                now = time.perf_counter()
+                if step % log_every == 0 or step == total_steps or now - last_log > log_interval_s:
+                    last_log = now
                     elapsed = time.perf_counter() - started
                     rate = rows_done / elapsed if elapsed else 0.0
                     remaining_rows = (total_steps - step) * config.batch_size
