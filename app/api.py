@@ -1,24 +1,28 @@
 """The app's named API endpoints for ``gradio_client``: every UI action, callable from code.
 
 ``launch``, ``status``, ``cancel``, ``resume``, ``delete``, ``runs``, ``compare``,
-``disagreements`` and ``tradeoffs``. Each returns JSON (dicts and lists of row dicts) and
-reports bad input as an error whose message says what to fix.
+``evaluate``, ``disagreements``, ``tradeoffs`` and ``export``. Each returns JSON (dicts and
+lists of row dicts) and reports bad input as an error whose message says what to fix.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from app import gpu
 from app.forms import preflight
 from app.helpers import json_safe, to_records, user_errors
+from app.settings import check_training_allowed
 from core import compare as compare_core
 from core import jobs
+from core.export import push_to_hub
 from core.runs import delete_run, leaderboard, list_runs, open_run
-from core.specs import JobSpec, SpecError
+from core.specs import DatasetSpec, JobSpec, SpecError
 
 
 def parse_spec(spec: str | dict[str, Any] | None) -> JobSpec:
@@ -67,6 +71,7 @@ def register_api(runs_dir: Path) -> None:
             spec: the job as JSON (or YAML) with JobSpec fields, e.g. {"teacher": ...,
                 "dataset": {"name": ...}, "train": {"epochs": 1}}; empty: the bundled default.
         """
+        check_training_allowed(os.environ)
         job = parse_spec(spec)
         preflight(job, runs_dir)
         return jobs.submit(job, runs_dir)
@@ -96,6 +101,7 @@ def register_api(runs_dir: Path) -> None:
         Args:
             run_id: the run to resume.
         """
+        check_training_allowed(os.environ)
         jobs.resume(run_id.strip(), runs_dir)
         return {"run_id": run_id, "state": open_run(run_id.strip(), runs_dir).status()["state"]}
 
@@ -128,8 +134,27 @@ def register_api(runs_dir: Path) -> None:
             models: model references: run:<id>/<role>, a model folder.
             max_length: truncation length in tokens.
         """
-        return to_records(compare_core.compare(texts, models, runs_dir=runs_dir,
-                                               max_length=int(max_length)))
+        return to_records(gpu.compare_models(texts, models, runs_dir, int(max_length)))
+
+    @user_errors
+    def evaluate(models: list[str], dataset: str = "bbc_news", validation: str = "",
+                 max_eval_examples: int = 0, max_length: int = 128,
+                 measure_speed: bool = False) -> dict:
+        """Score models on a dataset's validation set: accuracy, macro-F1, per class, size.
+
+        Args:
+            models: model references: run:<id>/<role>, a model folder.
+            dataset: bbc_news, a CSV/TSV/JSONL/Parquet file or folder, or a Hub id (online).
+            validation: a separate validation file ("": a stratified split of the dataset).
+            max_eval_examples: score a stratified subset of this many (0: all).
+            max_length: truncation length in tokens.
+            measure_speed: also time latency and throughput.
+        """
+        data = DatasetSpec(name=dataset.strip() or "bbc_news", validation=validation.strip()
+                           or None, max_eval_examples=int(max_eval_examples) or None)
+        description, table = gpu.evaluate_models(models, data, runs_dir, int(max_length),
+                                                 bool(measure_speed))
+        return {"dataset": description, "models": to_records(table)}
 
     @user_errors
     def disagreements(model_a: str, model_b: str, mode: str = "disagree",
@@ -152,7 +177,26 @@ def register_api(runs_dir: Path) -> None:
         """Every scored model's accuracy, latency, size and throughput, with Pareto flags."""
         return to_records(compare_core.tradeoffs(runs_dir))
 
+    @user_errors
+    def export(run_id: str, role: str = "student", repo_id: str = "", token: str = "",
+               private: bool = True) -> dict:
+        """Push a run's model with a generated model card to a Hugging Face Hub repository.
+
+        Args:
+            run_id: the run.
+            role: student, teacher, baseline (a model the run saved).
+            repo_id: the Hub repository, e.g. your-name/distilled-bbc (created if missing).
+            token: a write token; "" uses HF_TOKEN (a Space secret) or `hf auth login`.
+            private: create the repository private.
+        """
+        if not repo_id.strip():
+            raise SpecError("export: give the Hub repository id, e.g. your-name/distilled-bbc")
+        url = push_to_hub(run_id.strip(), role.strip(), repo_id.strip(),
+                          token=token.strip() or None, private=bool(private), runs_dir=runs_dir)
+        return {"run_id": run_id, "role": role, "url": url}
+
     for fn, limit in ((launch, 1), (status, None), (cancel, None), (resume, 1), (delete, 1),
-                      (runs, None), (compare, 1), (disagreements, None), (tradeoffs, None)):
+                      (runs, None), (compare, 1), (evaluate, 1), (disagreements, None),
+                      (tradeoffs, None), (export, 1)):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=limit)
 

@@ -1,19 +1,26 @@
 """Build and serve the DistilLab app: four tabs, the named API endpoints, the job queue.
 
-``python -m app`` honours ``GRADIO_SERVER_NAME``, ``GRADIO_SERVER_PORT`` (Gradio reads them)
-and ``DISTILLAB_RUNS_DIR``.
+``python -m app [--host H] [--port P] [--share] [--auth user:password] [--runs-dir DIR]``;
+the environment gives the same: ``GRADIO_SERVER_NAME``, ``GRADIO_SERVER_PORT``,
+``DISTILLAB_SHARE=1``, ``DISTILLAB_AUTH``, ``DISTILLAB_RUNS_DIR`` (flags win). On a Hugging
+Face Space it serves on 0.0.0.0:7860 with runs on persistent storage (see ``app.settings``).
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import gradio as gr
 
 from app.api import register_api
 from app.forms import max_upload_mb
+from app.settings import ZERO_GPU_MESSAGE, on_zero_gpu, resolve_settings
+from app.share import serve
 from app.tabs.compare import build_compare_tab
 from app.tabs.distil import build_distil_tab
 from app.tabs.runs import build_runs_tab
@@ -46,6 +53,8 @@ def build_app(runs_dir: str | os.PathLike | None = None) -> gr.Blocks:
         register_api(root)
         gr.Markdown("# DistilLab\nDistilBERT-style knowledge distillation of text "
                     f"classifiers. Runs folder: `{root}`")
+        if on_zero_gpu(os.environ):
+            gr.Markdown(f"**ZeroGPU hardware.** {ZERO_GPU_MESSAGE}", elem_id="zero-gpu-note")
         with gr.Tabs():
             with gr.Tab("Distil", id="distil"):
                 build_distil_tab(demo, root)
@@ -65,16 +74,43 @@ def launch_options() -> dict[str, object]:
             "footer_links": ["api", "gradio"]}
 
 
-def main() -> None:
-    """Serve the app and a job queue that trains queued runs one at a time."""
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """``python -m app``'s command line (every flag also has an environment variable)."""
+    parser = argparse.ArgumentParser(prog="python -m app", description="Serve DistilLab's app.")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1; "
+                        "GRADIO_SERVER_NAME; 0.0.0.0 on a Space)")
+    parser.add_argument("--port", type=int, help="port (default 7860 or the next free one; "
+                        "GRADIO_SERVER_PORT)")
+    parser.add_argument("--share", action="store_true", help="also serve at a temporary "
+                        "public gradio.live link (DISTILLAB_SHARE=1)")
+    parser.add_argument("--auth", metavar="USER:PASSWORD", help="ask for this login "
+                        "(DISTILLAB_AUTH); use it with --share")
+    parser.add_argument("--runs-dir", help="the runs folder (DISTILLAB_RUNS_DIR; default ./runs, "
+                        "on a Space /data/distillab-runs or ~/distillab-runs)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve the app and a job queue that trains queued runs one at a time.
+
+    Args:
+        argv: the command line without the program name (default ``sys.argv[1:]``).
+    """
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    root = Path(runs_root()).resolve()
-    queue = JobQueue(root).start()
+    try:
+        settings = resolve_settings(os.environ, host=args.host, port=args.port,
+                                    share=args.share, auth=args.auth, runs_dir=args.runs_dir)
+    except ValueError as error:
+        sys.exit(f"python -m app: {error}")
+    root = Path(runs_root(settings.runs_dir)).resolve()
+    # On ZeroGPU nothing trains (see app.settings), so no worker may pick up queued runs.
+    queue = None if settings.zero_gpu else JobQueue(root).start()
     demo = build_app(root)
     try:
-        # Gradio reads GRADIO_SERVER_NAME and GRADIO_SERVER_PORT itself.
-        demo.launch(**launch_options())
+        serve(demo, settings, **launch_options())
     finally:
-        queue.stop()
+        if queue is not None:
+            queue.stop()

@@ -17,7 +17,7 @@ gradio_client = pytest.importorskip("gradio_client")
 AppError = gradio_client.exceptions.AppError
 
 ENDPOINTS = {"/launch", "/status", "/cancel", "/resume", "/delete", "/runs", "/compare",
-             "/disagreements", "/tradeoffs"}
+             "/evaluate", "/disagreements", "/tradeoffs", "/export"}
 
 
 def free_port() -> int:

@@ -9,12 +9,16 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from app.helpers import default_pair, model_choices, user_errors
+from app import gpu
+from app.helpers import default_pair, model_choices, round_table, user_errors
 from core import compare as compare_core
 from core.compare import DISAGREEMENT_MODES
 from core.runs import open_run
+from core.specs import DatasetSpec
 
 EXAMPLES_PER_CLICK = 3
+SCORE_COLUMNS = ["model", "accuracy", "macro_f1", "params", "latency_ms_p50",
+                 "throughput_per_s"]
 MODE_LABELS = {"disagree": "models disagree", "either_wrong": "either is wrong",
                "all": "all examples"}
 
@@ -75,6 +79,17 @@ def build_compare_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
                           wrap=True, elem_id="compare-result")
     with gr.Accordion("Class probabilities", open=False):
         probabilities = gr.Dataframe(interactive=False)
+    with gr.Accordion("Score these models on a dataset", open=False):
+        with gr.Row():
+            score_data = gr.Textbox("bbc_news", label="Dataset", scale=2,
+                                    info="bbc_news, a local CSV/TSV/JSONL/Parquet file or "
+                                         "folder, or a Hub id (online)")
+            score_validation = gr.Textbox(label="Validation file (optional)", scale=2)
+            score_limit = gr.Number(0, label="Max examples", precision=0, info="0: all")
+            score_timed = gr.Checkbox(False, label="Also time them")
+            score_button = gr.Button("Score", scale=0, min_width=120, elem_id="score-button")
+        score_summary = gr.Markdown()
+        scores = gr.Dataframe(interactive=False, elem_id="scores")
 
     gr.Markdown("### Disagreement browser\nValidation examples where two models disagree or "
                 "either is wrong, largest confidence gap first. Click a row to compare it.")
@@ -115,8 +130,20 @@ def build_compare_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
 
     @user_errors
     def run_compare(text: str, refs: list[str] | None, length: float | None) -> pd.DataFrame:
-        return compare_core.compare(_split_texts(text), refs or [], runs_dir=runs_dir,
-                                    max_length=int(length or 128))
+        return gpu.compare_models(_split_texts(text), refs or [], runs_dir,
+                                  int(length or 128))
+
+    @user_errors
+    def run_score(refs: list[str] | None, data: str, validation: str, limit: float | None,
+                  length: float | None, timed: bool) -> tuple[str, pd.DataFrame]:
+        spec = DatasetSpec(name=(data or "").strip() or "bbc_news",
+                           validation=(validation or "").strip() or None,
+                           max_eval_examples=int(limit) if limit else None)
+        description, table = gpu.evaluate_models(refs or [], spec, runs_dir,
+                                                  int(length or 128), bool(timed))
+        shown = table[[c for c in SCORE_COLUMNS if c in table.columns]]
+        return f"Scored on {description}.", round_table(shown, {
+            "accuracy": 4, "macro_f1": 4, "latency_ms_p50": 2, "throughput_per_s": 1})
 
     def show_compare(table: pd.DataFrame) -> tuple[Any, ...]:
         agreed = table.groupby("text_index")["agree"].first()
@@ -174,6 +201,8 @@ def build_compare_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
     compare_button.click(run_compare, [texts, models, max_length], compared, **private).success(
         show_compare, compared, [summary, result, probabilities], **private)
     examples_button.click(add_examples, [texts, models], texts, **private)
+    score_button.click(run_score, [models, score_data, score_validation, score_limit,
+                                   max_length, score_timed], [score_summary, scores], **private)
     model_a.input(labels_of, model_a, [true_label, predicted_label], **private)
     gr.on([find_button.click, mode.input, true_label.input, predicted_label.input], find,
           browse_inputs, found, **private).success(

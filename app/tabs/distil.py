@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from app.helpers import (
     user_errors,
 )
 from app.plots import training_charts
+from app.settings import check_training_allowed
 from core import jobs
 from core.data import load_data
 from core.runs import RunError, open_run
@@ -206,12 +208,14 @@ def build_distil_tab(demo: gr.Blocks, runs_dir: Path) -> None:
     # one message instead of error badges over every panel; the panels update on success.
     @user_errors
     def launch_default() -> str:
+        check_training_allowed(os.environ)
         run_id = jobs.submit(JobSpec(), runs_dir)
         gr.Info(f"Queued the default job as {run_id}")
         return run_id
 
     @user_errors
     def launch(*values: Any) -> str:
+        check_training_allowed(os.environ)
         form = dict(zip(FORM_FIELDS, values, strict=True))
         form["student_layers"] = parse_int_list(form["student_layers"], "custom layers")
         for key in ("max_train_examples", "max_eval_examples"):
@@ -234,6 +238,7 @@ def build_distil_tab(demo: gr.Blocks, runs_dir: Path) -> None:
     def resume(run_id: str | None) -> str:
         if not run_id:
             raise gr.Error("pick a run to resume")
+        check_training_allowed(os.environ)
         jobs.resume(run_id, runs_dir)
         gr.Info(f"{run_id} queued to resume from its checkpoint")
         return run_id

@@ -1,8 +1,7 @@
-"""Runs tab: the leaderboard, a run's details, downloads and deletion."""
+"""Runs tab: the leaderboard, a run's details, downloads, export to the Hub, and deletion."""
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import pandas as pd
 
 from app.helpers import round_table, run_choices, user_errors
 from app.plots import training_charts
+from core.export import push_to_hub, zip_model
 from core.runs import ROLES, Run, delete_run, leaderboard, list_runs, open_run
 
 BOARD_COLUMNS = ["run_id", "role", "accuracy", "macro_f1", "params_m", "size_mb",
@@ -70,15 +70,6 @@ def results_files(run: Run) -> list[str]:
     return files
 
 
-def model_zip(run: Run, role: str | None) -> str:
-    """A zip of one saved model folder (safetensors + tokenizer)."""
-    if not role or role not in run.models():
-        raise ValueError(f"run {run.id} has no saved {role or 'model'}; saved: "
-                         f"{', '.join(run.models()) or 'none'}")
-    folder = Path(tempfile.mkdtemp(prefix="distillab-model-"))
-    return shutil.make_archive(str(folder / f"{run.id}-{role}"), "zip", run.model_dir(role))
-
-
 def build_runs_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
     """The Runs tab's layout and wiring (call inside ``tab``)."""
     with gr.Row():
@@ -95,8 +86,21 @@ def build_runs_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
     details = gr.Markdown(elem_id="run-details")
     with gr.Row():
         results_button = gr.Button("↓ Results as CSV")
-        zip_button = gr.Button("↓ Model as zip")
+        zip_button = gr.Button("↓ Model as zip", elem_id="model-zip")
         delete_button = gr.Button("Delete run", variant="stop")
+    with gr.Accordion("Push the model to the Hugging Face Hub", open=False):
+        gr.Markdown("Uploads the chosen model with a generated model card (teacher, data, "
+                    "recipe, scores, speed, intended use and limitations). The zip above "
+                    "holds the same folder.")
+        with gr.Row():
+            repo_id = gr.Textbox(label="Repository", placeholder="your-name/distilled-bbc",
+                                 scale=2, elem_id="export-repo")
+            token = gr.Textbox(label="Write token", type="password", scale=2,
+                               placeholder="empty: HF_TOKEN (a Space secret) or hf auth login",
+                               elem_id="export-token")
+            private_repo = gr.Checkbox(True, label="Private repository", scale=1)
+            push_button = gr.Button("Push to the Hub", scale=1, elem_id="export-push")
+        pushed = gr.Markdown(elem_id="export-result")
     with gr.Row(visible=False) as confirm_row:
         confirm_md = gr.Markdown()
         confirm_button = gr.Button("Yes, delete it", variant="stop")
@@ -140,7 +144,21 @@ def build_runs_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
 
     @user_errors
     def download_model(run_id: str | None, role: str | None) -> Any:
-        return gr.File([model_zip(open_run(run_id or "", runs_dir), role)], visible=True)
+        if not run_id or not role:
+            raise gr.Error("pick a run and a model")
+        return gr.File([str(zip_model(run_id, role, runs_dir))], visible=True)
+
+    @user_errors
+    def push_model(run_id: str | None, role: str | None, repo: str, typed_token: str,
+                   private: bool) -> str:
+        if not run_id or not role:
+            raise gr.Error("pick a run and a model")
+        if not (repo or "").strip():
+            raise gr.Error("give the repository id, e.g. your-name/distilled-bbc")
+        url = push_to_hub(run_id, role, repo.strip(), token=(typed_token or "").strip() or None,
+                          private=bool(private), runs_dir=runs_dir)
+        gr.Info(f"Pushed {run_id}/{role} to {url}")
+        return f"Pushed **{role}** of `{run_id}` to [{url}]({url})."
 
     def ask_delete(run_id: str | None) -> tuple[Any, Any]:
         if not run_id:
@@ -162,6 +180,8 @@ def build_runs_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
           detail_outputs, **private)
     results_button.click(download_results, run_picker, downloads, **private)
     zip_button.click(download_model, [run_picker, role_picker], downloads, **private)
+    push_button.click(push_model, [run_picker, role_picker, repo_id, token, private_repo],
+                      pushed, **private)
     delete_button.click(ask_delete, run_picker, [confirm_row, confirm_md], **private)
     keep_button.click(lambda: gr.Row(visible=False), None, confirm_row, **private)
     confirm_button.click(confirm_delete, run_picker,

@@ -1,0 +1,87 @@
+"""The app's GPU work (side-by-side predictions, scoring models on a dataset), ZeroGPU-ready.
+
+On a Hugging Face Space the ``spaces`` package is installed, and ``spaces.GPU`` lends a GPU to
+the decorated function for the length of one call on ZeroGPU hardware (and does nothing on
+other hardware). Elsewhere the package is absent and :func:`gpu_task` leaves functions as they
+are. Training is never run here: jobs run in worker processes (``core.jobs``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import pandas as pd
+
+from core import compare as compare_core
+from core.specs import DatasetSpec, SpecError
+
+F = TypeVar("F", bound=Callable[..., Any])
+COMPARE_GPU_S = 60
+EVALUATE_GPU_S = 180
+
+
+def gpu_task(duration: int = 60) -> Callable[[F], F]:
+    """``spaces.GPU(duration=...)`` when the ``spaces`` package is importable, else a no-op.
+
+    Args:
+        duration: the longest a call may hold a ZeroGPU GPU, in seconds.
+    Returns:
+        A decorator.
+    """
+    try:
+        spaces = importlib.import_module("spaces")
+    except ImportError:
+        return lambda fn: fn
+    return spaces.GPU(duration=duration)
+
+
+@gpu_task(COMPARE_GPU_S)
+def compare_models(texts: Sequence[str], model_refs: Sequence[str],
+                   runs_dir: str | os.PathLike | None, max_length: int = 128) -> pd.DataFrame:
+    """Each model's label, probabilities and latency on each text (``core.compare.compare``)."""
+    return compare_core.compare(list(texts), list(model_refs), runs_dir=runs_dir,
+                                max_length=max_length)
+
+
+@gpu_task(EVALUATE_GPU_S)
+def evaluate_models(model_refs: Sequence[str], dataset: DatasetSpec,
+                    runs_dir: str | os.PathLike | None, max_length: int = 128,
+                    measure_speed: bool = False) -> tuple[str, pd.DataFrame]:
+    """Score classifiers on one dataset's validation set (the ``distillab eval`` twin).
+
+    Args:
+        model_refs: ``run:<id>/<role>``, model folders or Hub ids (online).
+        dataset: the data; its validation set (or split) is scored.
+        runs_dir: the runs folder for ``run:`` refs.
+        max_length: truncation length in tokens.
+        measure_speed: also time latency and throughput (slower).
+    Returns:
+        The dataset's description and one row per model: accuracy, macro-F1, parameters
+        (and speed when measured).
+    Raises:
+        ValueError: no models, bad data, or a model without a head for the dataset's labels.
+    """
+    from core.data import load_data
+    from core.devices import resolve_device
+    from core.models import load_classifier
+    from core.scoring import score_model
+
+    if not model_refs:
+        raise SpecError("evaluate: pick at least one model")
+    data = load_data(dataset)
+    device = resolve_device("auto")
+    rows = []
+    for ref in model_refs:
+        model, tokenizer, has_head = load_classifier(ref, data.label_names, runs_dir=runs_dir)
+        if not has_head:
+            raise SpecError(f"{ref} has no classification head for the labels "
+                            f"{data.label_names}: fine-tune it first with a job")
+        metrics, _ = score_model(model.to(device), tokenizer, data.validation_texts,
+                                 data.validation_labels, data.label_names,
+                                 max_length=max_length, device=device, measure=measure_speed)
+        rows.append({"model": ref, **{k: v for k, v in metrics.items()
+                                      if not isinstance(v, (dict, list))}})
+    return data.description, pd.DataFrame(rows)
