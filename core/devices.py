@@ -98,21 +98,68 @@ def describe_device(device: str | torch.device) -> str:
     return str(device)
 
 
-def inference_dtype(device: str | torch.device) -> torch.dtype:
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX).
+
+    There bf16 matmuls run at twice the fp32 rate: MiniLM's forward pass measured 2.3x
+    faster under bf16 autocast on a Zen 4 EPYC. Without it, bf16 is emulated and slower.
+    ``DISTILLAB_CPU_BF16=0`` (or ``1``) overrides the detection.
+
+    Returns:
+        True where bf16 is the faster choice on this CPU.
+    """
+    forced = os.environ.get("DISTILLAB_CPU_BF16", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def is_int8_quantized(model: Any) -> bool:
+    """Whether ``model`` holds dynamically quantised (int8) modules, which take fp32 inputs."""
+    modules = model.modules() if hasattr(model, "modules") else ()
+    return any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in modules)
+
+
+def inference_dtype(device: str | torch.device, model: Any = None) -> torch.dtype:
     """The precision used for evaluation and timing on ``device``.
 
-    bf16 autocast on GPUs that support it natively (the weights stay fp32); fp32 elsewhere,
-    because CPU bf16 matmuls are not faster on most server CPUs and change the numbers.
+    bf16 autocast (the weights stay fp32) on GPUs that support it natively and on CPUs that
+    multiply bf16 natively (:func:`cpu_has_native_bf16`); fp32 elsewhere, where bf16 would
+    be emulated and slower. An int8-quantised ``model`` always gets fp32 inputs.
 
     Args:
         device: a device or its name.
+        model: the model to run, if known (int8 models need fp32).
     Returns:
         ``torch.bfloat16`` or ``torch.float32``.
     """
     device = torch.device(device)
+    if model is not None and is_int8_quantized(model):
+        return torch.float32
     if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
         return torch.bfloat16
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
     return torch.float32
+
+
+# Padded tokens per inference batch. A GPU wants large batches to fill its cores. A CPU is
+# fastest when a batch's activations stay in cache: MiniLM on SST-2 ran 2.0x faster at 1,024
+# tokens a batch than at 16,384 (bf16 and fp32 alike), and BBC articles 1.4x faster.
+GPU_BATCH_TOKENS = 16384
+CPU_BATCH_TOKENS = 1024
+
+
+def default_batch_tokens(device: str | torch.device) -> int:
+    """The padded-token budget of one inference batch on ``device``.
+
+    Args:
+        device: a device or its name.
+    Returns:
+        16,384 on GPUs, 1,024 on CPUs (cache-sized batches; see ``CPU_BATCH_TOKENS``).
+    """
+    return CPU_BATCH_TOKENS if torch.device(device).type == "cpu" else GPU_BATCH_TOKENS
 
 
 def precision_name(dtype: torch.dtype) -> str:

@@ -32,7 +32,13 @@ from core.batching import (
     encode_uncached,
     store_encoding,
 )
-from core.devices import autocast_context, configure_cpu_threads, inference_dtype, prefer_sdpa
+from core.devices import (
+    autocast_context,
+    configure_cpu_threads,
+    default_batch_tokens,
+    inference_dtype,
+    prefer_sdpa,
+)
 
 if TYPE_CHECKING:
     import evaluate
@@ -45,8 +51,9 @@ SHIPPED_METRICS = ("accuracy", "precision", "recall", "f1", "confusion_matrix")
 # evaluate metric objects keep per-call state (an Arrow buffer); one lock keeps concurrent
 # callers in this process (e.g. UI threads) from interleaving on the cached objects.
 _METRICS_LOCK = threading.Lock()
-# New texts on CUDA from this many on are tokenised in a background thread, chunk by chunk.
-STREAM_MIN_TEXTS = 512
+# New texts on CUDA from this many on are tokenised in a background thread, chunk by chunk
+# (fewer are tokenised at once, over several threads, in a few milliseconds).
+STREAM_MIN_TEXTS = 4096
 
 
 @cache
@@ -68,7 +75,7 @@ def load_metric(name: str) -> evaluate.EvaluationModule:
 
 
 def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], *, max_length: int,
-                  device: torch.device | str = "cpu", batch_tokens: int = 16384,
+                  device: torch.device | str = "cpu", batch_tokens: int | None = None,
                   max_batch_size: int = 256, dtype: torch.dtype | None = None,
                   cache: bool = True) -> np.ndarray:
     """Class probabilities of ``texts``, in input order.
@@ -83,9 +90,11 @@ def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], *, max_lengt
         texts: the texts to classify.
         max_length: truncation length in tokens.
         device: where to run.
-        batch_tokens: padded-token budget of one batch.
+        batch_tokens: padded-token budget of one batch; default
+            ``default_batch_tokens(device)`` (16,384 on a GPU, 1,024 on a CPU).
         max_batch_size: most rows in one batch.
-        dtype: compute precision; default ``inference_dtype(device)`` (bf16 on CUDA).
+        dtype: compute precision; default ``inference_dtype(device, model)`` (bf16 on CUDA
+            and on CPUs with native bf16, fp32 elsewhere and for int8 models).
         cache: read and fill the tokenisation cache; False tokenises from scratch and keeps
             nothing (what timing end to end needs).
     Returns:
@@ -94,6 +103,7 @@ def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], *, max_lengt
     if len(texts) == 0:
         return np.zeros((0, model.config.num_labels), dtype=np.float32)
     device = torch.device(device)
+    batch_tokens = default_batch_tokens(device) if batch_tokens is None else batch_tokens
     encoded = cached_encoding(tokenizer, texts, max_length) if cache else None
     if encoded is None and device.type == "cuda" and len(texts) >= STREAM_MIN_TEXTS:
         return _predict_streaming(model, tokenizer, texts, max_length=max_length, device=device,
@@ -107,7 +117,7 @@ def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], *, max_lengt
 
 
 def predict_proba_encoded(model: Any, encoded: EncodedTexts, *, pad_token_id: int,
-                          device: torch.device | str = "cpu", batch_tokens: int = 16384,
+                          device: torch.device | str = "cpu", batch_tokens: int | None = None,
                           max_batch_size: int = 256, dtype: torch.dtype | None = None
                           ) -> np.ndarray:
     """Like :func:`predict_proba`, for texts already tokenised (unpadded ids).
@@ -124,12 +134,48 @@ def predict_proba_encoded(model: Any, encoded: EncodedTexts, *, pad_token_id: in
     if len(encoded) == 0:
         _move_model(model, device)
         return np.zeros((0, model.config.num_labels), dtype=np.float32)
+    batch_tokens = default_batch_tokens(device) if batch_tokens is None else batch_tokens
     batches = batches_by_tokens(encoded.lengths, batch_tokens, max_batch_size)
     with inference_session(model, device, dtype):
         outputs = _forward_batches(model, encoded, batches, pad_token_id, device)
         # One device-to-host copy at the end instead of a sync after every batch.
         probabilities = torch.cat(outputs).cpu().numpy()
     return _in_input_order(probabilities, batches)
+
+
+def predict_logits_encoded(model: Any, encoded: EncodedTexts, *, pad_token_id: int,
+                           device: torch.device | str = "cpu", batch_tokens: int | None = None,
+                           max_batch_size: int = 256, dtype: torch.dtype | None = None
+                           ) -> torch.Tensor:
+    """Logits of pre-tokenised rows, in row order, left on ``device`` (e.g. a teacher's
+    logits cached once for distillation).
+
+    Same path as :func:`predict_proba_encoded`: length-sorted token-budget batches,
+    ``inference_mode``, the device's default precision (bf16 on CUDA and on CPUs with
+    native bf16) and cache-sized batches on a CPU.
+
+    Args:
+        model: a sequence classifier returning ``.logits``.
+        encoded: token ids per row.
+        pad_token_id: the id that pads a batch to its longest row.
+        device, batch_tokens, max_batch_size, dtype: as in :func:`predict_proba`.
+    Returns:
+        A float32 tensor of shape ``(len(encoded), num_labels)`` on ``device``; an ordinary
+        tensor (not an inference tensor), so a loss may use it during training.
+    """
+    device = torch.device(device)
+    batch_tokens = default_batch_tokens(device) if batch_tokens is None else batch_tokens
+    # Allocated outside inference_mode so autograd may later save slices of it.
+    result = torch.empty((len(encoded), model.config.num_labels), dtype=torch.float32,
+                         device=device)
+    if len(encoded) == 0:
+        return result
+    batches = batches_by_tokens(encoded.lengths, batch_tokens, max_batch_size)
+    with inference_session(model, device, dtype):
+        logits = torch.cat(_forward_batches(model, encoded, batches, pad_token_id, device,
+                                            softmax=False))
+        result[torch.as_tensor(np.concatenate(batches), device=device)] = logits
+    return result
 
 
 @contextlib.contextmanager
@@ -144,9 +190,9 @@ def inference_session(model: Any, device: torch.device, dtype: torch.dtype | Non
     Args:
         model: a sequence classifier.
         device: where to run.
-        dtype: compute precision; default ``inference_dtype(device)`` (bf16 on CUDA).
+        dtype: compute precision; default ``inference_dtype(device, model)``.
     """
-    dtype = inference_dtype(device) if dtype is None else dtype
+    dtype = inference_dtype(device, model) if dtype is None else dtype
     _move_model(model, device)
     prefer_sdpa(model)
     if device.type == "cpu":
@@ -161,17 +207,18 @@ def inference_session(model: Any, device: torch.device, dtype: torch.dtype | Non
 
 
 def _forward_batches(model: Any, encoded: EncodedTexts, batches: list[np.ndarray],
-                     pad_token_id: int, device: torch.device) -> list[torch.Tensor]:
-    """Softmax probabilities (fp32, left on ``device``) of each batch, in batch order."""
+                     pad_token_id: int, device: torch.device, softmax: bool = True
+                     ) -> list[torch.Tensor]:
+    """Softmax probabilities (or logits), fp32 and left on ``device``, in batch order."""
     on_cuda = device.type == "cuda"
     outputs = []
     for indices in batches:
         # Pinned host memory lets the copy overlap with the previous batch's compute.
         batch = collate(encoded, indices, pad_token_id, pin_memory=on_cuda)
         batch = {k: v.to(device, non_blocking=on_cuda) for k, v in batch.items()}
-        logits = model(**batch).logits
+        logits = model(**batch).logits.float()
         # Softmax in fp32: bf16 probabilities would round confidences to ~3 digits.
-        outputs.append(torch.softmax(logits.float(), dim=-1))
+        outputs.append(torch.softmax(logits, dim=-1) if softmax else logits)
     return outputs
 
 

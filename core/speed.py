@@ -27,6 +27,7 @@ import torch
 
 from core.batching import collate, encode_uncached
 from core.devices import (
+    default_batch_tokens,
     describe_device,
     inference_dtype,
     precision_name,
@@ -41,7 +42,8 @@ TIMER_INCLUDES = {
                   "argmax copied to host",
     "model_latency_ms": "batch 1, forward pass only; inputs already on the device",
     "throughput_per_s": "end-to-end over throughput_texts texts: tokenise (uncached), "
-                        "length-sorted token-budget batches, copy, forward, softmax, "
+                        "length-sorted batches of at most throughput_batch rows and "
+                        "throughput_batch_tokens padded tokens, copy, forward, softmax, "
                         "probabilities copied to host; median of throughput_repeats passes",
     "model_throughput_per_s": "forward passes only over length-sorted batches of "
                               "throughput_batch rows, pre-tokenised, padded to each batch's "
@@ -89,7 +91,7 @@ def gc_paused() -> Iterator[None]:
 def measure_speed(model: Any, tokenizer: Any, texts: Sequence[str], *, max_length: int,
                   device: torch.device | str, dtype: torch.dtype | None = None,
                   latency_samples: int = 30, warmup: int = 3, large_batch: int = 64,
-                  throughput_texts: int = 256, batch_tokens: int = 16384,
+                  throughput_texts: int = 256, batch_tokens: int | None = None,
                   throughput_repeats: int = 3) -> dict[str, Any]:
     """Latency at batch 1 and throughput at large batch, end-to-end and model-only.
 
@@ -100,20 +102,21 @@ def measure_speed(model: Any, tokenizer: Any, texts: Sequence[str], *, max_lengt
             ``throughput_texts`` of them (evenly spaced, or cycled when there are fewer).
         max_length: truncation length in tokens.
         device: where to run.
-        dtype: compute precision; default ``inference_dtype(device)`` (bf16 on CUDA).
+        dtype: compute precision; default ``inference_dtype(device, model)``.
         latency_samples: timed batch-1 calls (each view).
         warmup: untimed batch-1 calls before the latency timers (each view).
         large_batch: rows per batch for throughput (the most rows per end-to-end batch).
         throughput_texts: texts per throughput measurement.
-        batch_tokens: padded-token budget of an end-to-end throughput batch.
+        batch_tokens: padded-token budget of an end-to-end throughput batch; default
+            ``default_batch_tokens(device)``.
         throughput_repeats: timed passes per throughput view; the median is reported.
     Returns:
         ``latency_ms_p50``, ``latency_ms_p95``, ``model_latency_ms_p50``,
         ``model_latency_ms_p95``, ``throughput_per_s``, ``model_throughput_per_s``,
         ``device``, ``precision``, ``attention``, ``threads``, ``latency_batch``,
-        ``throughput_batch``, ``throughput_repeats``, ``max_length``, ``mean_tokens`` (of
-        the throughput texts), ``peak_memory_mb`` (CUDA only, else None) and
-        ``timer_includes``.
+        ``throughput_batch``, ``throughput_batch_tokens``, ``throughput_repeats``,
+        ``max_length``, ``mean_tokens`` (of the throughput texts), ``peak_memory_mb`` (CUDA
+        only, else None) and ``timer_includes``.
     """
     if not texts:
         raise ValueError("measure_speed needs at least one text")
@@ -122,7 +125,8 @@ def measure_speed(model: Any, tokenizer: Any, texts: Sequence[str], *, max_lengt
         raise ValueError("latency_samples, throughput_texts, large_batch and "
                          "throughput_repeats must be >= 1, warmup >= 0")
     device = torch.device(device)
-    dtype = inference_dtype(device) if dtype is None else dtype
+    dtype = inference_dtype(device, model) if dtype is None else dtype
+    batch_tokens = default_batch_tokens(device) if batch_tokens is None else batch_tokens
     pad_id = 0 if tokenizer.pad_token_id is None else int(tokenizer.pad_token_id)
     attention = prefer_sdpa(model)
 
@@ -152,6 +156,7 @@ def measure_speed(model: Any, tokenizer: Any, texts: Sequence[str], *, max_lengt
         "threads": torch.get_num_threads(),
         "latency_batch": 1,
         "throughput_batch": large_batch,
+        "throughput_batch_tokens": batch_tokens,
         "throughput_repeats": throughput_repeats,
         "max_length": max_length,
         "mean_tokens": mean_tokens,

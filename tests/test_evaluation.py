@@ -18,6 +18,7 @@ from sklearn.metrics import (
 )
 
 from core import evaluation
+from core.devices import cpu_has_native_bf16, inference_dtype
 from core.evaluation import (
     SHIPPED_METRICS,
     agreement,
@@ -121,7 +122,7 @@ def test_predict_proba_equals_a_plain_padded_batch(tiny_model):
     model, tokenizer = tiny_model
     # A small budget forces several length-sorted batches of different widths.
     probs = predict_proba(model, tokenizer, TEXTS, max_length=64, batch_tokens=64,
-                          max_batch_size=2)
+                          max_batch_size=2, dtype=torch.float32)
     batch = tokenizer(TEXTS, padding="max_length", truncation=True, max_length=64,
                       return_tensors="pt")
     with torch.no_grad():
@@ -134,8 +135,8 @@ def test_predict_proba_equals_a_plain_padded_batch(tiny_model):
 
 def test_predict_proba_keeps_the_input_order(tiny_model):
     model, tokenizer = tiny_model
-    forward = predict_proba(model, tokenizer, TEXTS, max_length=64)
-    backward = predict_proba(model, tokenizer, TEXTS[::-1], max_length=64)
+    forward = predict_proba(model, tokenizer, TEXTS, max_length=64, dtype=torch.float32)
+    backward = predict_proba(model, tokenizer, TEXTS[::-1], max_length=64, dtype=torch.float32)
     np.testing.assert_allclose(backward, forward[::-1], atol=1e-6)
     assert predict_proba(model, tokenizer, [], max_length=64).shape == (0, 2)
 
@@ -192,7 +193,8 @@ def read_bbc_news() -> tuple[list[str], np.ndarray]:
 
 
 def low_precision_agreement(minilm_path: str, device: torch.device, dtype: torch.dtype | None,
-                            train_size: int = 1000) -> float:
+                            train_size: int = 1000, held_out_size: int | None = None,
+                            max_length: int = 128) -> float:
     """Agreement of ``dtype`` (None: the default) and fp32 predictions of a fitted MiniLM.
 
     A random head leaves most examples within rounding distance of a tie, so it measures
@@ -209,7 +211,7 @@ def low_precision_agreement(minilm_path: str, device: torch.device, dtype: torch
     tokenizer = AutoTokenizer.from_pretrained(minilm_path)
     model = AutoModelForSequenceClassification.from_pretrained(
         minilm_path, num_labels=int(labels.max()) + 1).to(device).eval()
-    encoded = encode_texts(tokenizer, texts[:train_size], 128)
+    encoded = encode_texts(tokenizer, texts[:train_size], max_length)
     with torch.inference_mode():
         features = torch.cat([
             model.bert(**{k: v.to(device) for k, v in collate(
@@ -220,18 +222,96 @@ def low_precision_agreement(minilm_path: str, device: torch.device, dtype: torch
     with torch.no_grad():
         model.classifier.weight.copy_(torch.from_numpy(probe.coef_).float())
         model.classifier.bias.copy_(torch.from_numpy(probe.intercept_).float())
-    held_out = texts[train_size:]
-    low = predict_proba(model, tokenizer, held_out, max_length=128, device=device, dtype=dtype)
-    full = predict_proba(model, tokenizer, held_out, max_length=128, device=device,
+    held_out = texts[train_size:][:held_out_size]
+    low = predict_proba(model, tokenizer, held_out, max_length=max_length, device=device,
+                        dtype=dtype)
+    full = predict_proba(model, tokenizer, held_out, max_length=max_length, device=device,
                          dtype=torch.float32)
     return agreement(low.argmax(1), full.argmax(1))
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bf16")
+def test_bf16_predictions_agree_with_fp32_on_a_cpu_with_native_bf16(minilm_path: str):
+    device = torch.device("cpu")
+    assert inference_dtype(device) == torch.bfloat16  # what predict_proba uses by default
+    # 200 held-out articles: at most one may flip.
+    assert low_precision_agreement(minilm_path, device, dtype=None, train_size=200,
+                                   held_out_size=200, max_length=64) >= 0.995
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_bf16_predictions_agree_with_fp32_on_cuda(minilm_path: str):
-    from core.devices import inference_dtype
-
     device = torch.device("cuda")
     assert inference_dtype(device) == torch.bfloat16  # what predict_proba uses by default
     assert low_precision_agreement(minilm_path, device, dtype=None) >= 0.995
+
+
+def test_streamed_prediction_matches_the_one_shot_path(tiny_model,
+                                                       monkeypatch: pytest.MonkeyPatch):
+    # The CUDA path tokenises chunk k+1 in a thread while chunk k runs; its logic is
+    # device-independent, so it is checked here on the CPU with chunks of 2, 4, 4, ...
+    from functools import partial
+
+    from core import batching
+
+    model, tokenizer = tiny_model
+    texts = TEXTS * 3
+    monkeypatch.setattr(evaluation, "encode_in_chunks",
+                        partial(batching.encode_in_chunks, first_chunk=2, max_chunk=4))
+    batching.clear_cache()
+    streamed = evaluation._predict_streaming(
+        model, tokenizer, texts, max_length=64, device=torch.device("cpu"), batch_tokens=64,
+        max_batch_size=2, dtype=torch.float32, cache=True)
+    expected = predict_proba(model, tokenizer, texts, max_length=64, cache=False,
+                             dtype=torch.float32)
+    np.testing.assert_allclose(streamed, expected, atol=1e-6)
+    # The streamed tokenisation was stored: the next call on these texts reuses it.
+    assert batching.cached_encoding(tokenizer, texts, 64) is not None
+
+
+def test_predict_proba_without_the_cache_stores_nothing(tiny_model):
+    from core import batching
+
+    model, tokenizer = tiny_model
+    batching.clear_cache()
+    predict_proba(model, tokenizer, TEXTS, max_length=48, cache=False)
+    assert batching.cached_encoding(tokenizer, TEXTS, 48) is None
+    predict_proba(model, tokenizer, TEXTS, max_length=48)
+    assert batching.cached_encoding(tokenizer, TEXTS, 48) is not None
+
+
+def test_predict_proba_switches_eager_attention_to_sdpa(tiny_bert_dir: str):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir,
+                                                               attn_implementation="eager")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    eager = predict_proba(model, tokenizer, TEXTS, max_length=64, cache=False,
+                          dtype=torch.float32)  # switches to SDPA
+    assert model.config._attn_implementation == "sdpa"
+    model.set_attn_implementation("eager")
+    with torch.inference_mode():
+        batch = tokenizer(TEXTS, padding=True, truncation=True, max_length=64,
+                          return_tensors="pt")
+        expected = torch.softmax(model(**batch).logits, dim=-1).numpy()
+    np.testing.assert_allclose(eager, expected, atol=1e-5)  # same numbers, fused kernel
+
+
+def test_predict_logits_encoded_gives_row_ordered_logits_a_loss_can_use(tiny_model):
+    from core.batching import encode_texts
+    from core.evaluation import predict_logits_encoded
+    from core.losses import soft_target_loss
+
+    model, tokenizer = tiny_model
+    encoded = encode_texts(tokenizer, TEXTS, 64)
+    logits = predict_logits_encoded(model, encoded, pad_token_id=tokenizer.pad_token_id,
+                                    batch_tokens=64, max_batch_size=2, dtype=torch.float32)
+    batch = tokenizer(TEXTS, padding=True, truncation=True, max_length=64, return_tensors="pt")
+    with torch.no_grad():
+        expected = model(**batch).logits
+    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-5)
+    assert not logits.is_inference()  # cached teacher logits feed a loss with a backward
+    student_logits = torch.zeros_like(logits, requires_grad=True)
+    soft_target_loss(student_logits, logits[torch.tensor([3, 0])].repeat(3, 1), 2.0).backward()
+    assert student_logits.grad is not None

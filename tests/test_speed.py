@@ -11,8 +11,10 @@ import torch
 
 from core.devices import (
     configure_cpu_threads,
+    cpu_has_native_bf16,
     describe_device,
     inference_dtype,
+    is_int8_quantized,
     precision_name,
     resolve_device,
 )
@@ -56,7 +58,8 @@ def test_measure_speed_reports_positive_timings_and_the_setup(tiny_model):
     assert result["latency_ms_p95"] >= result["latency_ms_p50"]
     assert result["model_latency_ms_p95"] >= result["model_latency_ms_p50"]
     assert result["device"].startswith("cpu (")
-    assert result["precision"] == "fp32"
+    assert result["precision"] == precision_name(inference_dtype("cpu", model))
+    assert result["attention"] == "sdpa"
     assert result["threads"] == torch.get_num_threads()
     assert result["latency_batch"] == 1
     assert result["throughput_batch"] == 4
@@ -99,11 +102,26 @@ def test_resolve_device_names():
         resolve_device("tpu")
 
 
-def test_describe_device_and_precision_on_cpu():
+def test_describe_device_and_precision_on_cpu(monkeypatch: pytest.MonkeyPatch):
     assert re.fullmatch(r"cpu \(.+, \d+ threads\)", describe_device("cpu"))
-    assert inference_dtype("cpu") == torch.float32
+    native = cpu_has_native_bf16()
+    assert inference_dtype("cpu") == (torch.bfloat16 if native else torch.float32)
+    monkeypatch.setenv("DISTILLAB_CPU_BF16", "0")
+    assert not cpu_has_native_bf16() and inference_dtype("cpu") == torch.float32
+    monkeypatch.setenv("DISTILLAB_CPU_BF16", "1")
+    assert inference_dtype("cpu") == torch.bfloat16
     assert precision_name(torch.float32) == "fp32"
     assert precision_name(torch.bfloat16) == "bf16"
+
+
+def test_int8_models_get_fp32_inputs_by_default(tiny_model):
+    from core.quantize import int8_supported, quantize_dynamic_int8
+
+    model, _ = tiny_model
+    if not int8_supported():
+        pytest.skip("no quantised CPU engine")
+    assert inference_dtype("cpu", quantize_dynamic_int8(model)) == torch.float32
+    assert not is_int8_quantized(model)
 
 
 def test_configure_cpu_threads_stays_within_the_available_cpus():

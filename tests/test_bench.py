@@ -1,0 +1,99 @@
+"""core.bench: ``distillab bench`` end to end on a tiny model (figures, not their values)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from core.bench import add_bench_arguments, forward_flops, run_bench_cli
+
+HEADLINE_RATIOS = ("eval_vs_pipeline", "eval_vs_evaluator", "distill_vs_naive",
+                   "distill_vs_trainer")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on a shared 2-core machine two
+    spinning OpenMP threads slow every op by up to 100x while other processes run."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def bench_json(tmp_path_factory: pytest.TempPathFactory, sst2_dir: Path) -> dict:
+    path = tmp_path_factory.mktemp("bench") / "bench.json"
+    parser = argparse.ArgumentParser()
+    add_bench_arguments(parser)
+    args = parser.parse_args(["--quick", "--json", str(path), "--model-size", "tiny",
+                              "--device", "cpu", "--sst2-dir", str(sst2_dir)])
+    assert run_bench_cli(args) == 0
+    return json.loads(path.read_text())
+
+
+def test_bench_json_has_the_headline_ratios_and_positive_figures(bench_json: dict):
+    for key in HEADLINE_RATIOS:
+        assert bench_json["ratios"][key] > 0, key
+    for kind in ("short", "long"):
+        for role in ("teacher", "student"):
+            figures = bench_json["eval"][kind][role]
+            assert {"distillab", "pipeline", "evaluator", "naive"} <= set(figures)
+            assert all(f["sent_per_s"] > 0 and f["repeats"] >= 1 for f in figures.values())
+    distill = bench_json["distill"]
+    for name in ("distillab", "distillab_teacher_every_step", "naive", "trainer"):
+        assert distill[name]["samples_per_s"] > 0 and distill[name]["model_tflops_per_s"] > 0
+    speedup = bench_json["speedup"]
+    assert {"teacher", "student", "student_int8"} <= set(speedup)
+    assert all(v > 0 for v in speedup["student_speedup"].values())
+
+
+def test_bench_contenders_predict_the_same_labels_on_cpu(bench_json: dict):
+    # In fp32 on a CPU, padding and batching must not change a single label.
+    for kind in ("short", "long"):
+        for role in ("teacher", "student"):
+            figures = bench_json["eval"][kind][role]
+            assert figures["distillab"]["fp32_label_agreement_with_naive"] == 1.0
+            assert figures["pipeline"]["label_agreement_with_naive"] == 1.0
+
+
+def test_bench_json_records_device_versions_settings_and_samples(bench_json: dict):
+    assert bench_json["device"].startswith("cpu (")
+    assert {"torch", "transformers", "evaluate", "datasets"} <= set(bench_json["versions"])
+    assert bench_json["settings"]["quick"] is True
+    assert bench_json["settings"]["model_size"] == "tiny"
+    assert "SST-2 dev" in bench_json["sampled"]["short"]
+    assert bench_json["models"]["student"]["layers"] == 2
+    assert {t["ratio"] for t in bench_json["targets"]} == set(HEADLINE_RATIOS) - {
+        "eval_vs_evaluator"}
+    assert all(t["applies"] is False for t in bench_json["targets"])  # tiny: not the target
+    assert {"distillab", "pipeline", "evaluator", "naive"} <= set(
+        bench_json["timer_includes"]["eval"])
+
+
+def test_evaluate_shim_is_removed_after_the_bench(bench_json: dict):
+    from evaluate.evaluator import base
+
+    assert not hasattr(base.transformers, "TFPreTrainedModel")
+
+
+def test_bench_rejects_an_unknown_section(capsys: pytest.CaptureFixture, sst2_dir: Path):
+    args = SimpleNamespace(quick=True, json=None, model_size="tiny", device="cpu",
+                           sections="eval,bogus", sst2_dir=str(sst2_dir))
+    assert run_bench_cli(args) == 2
+    assert "--sections" in capsys.readouterr().err
+
+
+def test_forward_flops_counts_projections_attention_and_head():
+    config = SimpleNamespace(hidden_size=4, intermediate_size=8, num_hidden_layers=1,
+                             num_labels=2)
+    # 2 tokens: 2*2*(4*16 + 2*4*8) = 512 in the layers, 4*2*2*4 = 64 in attention,
+    # 2*16 + 2*4*2 = 48 in pooler and head.
+    assert forward_flops(config, [2]) == 624
+    assert forward_flops(config, [2, 2]) == 2 * 624
