@@ -225,7 +225,8 @@ def _train_stage(run: Run, spec: JobSpec, stage: str, model: Any, tokenizer: Any
         return
     is_teacher = stage == "teacher"
     recipe = spec.recipe if teacher is not None else RECIPES["baseline"]
-    emit({"type": "stage", "stage": stage, "message": f"training {stage} ({recipe.name})"})
+    emit({"type": "stage", "stage": stage, "message": f"training {stage} ("
+          f"{recipe.name + ' recipe' if teacher is not None else 'cross-entropy on labels'})"})
     result = train(
         model, _training_data(tokenizer, data, with_transfer=teacher is not None),
         stage=stage, recipe=recipe, config=spec.train,
