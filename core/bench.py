@@ -24,6 +24,7 @@ import contextlib
 import copy
 import json
 import logging
+import os
 import platform
 import sys
 import tempfile
@@ -203,9 +204,16 @@ def run_bench(settings: BenchSettings,
         "settings": asdict(settings),
         "sampled": texts["sampled"], "eval": {}, "distill": {}, "speedup": {},
         "timer_includes": {"eval": EVAL_INCLUDES, "distill": DISTILL_INCLUDES},
+        # Other processes on the same cores change every CPU figure: say how busy it was.
+        "load_average": {"start": _load_average()}, "cpus": _cpu_count(),
+        "threads": torch.get_num_threads(),
+        "environment": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY",
+                                                   "MKL_NUM_THREADS", "TOKENIZERS_PARALLELISM",
+                                                   "DISTILLAB_CPU_BF16") if k in os.environ},
     }
 
     def finish_section() -> None:
+        result["load_average"]["end"] = _load_average()
         result["ratios"] = compute_ratios(result)
         result["targets"] = check_targets(result, device, settings.model_size)
         result["elapsed_s"] = time.perf_counter() - started
@@ -701,6 +709,10 @@ def bench_speedup(teacher: Any, student: Any, tokenizer: Any, texts: list[str],
             latency_samples=settings.latency_samples, large_batch=settings.large_batch,
             throughput_texts=settings.speed_texts, throughput_repeats=settings.max_repeats)
         figures[role].pop("timer_includes")
+    if "student_int8" in figures:
+        from core.quantize import INT8_PRECISION
+
+        figures["student_int8"]["precision"] = INT8_PRECISION  # int8 weights, fp32 inputs
     from core.speed import TIMER_INCLUDES
 
     figures["timer_includes"] = TIMER_INCLUDES
@@ -782,8 +794,10 @@ def format_bench_table(result: dict[str, Any]) -> str:
             frame = frame.drop(columns="error")
         return frame.to_string(index=False)
 
+    load = result["load_average"]
     lines = [f"distillab bench on {result['device']}; DistilLab inference in "
-             f"{result['distillab_inference_precision']}",
+             f"{result['distillab_inference_precision']}; load average {load['start']} at the "
+             f"start, {load.get('end')} at the end, on {result['cpus']} CPUs",
              "versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()),
              "models: " + "; ".join(f"{r} {m['layers']}x{m['hidden']} ({m['params'] / 1e6:.1f}M)"
                                     for r, m in result["models"].items())
@@ -837,6 +851,20 @@ def format_bench_table(result: dict[str, Any]) -> str:
                      f"{'' if check['applies'] else '; stated for another model/device'})")
     lines.append(f"elapsed {result['elapsed_s']:.0f} s")
     return "\n".join(lines)
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:  # not on every platform
+        return None
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def _describe_model(model: Any) -> dict[str, Any]:

@@ -476,6 +476,9 @@ COMMANDS = {"run": cmd_run, "runs": cmd_runs, "eval": cmd_eval, "predict": cmd_p
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``distillab``; returns the exit status."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Idle OpenMP threads sleep instead of spinning: on a shared CPU spinning threads stalled
+    # a 2-thread forward pass 100x (measured in docs/BENCHMARKS.md). Set before torch loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # The engine reports its own progress; the libraries' per-file load/save bars are noise.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

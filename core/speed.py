@@ -239,11 +239,10 @@ def _time_model_throughput(model: Any, tokenizer: Any, texts: list[str], max_len
         {k: v.to(device) for k, v in collate(encoded, order[i:i + large_batch], pad_id).items()}
         for i in range(0, len(order), large_batch)
     ]
-    # Warm up on the widest batch: on a GPU the first call at a new shape pays for kernel
-    # selection (cuBLAS heuristics) and allocator growth. CPU kernels are not tuned per
-    # shape, so two rows of it warm the thread pool and memory at a fraction of the cost.
-    warm = batches[0] if device.type != "cpu" else {k: v[:2] for k, v in batches[0].items()}
-    model(**warm)
+    # One untimed pass over every batch: the first call at each shape builds kernels
+    # (cuBLAS heuristics on GPU, oneDNN bf16 primitives on CPU) and grows the allocator.
+    for batch in batches:
+        model(**batch)
     peak_mb = None
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -264,7 +263,7 @@ def _time_throughput(model: Any, tokenizer: Any, texts: list[str], max_length: i
                      device: torch.device, dtype: torch.dtype, large_batch: int,
                      batch_tokens: int, repeats: int) -> float:
     rates = []
-    for _ in range(repeats):
+    for repeat in range(repeats + 1):  # the first pass is untimed: it builds per-shape kernels
         sync(device)
         start = time.perf_counter()
         # cache=False: every pass tokenises from scratch, as serving new texts would.
@@ -272,5 +271,6 @@ def _time_throughput(model: Any, tokenizer: Any, texts: list[str], max_length: i
                                       device=device, batch_tokens=batch_tokens,
                                       max_batch_size=large_batch, dtype=dtype, cache=False)
         probabilities.argmax(axis=1)
-        rates.append(len(texts) / (time.perf_counter() - start))  # ends with a host copy
+        if repeat:
+            rates.append(len(texts) / (time.perf_counter() - start))  # ends with a host copy
     return float(np.median(rates))

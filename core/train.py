@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from core import distributed
-from core.batching import EncodedTexts, batches_by_tokens, bucketed_batches, collate, encode_texts
+from core.batching import EncodedTexts, bucketed_batches, collate, encode_texts
 from core.losses import IGNORE_LABEL, distillation_loss
 from core.specs import Recipe, TrainConfig
 
@@ -115,20 +115,19 @@ def _linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int
 
 
 def compute_teacher_logits(teacher: torch.nn.Module, encoded: EncodedTexts, pad_token_id: int,
-                           device: torch.device, batch_tokens: int = 16384) -> torch.Tensor:
+                           device: torch.device, batch_tokens: int | None = None
+                           ) -> torch.Tensor:
     """Teacher logits for every row, in row order (float32, on ``device``).
 
     Used to cache the teacher once when the recipe needs only its logits: the teacher is
-    deterministic in eval mode, so every epoch would recompute the same numbers.
+    deterministic in eval mode, so every epoch would recompute the same numbers. It runs on
+    the inference path (token-budget batches, the device's inference precision).
     """
+    from core.evaluation import predict_logits_encoded
+
     teacher.eval()
-    logits = torch.empty((len(encoded), teacher.config.num_labels), dtype=torch.float32,
-                         device=device)
-    with torch.inference_mode(), _autocast(device):
-        for idx in batches_by_tokens(encoded.lengths, batch_tokens):
-            batch = _to_device(collate(encoded, idx, pad_token_id), device)
-            logits[torch.as_tensor(idx, device=device)] = teacher(**batch).logits.float()
-    return logits
+    return predict_logits_encoded(teacher, encoded, pad_token_id=pad_token_id, device=device,
+                                  batch_tokens=batch_tokens)
 
 
 def _autocast(device: torch.device) -> Any:

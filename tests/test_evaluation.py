@@ -30,6 +30,17 @@ from core.evaluation import (
 
 LABEL_NAMES = ["business", "sport", "tech", "politics"]
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The models here are small: a second thread gains little, and on a shared 2-core
+    machine two spinning OpenMP threads slow every op many times over while other
+    processes run (see docs/BENCHMARKS.md)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 TEXTS = [
     "great",
     "an utterly forgettable film whose plot wanders " * 20,  # truncated at max_length

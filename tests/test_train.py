@@ -45,7 +45,8 @@ def test_fine_tuning_learns_a_separable_task(tiny_bert_dir, data):
     assert any(e["type"] == "step" and e["total_steps"] > 0 for e in events)
 
 
-def test_cached_teacher_logits_equal_fresh_ones(tiny_bert_dir, data):
+def test_cached_teacher_logits_equal_fresh_ones(tiny_bert_dir, data, monkeypatch):
+    monkeypatch.setenv("DISTILLAB_CPU_BF16", "0")  # compare like with like: fp32 both sides
     teacher = _model(tiny_bert_dir).eval()
     encoded = encode_texts(data.tokenizer, data.texts, CONFIG.max_length)
     cached = compute_teacher_logits(teacher, encoded, data.tokenizer.pad_token_id,
