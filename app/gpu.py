@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from core import compare as compare_core
-from core.specs import DatasetSpec, SpecError
+from core.specs import DatasetSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 COMPARE_GPU_S = 60
@@ -64,24 +64,11 @@ def evaluate_models(model_refs: Sequence[str], dataset: DatasetSpec,
     Raises:
         ValueError: no models, bad data, or a model without a head for the dataset's labels.
     """
-    from core.data import load_data
-    from core.devices import resolve_device
-    from core.models import load_classifier
-    from core.scoring import score_model
+    from core.scoring import evaluate_models as evaluate_core
 
-    if not model_refs:
-        raise SpecError("evaluate: pick at least one model")
-    data = load_data(dataset)
-    device = resolve_device("auto")
-    rows = []
-    for ref in model_refs:
-        model, tokenizer, has_head = load_classifier(ref, data.label_names, runs_dir=runs_dir)
-        if not has_head:
-            raise SpecError(f"{ref} has no classification head for the labels "
-                            f"{data.label_names}: fine-tune it first with a job")
-        metrics, _ = score_model(model.to(device), tokenizer, data.validation_texts,
-                                 data.validation_labels, data.label_names,
-                                 max_length=max_length, device=device, measure=measure_speed)
-        rows.append({"model": ref, **{k: v for k, v in metrics.items()
-                                      if not isinstance(v, (dict, list))}})
-    return data.description, pd.DataFrame(rows)
+    description, models = evaluate_core(model_refs, dataset, runs_dir, max_length=max_length,
+                                        measure=measure_speed)
+    rows = [{"model": ref, **{k: v for k, v in metrics.items()
+                              if not isinstance(v, (dict, list))}}
+            for ref, metrics in models.items()]
+    return description, pd.DataFrame(rows)

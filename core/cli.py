@@ -352,27 +352,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from core.data import load_data
-    from core.devices import resolve_device
-    from core.models import load_classifier
-    from core.scoring import score_model
+    from core.scoring import evaluate_models
     from core.specs import DatasetSpec
 
-    data = load_data(DatasetSpec(name=args.dataset, validation=args.validation,
-                                 max_eval_examples=args.max_eval_examples))
-    device = resolve_device(args.device)
-    models = {}
-    for ref in args.models:
-        model, tokenizer, has_head = load_classifier(ref, data.label_names,
-                                                     runs_dir=args.runs_dir)
-        if not has_head:
-            raise SpecError(f"{ref} has no classification head for the labels "
-                            f"{data.label_names}: fine-tune it first with `distillab run`")
-        models[ref] = score_model(model.to(device), tokenizer, data.validation_texts,
-                                  data.validation_labels, data.label_names,
-                                  max_length=args.max_length, device=device,
-                                  measure=not args.no_speed)[0]
-    print(data.description)
+    dataset = DatasetSpec(name=args.dataset, validation=args.validation,
+                          max_eval_examples=args.max_eval_examples)
+    description, models = evaluate_models(args.models, dataset, args.runs_dir,
+                                          max_length=args.max_length, device=args.device,
+                                          measure=not args.no_speed)
+    print(description)
     print(format_results_table({"models": models}))
     return 0
 

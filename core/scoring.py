@@ -119,3 +119,40 @@ def score_int8(run: Run, student: Any, tokenizer: Any, data: Any, max_length: in
                    size_mb=save_int8(quantized, run.model_dir(INT8_ROLE), "student"),
                    size_counts=WHAT_SIZE_COUNTS)
     return metrics, probs
+
+
+def evaluate_models(model_refs: Sequence[str], dataset: Any, runs_dir: Any = None, *,
+                    max_length: int = 128, device: str = "auto", measure: bool = True
+                    ) -> tuple[str, dict[str, dict[str, Any]]]:
+    """Score saved classifiers on one dataset's validation set (``distillab eval``, the app).
+
+    Args:
+        model_refs: ``run:<id>/<role>``, model folders or Hub ids (online).
+        dataset: a :class:`core.specs.DatasetSpec`; its validation set is scored.
+        runs_dir: the runs folder for ``run:`` refs.
+        max_length: truncation length in tokens.
+        device: where to run the models.
+        measure: also time latency and throughput.
+    Returns:
+        The dataset's description and each model's metrics, keyed by its reference.
+    Raises:
+        ValueError: no models, bad data, or a model without a head for the dataset's labels.
+    """
+    from core.data import load_data
+    from core.devices import resolve_device
+    from core.models import load_classifier
+
+    if not model_refs:
+        raise ValueError("evaluate: pick at least one model")
+    data = load_data(dataset)
+    target = resolve_device(device)
+    models = {}
+    for ref in model_refs:
+        model, tokenizer, has_head = load_classifier(ref, data.label_names, runs_dir=runs_dir)
+        if not has_head:
+            raise ValueError(f"{ref} has no classification head for the labels "
+                             f"{data.label_names}: fine-tune it first with a job")
+        models[ref] = score_model(model.to(target), tokenizer, data.validation_texts,
+                                  data.validation_labels, data.label_names,
+                                  max_length=max_length, device=target, measure=measure)[0]
+    return data.description, models
