@@ -29,6 +29,7 @@ import torch
 from core import distributed
 from core.batching import EncodedTexts, bucketed_batches, collate, encode_texts
 from core.losses import IGNORE_LABEL, distillation_loss
+from core.models import final_hidden_states
 from core.specs import Recipe, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -329,11 +330,11 @@ def _step_loss(forward: Any, teacher: torch.nn.Module | None, batch: dict[str, t
                 with torch.no_grad():
                     out = teacher(**batch, output_hidden_states=hidden)
                 teacher_logits = out.logits
-                teacher_hidden = out.hidden_states[-1] if hidden else None
+                teacher_hidden = final_hidden_states(out) if hidden else None
         out = forward(**batch, output_hidden_states=hidden)
     return distillation_loss(
         out.logits, labels, teacher_logits=teacher_logits,
-        student_hidden=out.hidden_states[-1] if hidden else None, teacher_hidden=teacher_hidden,
+        student_hidden=final_hidden_states(out) if hidden else None, teacher_hidden=teacher_hidden,
         attention_mask=batch["attention_mask"], alpha_kd=recipe.alpha_kd if teacher else 0.0,
         alpha_ce=recipe.alpha_ce, alpha_cos=recipe.alpha_cos if teacher else 0.0,
         temperature=recipe.temperature)
