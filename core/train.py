@@ -190,7 +190,10 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
     pad_id = tokenizer.pad_token_id or 0
     encoded = encode_texts(tokenizer, texts, config.max_length)
     lengths = encoded.lengths
-    labels_t = torch.as_tensor(labels)
+    # Labels live on the device and are indexed there: a per-step copy from pageable host
+    # memory would stall the host until the GPU had drained its queue.
+    labels_t = torch.as_tensor(labels).to(device)
+    on_cuda = device.type == "cuda"
 
     dist_ctx = distributed.current()
     # Offset by rank so ranks draw different dropout masks; rank 0 matches a single process.
@@ -257,12 +260,14 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
             # One process: the whole batch, weight 1. Data-parallel: this rank's share.
             idx, weight = distributed.shard_batch(batches[b], dist_ctx.rank,
                                                   dist_ctx.world_size)
-            batch = _to_device(collate(encoded, idx, pad_id, device.type == "cuda"), device)
-            batch_labels = labels_t[idx].to(device, non_blocking=True)
+            batch = _to_device(collate(encoded, idx, pad_id, on_cuda), device)
+            rows_t = torch.from_numpy(np.asarray(idx, dtype=np.int64))
+            rows_t = (rows_t.pin_memory() if on_cuda else rows_t).to(device, non_blocking=True)
+            batch_labels = labels_t[rows_t]
             sync = (b + 1) % config.grad_accum_steps == 0 or b + 1 == len(batches)
             with distributed.no_sync(ddp, sync):
                 terms = _step_loss(forward, teacher, batch, batch_labels, recipe,
-                                   teacher_logits_cache, idx, device)
+                                   teacher_logits_cache, rows_t, device)
                 (terms.total * weight / config.grad_accum_steps).backward()
             if weight:
                 # Summed on the device: a .item() here would sync CUDA every step.
@@ -317,14 +322,14 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
 
 def _step_loss(forward: Any, teacher: torch.nn.Module | None, batch: dict[str, torch.Tensor],
                labels: torch.Tensor, recipe: Recipe, teacher_logits_cache: torch.Tensor | None,
-               idx: np.ndarray, device: torch.device) -> Any:
+               rows: torch.Tensor, device: torch.device) -> Any:
     """Forward the student (and the teacher unless cached) and combine the recipe's terms."""
     hidden = recipe.needs_hidden_states and teacher is not None
     teacher_logits = teacher_hidden = None
     with _autocast(device):
         if teacher is not None:
             if teacher_logits_cache is not None:
-                teacher_logits = teacher_logits_cache[torch.as_tensor(idx, device=device)]
+                teacher_logits = teacher_logits_cache[rows]  # rows: on the device already
             else:
                 # no_grad rather than inference_mode: the loss keeps teacher tensors for backward.
                 with torch.no_grad():
