@@ -39,11 +39,14 @@ _CACHE_LOCK = threading.Lock()
 # Per tokenizer object: {max_length: a configured Rust tokenizer, or None (use the slow call)}.
 _ENCODERS: weakref.WeakKeyDictionary[Any, dict[int, Any]] = weakref.WeakKeyDictionary()
 _ENCODERS_LOCK = threading.Lock()
-# Below this many texts one thread tokenises (about 15 ms of work on one core); above it,
-# one thread per 256 texts up to the CPUs available: starting a thread costs ~0.1 ms.
-PARALLEL_MIN_TEXTS = 512
+# Below this many texts one thread tokenises; above it, one thread per 256 texts or per
+# 32,000 characters, whichever gives more, up to the CPUs available (starting a thread costs
+# ~0.1 ms). Characters count because a long article costs as much as 20 short sentences:
+# 1,000 BBC articles took 0.49 s on 3 threads of a 16-core GPU host (docs/BENCHMARKS.md).
+PARALLEL_MIN_TEXTS = 64
 _TEXTS_PER_THREAD = 256
-_MAX_THREADS = 8
+_CHARS_PER_THREAD = 32_000
+_MAX_THREADS = 16
 # The probe that checks the fast path against the tokenizer's own call: words, punctuation,
 # accents, an unknown character, and long enough to be truncated at any max length used here.
 _PROBE = "Hello, World! Ünïcode café — naïve résumé 42 % ⊕ " * 64
@@ -141,7 +144,7 @@ def encode_uncached(tokenizer: Any, texts: Sequence[str], max_length: int) -> En
     encoder = _fast_encoder(tokenizer, max_length)
     if encoder is None:
         return EncodedTexts(_slow_ids(tokenizer, texts, max_length))
-    threads = _thread_count(len(texts))
+    threads = _thread_count(texts)
     if threads == 1:
         return EncodedTexts([e.ids for e in encoder.encode_batch_fast(texts)])
     step = -(-len(texts) // threads)
@@ -201,14 +204,15 @@ def store_encoding(tokenizer: Any, texts: Sequence[str], max_length: int,
     _store(_cache_key(tokenizer, texts, max_length), encoded)
 
 
-def _thread_count(n_texts: int) -> int:
-    if n_texts < PARALLEL_MIN_TEXTS:
+def _thread_count(texts: Sequence[str]) -> int:
+    if len(texts) < PARALLEL_MIN_TEXTS:
         return 1
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS and Windows have no affinity call
         cpus = os.cpu_count() or 1
-    return max(1, min(cpus, _MAX_THREADS, n_texts // _TEXTS_PER_THREAD))
+    wanted = max(len(texts) // _TEXTS_PER_THREAD, sum(map(len, texts)) // _CHARS_PER_THREAD)
+    return max(1, min(cpus, _MAX_THREADS, wanted))
 
 
 def _slow_ids(tokenizer: Any, texts: list[str], max_length: int) -> list[list[int]]:

@@ -144,11 +144,16 @@ def inference_dtype(device: str | torch.device, model: Any = None) -> torch.dtyp
     return torch.float32
 
 
-# Padded tokens per inference batch. A GPU wants large batches to fill its cores. A CPU is
-# fastest when a batch's activations stay in cache: MiniLM on SST-2 ran 2.0x faster at 1,024
-# tokens a batch than at 16,384 (bf16 and fp32 alike), and BBC articles 1.4x faster.
-GPU_BATCH_TOKENS = 16384
+# Padded tokens per inference batch. A GPU wants large batches to fill its cores and few
+# launches per text: on an H200 whose host spent ~1 ms per layer launching kernels, 872 SST-2
+# sentences in 4 batches took 66 ms for BERT-base (docs/BENCHMARKS.md). A CPU is fastest
+# when a batch's activations stay in cache: MiniLM on SST-2 ran 2.0x faster at 1,024 tokens
+# a batch than at 16,384 (bf16 and fp32 alike), and BBC articles 1.4x faster.
+GPU_BATCH_TOKENS = 32768
 CPU_BATCH_TOKENS = 1024
+# The most rows in one inference batch (short texts reach it before the token budget).
+GPU_BATCH_ROWS = 1024
+CPU_BATCH_ROWS = 256
 
 
 def default_batch_tokens(device: str | torch.device) -> int:
@@ -157,9 +162,14 @@ def default_batch_tokens(device: str | torch.device) -> int:
     Args:
         device: a device or its name.
     Returns:
-        16,384 on GPUs, 1,024 on CPUs (cache-sized batches; see ``CPU_BATCH_TOKENS``).
+        32,768 on GPUs, 1,024 on CPUs (cache-sized batches; see ``CPU_BATCH_TOKENS``).
     """
     return CPU_BATCH_TOKENS if torch.device(device).type == "cpu" else GPU_BATCH_TOKENS
+
+
+def default_batch_rows(device: str | torch.device) -> int:
+    """The most rows in one inference batch on ``device``: 1,024 on GPUs, 256 on CPUs."""
+    return CPU_BATCH_ROWS if torch.device(device).type == "cpu" else GPU_BATCH_ROWS
 
 
 def precision_name(dtype: torch.dtype) -> str:

@@ -35,6 +35,7 @@ from core.batching import (
 from core.devices import (
     autocast_context,
     configure_cpu_threads,
+    default_batch_rows,
     default_batch_tokens,
     inference_dtype,
     prefer_sdpa,
@@ -51,9 +52,12 @@ SHIPPED_METRICS = ("accuracy", "precision", "recall", "f1", "confusion_matrix")
 # evaluate metric objects keep per-call state (an Arrow buffer); one lock keeps concurrent
 # callers in this process (e.g. UI threads) from interleaving on the cached objects.
 _METRICS_LOCK = threading.Lock()
-# New texts on CUDA from this many on are tokenised in a background thread, chunk by chunk
-# (fewer are tokenised at once, over several threads, in a few milliseconds).
+# New texts on CUDA from this many texts or characters on are tokenised in a background
+# thread, chunk by chunk, while the GPU runs the chunk before (fewer are tokenised at once,
+# over several threads, in a few milliseconds). 1,000 BBC articles (2.2M characters) took
+# 0.49 s to tokenise and 0.30 s to run on an H200: one after the other, 0.81 s.
 STREAM_MIN_TEXTS = 4096
+STREAM_MIN_CHARS = 400_000
 
 
 @cache
@@ -76,7 +80,7 @@ def load_metric(name: str) -> evaluate.EvaluationModule:
 
 def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], *, max_length: int,
                   device: torch.device | str = "cpu", batch_tokens: int | None = None,
-                  max_batch_size: int = 256, dtype: torch.dtype | None = None,
+                  max_batch_size: int | None = None, dtype: torch.dtype | None = None,
                   cache: bool = True) -> np.ndarray:
     """Class probabilities of ``texts``, in input order.
 
@@ -91,8 +95,9 @@ def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], *, max_lengt
         max_length: truncation length in tokens.
         device: where to run.
         batch_tokens: padded-token budget of one batch; default
-            ``default_batch_tokens(device)`` (16,384 on a GPU, 1,024 on a CPU).
-        max_batch_size: most rows in one batch.
+            ``default_batch_tokens(device)`` (32,768 on a GPU, 1,024 on a CPU).
+        max_batch_size: most rows in one batch; default ``default_batch_rows(device)``
+            (1,024 on a GPU, 256 on a CPU).
         dtype: compute precision; default ``inference_dtype(device, model)`` (bf16 on CUDA
             and on CPUs with native bf16, fp32 elsewhere and for int8 models).
         cache: read and fill the tokenisation cache; False tokenises from scratch and keeps
@@ -104,8 +109,10 @@ def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], *, max_lengt
         return np.zeros((0, model.config.num_labels), dtype=np.float32)
     device = torch.device(device)
     batch_tokens = default_batch_tokens(device) if batch_tokens is None else batch_tokens
+    max_batch_size = default_batch_rows(device) if max_batch_size is None else max_batch_size
     encoded = cached_encoding(tokenizer, texts, max_length) if cache else None
-    if encoded is None and device.type == "cuda" and len(texts) >= STREAM_MIN_TEXTS:
+    if encoded is None and device.type == "cuda" and (
+            len(texts) >= STREAM_MIN_TEXTS or sum(map(len, texts)) >= STREAM_MIN_CHARS):
         return _predict_streaming(model, tokenizer, texts, max_length=max_length, device=device,
                                   batch_tokens=batch_tokens, max_batch_size=max_batch_size,
                                   dtype=dtype, cache=cache)
@@ -118,7 +125,7 @@ def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], *, max_lengt
 
 def predict_proba_encoded(model: Any, encoded: EncodedTexts, *, pad_token_id: int,
                           device: torch.device | str = "cpu", batch_tokens: int | None = None,
-                          max_batch_size: int = 256, dtype: torch.dtype | None = None
+                          max_batch_size: int | None = None, dtype: torch.dtype | None = None
                           ) -> np.ndarray:
     """Like :func:`predict_proba`, for texts already tokenised (unpadded ids).
 
@@ -135,6 +142,7 @@ def predict_proba_encoded(model: Any, encoded: EncodedTexts, *, pad_token_id: in
         _move_model(model, device)
         return np.zeros((0, model.config.num_labels), dtype=np.float32)
     batch_tokens = default_batch_tokens(device) if batch_tokens is None else batch_tokens
+    max_batch_size = default_batch_rows(device) if max_batch_size is None else max_batch_size
     batches = batches_by_tokens(encoded.lengths, batch_tokens, max_batch_size)
     with inference_session(model, device, dtype):
         outputs = _forward_batches(model, encoded, batches, pad_token_id, device)
@@ -145,7 +153,7 @@ def predict_proba_encoded(model: Any, encoded: EncodedTexts, *, pad_token_id: in
 
 def predict_logits_encoded(model: Any, encoded: EncodedTexts, *, pad_token_id: int,
                            device: torch.device | str = "cpu", batch_tokens: int | None = None,
-                           max_batch_size: int = 256, dtype: torch.dtype | None = None
+                           max_batch_size: int | None = None, dtype: torch.dtype | None = None
                            ) -> torch.Tensor:
     """Logits of pre-tokenised rows, in row order, left on ``device`` (e.g. a teacher's
     logits cached once for distillation).
@@ -165,6 +173,7 @@ def predict_logits_encoded(model: Any, encoded: EncodedTexts, *, pad_token_id: i
     """
     device = torch.device(device)
     batch_tokens = default_batch_tokens(device) if batch_tokens is None else batch_tokens
+    max_batch_size = default_batch_rows(device) if max_batch_size is None else max_batch_size
     # Allocated outside inference_mode so autograd may later save slices of it.
     result = torch.empty((len(encoded), model.config.num_labels), dtype=torch.float32,
                          device=device)
@@ -244,7 +253,9 @@ def _predict_streaming(model: Any, tokenizer: Any, texts: Sequence[str], *, max_
     batches: list[np.ndarray] = []
     parts: list[EncodedTexts] = []
     with inference_session(model, device, dtype):
-        for start, chunk in encode_in_chunks(tokenizer, texts, max_length):
+        # An eighth of the texts first (the only chunk that cannot overlap), then doubling.
+        first = max(32, min(1024, len(texts) // 8))
+        for start, chunk in encode_in_chunks(tokenizer, texts, max_length, first_chunk=first):
             chunk_batches = batches_by_tokens(chunk.lengths, batch_tokens, max_batch_size)
             outputs.extend(_forward_batches(model, chunk, chunk_batches, pad_id, device))
             batches.extend(b + start for b in chunk_batches)

@@ -262,14 +262,16 @@ def test_streamed_prediction_matches_the_one_shot_path(tiny_model,
                                                        monkeypatch: pytest.MonkeyPatch):
     # The CUDA path tokenises chunk k+1 in a thread while chunk k runs; its logic is
     # device-independent, so it is checked here on the CPU with chunks of 2, 4, 4, ...
-    from functools import partial
-
     from core import batching
 
     model, tokenizer = tiny_model
     texts = TEXTS * 3
-    monkeypatch.setattr(evaluation, "encode_in_chunks",
-                        partial(batching.encode_in_chunks, first_chunk=2, max_chunk=4))
+
+    def small_chunks(tokenizer, texts, max_length, first_chunk=None):  # noqa: ARG001
+        return batching.encode_in_chunks(tokenizer, texts, max_length, first_chunk=2,
+                                         max_chunk=4)
+
+    monkeypatch.setattr(evaluation, "encode_in_chunks", small_chunks)
     batching.clear_cache()
     streamed = evaluation._predict_streaming(
         model, tokenizer, texts, max_length=64, device=torch.device("cpu"), batch_tokens=64,
