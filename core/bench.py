@@ -222,13 +222,29 @@ def run_bench(settings: BenchSettings,
         if on_section is not None:
             on_section(result)
 
+    print(f"[bench {time.perf_counter() - started:5.0f} s] models built, texts loaded",
+          file=sys.stderr, flush=True)
+
+    def measured(section: str) -> Callable[[str, dict[str, Any]], None]:
+        """After each contender: one progress line, and the JSON rewritten, so a run cut
+        short by a time limit keeps every figure measured so far."""
+        def on_figure(name: str, figure: dict[str, Any]) -> None:
+            value = next((f"{figure[k]:,.1f} {k}" for k in ("sent_per_s", "samples_per_s")
+                          if k in figure), figure.get("error", "done"))
+            print(f"[bench {time.perf_counter() - started:5.0f} s] {section} {name}: {value}",
+                  file=sys.stderr, flush=True)
+            finish_section()
+        return on_figure
+
     if "eval" in settings.sections:
         for kind in ("short", "long"):
             max_length = settings.short_max_length if kind == "short" else settings.long_max_length
-            result["eval"][kind] = {
-                role: bench_eval(model, tokenizer, texts[kind], texts[f"{kind}_labels"],
-                                 max_length, device, settings)
-                for role, model in (("teacher", teacher), ("student", student))}
+            result["eval"][kind] = {}
+            for role, model in (("teacher", teacher), ("student", student)):
+                result["eval"][kind][role] = {}
+                bench_eval(model, tokenizer, texts[kind], texts[f"{kind}_labels"], max_length,
+                           device, settings, figures=result["eval"][kind][role],
+                           on_figure=measured(f"eval {kind} {role}"))
         finish_section()
     # Speed-up before distillation: on a GPU the last step (torch.compile) is the slowest.
     if "speedup" in settings.sections:
@@ -236,7 +252,8 @@ def run_bench(settings: BenchSettings,
                                           settings)
         finish_section()
     if "distill" in settings.sections:
-        result["distill"] = bench_distill(teacher, student, tokenizer, texts, device, settings)
+        bench_distill(teacher, student, tokenizer, texts, device, settings,
+                      figures=result["distill"], on_figure=measured("distill"))
         finish_section()
     if "mfu" in settings.sections and device.type == "cuda":
         # Last: torch.compile is the slowest step of a GPU run.
@@ -326,9 +343,14 @@ def load_bench_texts(settings: BenchSettings) -> dict[str, Any]:
 # evaluation --------------------------------------------------------------------------------
 
 def bench_eval(model: Any, tokenizer: Any, texts: list[str], labels: list[int],
-               max_length: int, device: torch.device, settings: BenchSettings
+               max_length: int, device: torch.device, settings: BenchSettings,
+               figures: dict[str, Any] | None = None,
+               on_figure: Callable[[str, dict[str, Any]], None] | None = None
                ) -> dict[str, dict[str, Any]]:
-    """Sentences per second end to end for each evaluation contender on ``texts``."""
+    """Sentences per second end to end for each evaluation contender on ``texts``.
+
+    ``figures`` (filled in place, returned) and ``on_figure(name, figure)``, called after
+    each contender, let the caller save partial results."""
     from transformers import pipeline
 
     from core.evaluation import predict_proba
@@ -354,7 +376,7 @@ def bench_eval(model: Any, tokenizer: Any, texts: list[str], labels: list[int],
                              batch_size=settings.eval_batch, truncation=True,
                              max_length=max_length)
         contenders["pipeline_bf16"] = (lambda t: t, lambda t: [p["label"] for p in pipe_bf16(t)])
-    figures: dict[str, dict[str, Any]] = {}
+    figures = {} if figures is None else figures
     predictions: dict[str, Any] = {}
     for name, (prepare, run) in contenders.items():
         try:
@@ -365,10 +387,14 @@ def bench_eval(model: Any, tokenizer: Any, texts: list[str], labels: list[int],
         except Exception as error:  # one broken contender must not lose the others' figures
             logger.exception("eval contender %s failed", name)
             figures[name] = {"error": f"{type(error).__name__}: {error}"}
+            if on_figure is not None:
+                on_figure(name, figures[name])
             continue
         predictions[name] = output
         figures[name] = {"sent_per_s": len(texts) / seconds, "seconds": seconds,
                          "repeats": repeats, "texts": len(texts), "max_length": max_length}
+        if on_figure is not None:
+            on_figure(name, figures[name])
     if "sent_per_s" in figures.get("distillab", {}):
         figures["distillab"].update(_eval_breakdown(model, tokenizer, texts, max_length, device,
                                                     settings))
@@ -469,9 +495,13 @@ def _run_evaluator(pipe: Any, data: Any) -> dict[str, Any]:
 # distillation ------------------------------------------------------------------------------
 
 def bench_distill(teacher: Any, student: Any, tokenizer: Any, texts: dict[str, Any],
-                  device: torch.device, settings: BenchSettings) -> dict[str, Any]:
+                  device: torch.device, settings: BenchSettings,
+                  figures: dict[str, Any] | None = None,
+                  on_figure: Callable[[str, dict[str, Any]], None] | None = None
+                  ) -> dict[str, Any]:
     """Samples per second of one distillation epoch for each contender (same rows, same
-    initial student, batch size and max length)."""
+    initial student, batch size and max length); ``figures`` and ``on_figure`` as in
+    :func:`bench_eval`."""
     from core.specs import RECIPES
 
     lengths = _token_lengths(tokenizer, texts["train"], settings.distill_max_length)
@@ -487,7 +517,11 @@ def bench_distill(teacher: Any, student: Any, tokenizer: Any, texts: dict[str, A
         "trainer": lambda t, y: _distill_trainer(teacher, student, tokenizer, t, y, device,
                                                  settings),
     }
-    figures: dict[str, Any] = {}
+    figures = {} if figures is None else figures
+    figures["settings"] = {"rows": len(texts["train"]), "batch": settings.distill_batch,
+                           "max_length": settings.distill_max_length,
+                           "mean_tokens": float(lengths.mean()), "model_flops": flops,
+                           "recipe": "KD (T=2) 0.5 + CE 0.5, logits only"}
     for name, run in runs.items():
         try:
             run(texts["warm_train"], texts["warm_train_labels"])  # untimed warm-up
@@ -495,6 +529,8 @@ def bench_distill(teacher: Any, student: Any, tokenizer: Any, texts: dict[str, A
         except Exception as error:  # one broken contender must not lose the others' figures
             logger.exception("distillation contender %s failed", name)
             figures[name] = {"error": f"{type(error).__name__}: {error}"}
+            if on_figure is not None:
+                on_figure(name, figures[name])
             continue
         steady = _steady_rate(figure.pop("step_times", []), settings.distill_batch)
         if steady:  # training steps alone: the epoch minus tokenisation, teacher, validation
@@ -505,10 +541,8 @@ def bench_distill(teacher: Any, student: Any, tokenizer: Any, texts: dict[str, A
         figure["samples_per_s"] = len(texts["train"]) / figure["seconds"]
         figure["model_tflops_per_s"] = flops / figure["seconds"] / 1e12
         figures[name] = figure
-    figures["settings"] = {"rows": len(texts["train"]), "batch": settings.distill_batch,
-                           "max_length": settings.distill_max_length,
-                           "mean_tokens": float(lengths.mean()), "model_flops": flops,
-                           "recipe": "KD (T=2) 0.5 + CE 0.5, logits only"}
+        if on_figure is not None:
+            on_figure(name, figure)
     if device.type == "cuda":
         peak = measure_matmul_peak(device)
         figures["matmul_peak_tflops"] = peak
@@ -789,7 +823,7 @@ def compute_ratios(result: dict[str, Any]) -> dict[str, float]:
     ratios: dict[str, float] = {}
     for kind, per_role in result.get("eval", {}).items():
         for role, figures in per_role.items():
-            ours = figures["distillab"].get("sent_per_s")
+            ours = figures.get("distillab", {}).get("sent_per_s")
             for other in ("pipeline", "evaluator", "naive", "pipeline_bf16"):
                 theirs = figures.get(other, {}).get("sent_per_s")
                 if not ours or not theirs:
