@@ -1,0 +1,174 @@
+"""Evaluation contenders: DistilLab's ``predict_proba`` vs ``pipeline``, ``evaluator`` and a
+naive padded loop, end to end on the same texts."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.bench.settings import BenchSettings
+from core.devices import inference_dtype
+from core.speed import gc_paused, sync
+
+logger = logging.getLogger(__name__)
+
+
+def bench_eval(model: Any, tokenizer: Any, texts: list[str], labels: list[int],
+               max_length: int, device: torch.device, settings: BenchSettings,
+               figures: dict[str, Any] | None = None,
+               on_figure: Callable[[str, dict[str, Any]], None] | None = None
+               ) -> dict[str, dict[str, Any]]:
+    """Sentences per second end to end for each evaluation contender on ``texts``.
+
+    ``figures`` (filled in place, returned) and ``on_figure(name, figure)``, called after
+    each contender, let the caller save partial results."""
+    from transformers import pipeline
+
+    from core.evaluation import predict_proba
+
+    pipe = pipeline("text-classification", model=model, tokenizer=tokenizer, device=device,
+                    batch_size=settings.eval_batch, truncation=True, max_length=max_length)
+    warm = texts[:settings.warmup_texts]
+    contenders: dict[str, tuple[Callable[[list[str]], Any], Callable[[Any], Any]]] = {
+        "distillab": (lambda t: t, lambda t: predict_proba(
+            model, tokenizer, t, max_length=max_length, device=device,
+            cache=False).argmax(axis=1)),
+        "pipeline": (lambda t: t, lambda t: [p["label"] for p in pipe(t)]),
+        "evaluator": (lambda t: _evaluator_data(t, labels[:len(t)]),
+                      lambda d: _run_evaluator(pipe, d)),
+        "naive": (lambda t: t, lambda t: _naive_predict(model, tokenizer, t, max_length,
+                                                        settings.eval_batch, device)),
+    }
+    if inference_dtype(device) == torch.bfloat16:
+        # DistilLab runs bf16 here: the same pipeline on bf16 weights shows how much of the
+        # gap precision alone closes.
+        pipe_bf16 = pipeline("text-classification", tokenizer=tokenizer, device=device,
+                             model=copy.deepcopy(model).to(torch.bfloat16),
+                             batch_size=settings.eval_batch, truncation=True,
+                             max_length=max_length)
+        contenders["pipeline_bf16"] = (lambda t: t, lambda t: [p["label"] for p in pipe_bf16(t)])
+    figures = {} if figures is None else figures
+    predictions: dict[str, Any] = {}
+    for name, (prepare, run) in contenders.items():
+        try:
+            run(prepare(warm))
+            state = prepare(texts)
+            seconds, repeats, output = _time_median(lambda s=state, r=run: r(s), device,
+                                                    settings.min_time_s, settings.max_repeats)
+        except Exception as error:  # one broken contender must not lose the others' figures
+            logger.exception("eval contender %s failed", name)
+            figures[name] = {"error": f"{type(error).__name__}: {error}"}
+            if on_figure is not None:
+                on_figure(name, figures[name])
+            continue
+        predictions[name] = output
+        figures[name] = {"sent_per_s": len(texts) / seconds, "seconds": seconds,
+                         "repeats": repeats, "texts": len(texts), "max_length": max_length}
+        if on_figure is not None:
+            on_figure(name, figures[name])
+    if "sent_per_s" in figures.get("distillab", {}):
+        figures["distillab"].update(_eval_breakdown(model, tokenizer, texts, max_length, device,
+                                                    settings))
+    if device.type == "cpu" and {"pipeline", "naive"} <= set(predictions):
+        # A correctness check, untimed: in fp32 padding and batching must not change a label
+        # (bf16 may flip near-ties of a random head, so DistilLab is re-run in fp32 here).
+        naive = np.asarray(predictions["naive"])
+        fp32 = predict_proba(model, tokenizer, texts, max_length=max_length, device=device,
+                             dtype=torch.float32, cache=False).argmax(axis=1)
+        figures["distillab"]["fp32_label_agreement_with_naive"] = float(np.mean(fp32 == naive))
+        label_ids = {name: i for i, name in model.config.id2label.items()}
+        figures["pipeline"]["label_agreement_with_naive"] = float(
+            np.mean(np.asarray([label_ids[p] for p in predictions["pipeline"]]) == naive))
+    return figures
+
+
+def _eval_breakdown(model: Any, tokenizer: Any, texts: list[str], max_length: int,
+                    device: torch.device, settings: BenchSettings) -> dict[str, float]:
+    """Where DistilLab's end-to-end time goes: tokenisation alone, then the model on
+    pre-tokenised rows (batching, copies, forward, softmax, copy back). End to end overlaps
+    the two on CUDA, so it can be less than their sum."""
+    from core.batching import encode_uncached
+    from core.evaluation import predict_proba_encoded
+
+    tokenize_s, _, encoded = _time_median(lambda: encode_uncached(tokenizer, texts, max_length),
+                                          device, settings.min_time_s, settings.max_repeats)
+    pad = tokenizer.pad_token_id or 0
+    model_s, _, _ = _time_median(lambda: predict_proba_encoded(model, encoded, pad_token_id=pad,
+                                                               device=device),
+                                 device, settings.min_time_s, settings.max_repeats)
+    return {"tokenize_only_s": tokenize_s, "model_only_s": model_s,
+            "model_only_sent_per_s": len(texts) / model_s}
+
+
+def _time_median(fn: Callable[[], Any], device: torch.device, min_time_s: float,
+                 max_repeats: int) -> tuple[float, int, Any]:
+    """Median seconds of ``fn`` over repeats (at least one; more until ``min_time_s``)."""
+    times: list[float] = []
+    output = None
+    with gc_paused():
+        while not times or (len(times) < max_repeats and sum(times) < min_time_s):
+            sync(device)
+            start = time.perf_counter()
+            output = fn()
+            sync(device)
+            times.append(time.perf_counter() - start)
+    return float(np.median(times)), len(times), output
+
+
+def _naive_predict(model: Any, tokenizer: Any, texts: list[str], max_length: int,
+                   batch_size: int, device: torch.device) -> np.ndarray:
+    model.to(device).eval()
+    predictions = []
+    with torch.no_grad():
+        for i in range(0, len(texts), batch_size):
+            batch = tokenizer(texts[i:i + batch_size], padding="max_length", truncation=True,
+                              max_length=max_length, return_tensors="pt").to(device)
+            predictions.append(model(**batch).logits.softmax(-1).argmax(-1).cpu())
+    return torch.cat(predictions).numpy()
+
+
+def _evaluator_data(texts: list[str], labels: list[int]) -> Any:
+    from datasets import Dataset
+
+    return Dataset.from_dict({"text": texts, "label": labels})
+
+
+@contextlib.contextmanager
+def _evaluate_tf_shim() -> Iterator[None]:
+    """evaluate 0.4.6 tests ``isinstance(x, transformers.TFPreTrainedModel)`` on a pipeline
+    object, and transformers 5 has no TensorFlow classes. For the call only, a placeholder
+    class stands in (nothing is an instance of it, so the check reads False, as intended)."""
+    from evaluate.evaluator import base
+
+    module = base.transformers
+    added = "TFPreTrainedModel" not in vars(module)
+    if added:
+        module.TFPreTrainedModel = type("TFPreTrainedModel", (), {})
+    try:
+        yield
+    finally:
+        if added:
+            delattr(module, "TFPreTrainedModel")
+
+
+def _run_evaluator(pipe: Any, data: Any) -> dict[str, Any]:
+    from evaluate import evaluator
+
+    from core.evaluation import load_metric
+
+    label_mapping = {name: i for i, name in pipe.model.config.id2label.items()}
+    with _evaluate_tf_shim():
+        return evaluator("text-classification").compute(
+            model_or_pipeline=pipe, data=data, metric=load_metric("accuracy"),
+            input_column="text", label_column="label", label_mapping=label_mapping)
+
+
+# distillation ------------------------------------------------------------------------------
+
