@@ -116,7 +116,8 @@ def _run_stages(run: Run, spec: JobSpec, emit: EventSink) -> dict[str, Any]:
 
     from core.data import load_data
     from core.devices import describe_device, resolve_device
-    from core.models import check_compatibility, load_classifier
+    from core.models import load_classifier
+    from core.students import check_compatibility
 
     device = distributed.local_device(resolve_device(spec.device))
     torch.manual_seed(spec.seed)
@@ -166,7 +167,8 @@ def _training_data(tokenizer: Any, data: Any, with_transfer: bool) -> Any:
 def _prepare_teacher(run: Run, spec: JobSpec, data: Any, device: Any, emit: EventSink
                      ) -> tuple[Any, Any]:
     """The teacher with a head for the dataset's labels: as given, cached, or fine-tuned now."""
-    from core.models import load_classifier, save_model, teacher_cache_key
+    from core.models import load_classifier
+    from core.saving import save_model, teacher_cache_key
 
     saved = run.model_dir("teacher")
     main = distributed.is_main_process()
@@ -199,7 +201,7 @@ def _prepare_teacher(run: Run, spec: JobSpec, data: Any, device: Any, emit: Even
 
 def _build_student(run: Run, spec: JobSpec, teacher: Any, tokenizer: Any, data: Any
                    ) -> tuple[Any, Any]:
-    from core.models import build_fresh_student, extract_student, load_pretrained_student
+    from core.students import build_fresh_student, extract_student, load_pretrained_student
 
     student_spec = spec.student
     if student_spec.kind == "extract":
@@ -214,7 +216,8 @@ def _build_student(run: Run, spec: JobSpec, teacher: Any, tokenizer: Any, data: 
 def _train_stage(run: Run, spec: JobSpec, stage: str, model: Any, tokenizer: Any, data: Any,
                  device: Any, emit: EventSink, teacher: Any = None) -> None:
     """Train one stage unless its model is already saved; save it and drop its checkpoint."""
-    from core.models import load_classifier, save_model
+    from core.models import load_classifier
+    from core.saving import save_model
     from core.train import train
 
     target = run.model_dir(stage)

@@ -27,7 +27,7 @@ def score_model(model: Any, tokenizer: Any, texts: Sequence[str], labels: Sequen
         The model's metrics dict and its (n, classes) probabilities.
     """
     from core.evaluation import compute_metrics, predict_proba
-    from core.models import count_parameters
+    from core.saving import count_parameters
     from core.speed import measure_speed
 
     probs = predict_proba(model, tokenizer, texts, max_length=max_length, device=device)
@@ -45,7 +45,8 @@ def score_run(run: Run, data: Any, max_length: int, device: Any,
               emit: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Score every model saved in ``run`` on ``data``'s validation set; write the results."""
     from core.evaluation import agreement, predictions_table
-    from core.models import load_classifier, size_on_disk_mb
+    from core.models import load_classifier
+    from core.saving import size_on_disk_mb
 
     emit = emit or (lambda event: None)
     models: dict[str, dict[str, Any]] = {}

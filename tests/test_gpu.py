@@ -43,7 +43,7 @@ def test_fine_tuning_then_distillation_learn_on_cuda(tiny_bert_dir, data):
                    epochs=8, learning_rate=5e-3, device=CUDA, seed=0)
     assert fitted.best_accuracy >= 0.9
     for recipe in ("logits", "distilbert"):  # cached logits, then the teacher every step
-        from core.models import extract_student
+        from core.students import extract_student
 
         student = extract_student(teacher.float().cpu())
         events = []

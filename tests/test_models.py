@@ -1,4 +1,5 @@
-"""Tests for core/models.py: loading, student extraction, compatibility, sizes and saving."""
+"""Tests for core/models.py, core/students.py and core/saving.py: loading, student extraction,
+compatibility, sizes and saving."""
 
 from __future__ import annotations
 
@@ -21,19 +22,18 @@ from transformers import (
 
 from core.models import (
     ModelError,
-    build_fresh_student,
-    check_compatibility,
-    count_parameters,
-    default_student_layers,
-    extract_student,
     final_hidden_states,
     load_classifier,
-    load_pretrained_student,
     load_tokenizer,
     resolve_model_ref,
-    save_model,
-    size_on_disk_mb,
-    teacher_cache_key,
+)
+from core.saving import count_parameters, save_model, size_on_disk_mb, teacher_cache_key
+from core.students import (
+    build_fresh_student,
+    check_compatibility,
+    default_student_layers,
+    extract_student,
+    load_pretrained_student,
 )
 
 INPUT_IDS = torch.tensor([[101, 7592, 2088, 102, 0], [101, 2307, 3185, 999, 102],
@@ -376,9 +376,9 @@ def test_teacher_cache_key_changes_when_the_local_checkpoint_is_overwritten(tmp_
 
 def test_save_model_portable_two_rename_path_also_replaces(tmp_path, teacher, tokenizer,
                                                            monkeypatch):
-    import core.models
+    import core.saving
 
-    monkeypatch.setattr(core.models, "_exchange", lambda a, b: False)  # as without renameat2
+    monkeypatch.setattr(core.saving, "_exchange", lambda a, b: False)  # as without renameat2
     target = tmp_path / "student"
     save_model(teacher, tokenizer, target)
     student = extract_student(teacher, [3]).eval()

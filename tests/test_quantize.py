@@ -80,7 +80,7 @@ def test_int8_predictions_agree_with_fp32_on_a_trained_model(trained_tiny):
 def test_quantised_student_is_smaller_and_the_original_is_left_alone(minilm_path: str):
     from transformers import AutoModelForSequenceClassification
 
-    from core.models import extract_student
+    from core.students import extract_student
 
     teacher = AutoModelForSequenceClassification.from_pretrained(minilm_path, num_labels=2)
     student = extract_student(teacher).eval()

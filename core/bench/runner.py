@@ -183,7 +183,8 @@ def build_models(model_size: str) -> tuple[Any, Any, Any]:
     """
     from transformers import BertConfig, BertForSequenceClassification
 
-    from core.models import extract_student, load_classifier, load_tokenizer
+    from core.models import load_classifier, load_tokenizer
+    from core.students import extract_student
 
     if model_size == "minilm":
         teacher, tokenizer, _ = load_classifier("bundled:minilm", LABEL_NAMES)
