@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from core.data import DEFAULT_MAX_UPLOAD_MB, TABLE_EXTENSIONS
 from core.specs import PRESETS, RECIPES, JobSpec, SpecError
+from core.tables import DEFAULT_MAX_UPLOAD_MB, TABLE_EXTENSIONS
 
 UPLOAD_EXTENSIONS = (".csv", ".tsv", ".jsonl")
 STUDENT_SIZES = {

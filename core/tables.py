@@ -1,0 +1,214 @@
+"""Labelled tables: read CSV/TSV/JSONL/Parquet files, pick the text and label columns,
+check every text and turn labels into class ids. Every problem raises :class:`DataError`
+naming the file, the row or column, and what was expected."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.specs import DatasetSpec
+
+TABLE_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".parquet")
+TEXT_COLUMNS = ("text", "sentence", "sentence1", "content", "review", "document")
+LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "sentiment")
+DEFAULT_MAX_UPLOAD_MB = 500.0
+_INT_PATTERN = re.compile(r"^[+-]?\d+$")
+_FLOAT_PATTERN = re.compile(r"^[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+class DataError(ValueError):
+    """Bad input: the message names the file, the row or column, and what was expected."""
+
+
+def max_upload_bytes() -> float:
+    """The largest accepted data file in bytes: ``DISTILLAB_MAX_UPLOAD_MB`` (default 500)."""
+    raw = os.environ.get("DISTILLAB_MAX_UPLOAD_MB", "")
+    try:
+        megabytes = float(raw) if raw.strip() else DEFAULT_MAX_UPLOAD_MB
+    except ValueError as exc:
+        raise DataError(f"DISTILLAB_MAX_UPLOAD_MB must be a number of MB, got {raw!r}") from exc
+    return megabytes * 1024 * 1024
+
+
+def check_file(path: Path) -> None:
+    """Raise :class:`DataError` unless ``path`` is an existing file under the size limit."""
+    if not path.exists():
+        raise DataError(f"file not found: {path}")
+    if not path.is_file():
+        raise DataError(f"{path}: expected a file, found a folder")
+    limit = max_upload_bytes()
+    size = path.stat().st_size
+    if size > limit:
+        raise DataError(f"{path}: file is {size / 2**20:,.1f} MB, over the limit of "
+                        f"{limit / 2**20:,.0f} MB (set DISTILLAB_MAX_UPLOAD_MB to raise it)")
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV/TSV/JSONL/Parquet file as a DataFrame (CSV/TSV cells kept as strings)."""
+    check_file(path)
+    ext = path.suffix.lower()
+    if ext == ".txt":
+        raise DataError(f"{path}: a .txt file holds unlabelled texts (one per line); labelled "
+                        f"data needs one of {', '.join(TABLE_EXTENSIONS)}")
+    if ext not in TABLE_EXTENSIONS:
+        raise DataError(f"{path}: unsupported file type '{ext or '(none)'}'; "
+                        f"supported: {', '.join(TABLE_EXTENSIONS)}")
+    try:
+        if ext in (".csv", ".tsv"):
+            # Strings and no NA guessing: "NA" is a text, an empty cell is reported as empty.
+            # TSV without quoting: SST-2 sentences contain unbalanced quote characters.
+            options: dict[str, Any] = (
+                {"sep": "\t", "quoting": csv.QUOTE_NONE} if ext == ".tsv" else {})
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, **options)
+        elif ext == ".jsonl":
+            frame = pd.DataFrame(_read_jsonl(path))
+        else:
+            frame = pd.read_parquet(path)
+    except DataError:
+        raise
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{path}: file is empty") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc}); save the file as UTF-8") from exc
+    except Exception as exc:  # the parsers raise many types; the message is what helps
+        raise DataError(f"{path}: cannot read as {ext[1:].upper()}: {exc}") from exc
+    if frame.empty:
+        raise DataError(f"{path}: no data rows")
+    return frame
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}: line {line_number} is not valid JSON ({exc.msg}, "
+                                f"column {exc.colno})") from exc
+            if not isinstance(record, dict):
+                raise DataError(f"{path}: line {line_number} is not a JSON object")
+            records.append(record)
+    return records
+
+
+def pick_column(frame: pd.DataFrame, path: Path, requested: str | None,
+                 candidates: Sequence[str], role: str) -> str:
+    """The ``role`` column: ``requested`` if given, else the one name among ``candidates``."""
+    found = [str(c) for c in frame.columns]
+    if requested is not None:
+        if requested not in found:
+            raise DataError(f"{path}: no {role} column '{requested}'; columns found: {found}")
+        return requested
+    matches = [c for c in found if c in candidates]
+    if not matches:
+        matches = [c for c in found if c.lower() in candidates]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise DataError(f"{path}: no {role} column; columns found: {found}; expected one of "
+                        f"{list(candidates)} (or name it with {role}_column)")
+    raise DataError(f"{path}: ambiguous {role} column, several candidates {matches}; "
+                    f"name one with {role}_column")
+
+
+def read_labelled(path: Path, spec: DatasetSpec) -> tuple[list[str], list[Any]]:
+    """A labelled file's texts (checked) and raw labels, from the spec's or guessed columns."""
+    frame = read_table(path)
+    text_col = pick_column(frame, path, spec.text_column, TEXT_COLUMNS, "text")
+    label_col = pick_column(frame, path, spec.label_column, LABEL_COLUMNS, "label")
+    if text_col == label_col:
+        raise DataError(f"{path}: text and label columns are both '{text_col}'")
+    return check_texts(frame[text_col].tolist(), path, text_col), frame[label_col].tolist()
+
+
+def check_texts(values: Sequence[Any], path: Path, column: str) -> list[str]:
+    """``values`` as texts; a missing, non-string or blank one raises, naming its row."""
+    for row, value in enumerate(values, start=1):
+        if not isinstance(value, str):
+            what = "missing" if _is_missing(value) else f"non-string ({type(value).__name__})"
+            raise DataError(f"{path}: row {row}: {what} text in column '{column}'")
+        if not value.strip():
+            raise DataError(f"{path}: row {row}: empty text in column '{column}'")
+    return list(values)
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _label_value(value: Any, path: Path, row: int) -> int | str:
+    """One raw label as an int (class id) or a str (class name)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, str):
+        value = value.strip()
+        if _INT_PATTERN.match(value):
+            return int(value)
+        if _FLOAT_PATTERN.match(value):  # CSV cells: "1.0" is class 1, "0.37" a regression
+            value = float(value)
+    if _is_missing(value) or (isinstance(value, str) and not value):
+        raise DataError(f"{path}: row {row}: missing label")
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        raise DataError(f"{path}: row {row}: label {value} is not a class id or name "
+                        f"(regression targets are not supported)")
+    if isinstance(value, (int, str)):
+        return value
+    raise DataError(f"{path}: row {row}: label {value!r} is not a class id or name "
+                    f"(one label per row)")
+
+
+def encode_labels(train_raw: Sequence[Any], val_raw: Sequence[Any], train_path: Path,
+                   val_path: Path | None, class_names: list[str] | None = None
+                   ) -> tuple[list[str], list[int], list[int]]:
+    """Label names and integer ids for the training and validation labels."""
+    train = [_label_value(v, train_path, i) for i, v in enumerate(train_raw, start=1)]
+    val = [_label_value(v, val_path or train_path, i) for i, v in enumerate(val_raw, start=1)]
+    values = train + val
+    if class_names is not None:  # a Hub ClassLabel: ids are given, names known
+        names = list(class_names)
+        for path, labels in ((train_path, train), (val_path, val)):
+            for row, label in enumerate(labels, start=1):
+                if not isinstance(label, int) or not 0 <= label < len(names):
+                    raise DataError(f"{path}: row {row}: label {label!r} is not a class id "
+                                    f"0..{len(names) - 1}")
+        train_ids, val_ids = list(train), list(val)
+    elif all(isinstance(v, int) for v in values) and min(values) >= 0:
+        # Integer ids are kept as they are, so "3" means class 3 in every file.
+        names = [str(i) for i in range(max(train) + 1)]
+        train_ids, val_ids = list(train), list(val)
+    else:
+        as_int = all(isinstance(v, int) for v in values)
+        key = (lambda v: v) if as_int else str
+        uniques = sorted({key(v) for v in train})
+        names = [str(u) for u in uniques]
+        index = {u: i for i, u in enumerate(uniques)}
+        train_ids = [index[key(v)] for v in train]
+        val_ids = [index.get(key(v), -1) for v in val]
+    present = sorted(set(train_ids))
+    if len(present) < 2:
+        only = names[present[0]] if present else "none"
+        raise DataError(f"{train_path}: fewer than 2 classes in the training labels "
+                        f"(only '{only}'); a classifier needs at least 2")
+    known = set(present)
+    for row, (raw, label) in enumerate(zip(val, val_ids, strict=True), start=1):
+        if label not in known:
+            raise DataError(f"{val_path}: row {row}: label '{raw}' is not among the training "
+                            f"labels {[names[i] for i in present]}")
+    return names, train_ids, val_ids
