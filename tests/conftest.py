@@ -79,3 +79,34 @@ def sentiment_csv(tmp_path: Path) -> tuple[str, str]:
             writer.writerows(make_sentiment_rows(n, seed))
         paths.append(str(path))
     return paths[0], paths[1]
+
+
+TINY_TRAIN_CONFIG_ARGS = dict(epochs=3, teacher_epochs=1, batch_size=16, learning_rate=5e-3,
+                              teacher_learning_rate=5e-3, max_length=24, warmup_ratio=0.1)
+
+
+@pytest.fixture()
+def sentiment_data(tiny_bert_dir: str):
+    """160 training and 40 validation synthetic reviews as ``core.train.TrainData``."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from core.train import TrainData
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    train_rows, val_rows = make_sentiment_rows(160, 0), make_sentiment_rows(40, 1)
+    to_id = {"negative": 0, "positive": 1}
+    return TrainData(tokenizer=tokenizer, texts=[t for t, _ in train_rows],
+                     labels=np.array([to_id[y] for _, y in train_rows]),
+                     validation_texts=[t for t, _ in val_rows],
+                     validation_labels=np.array([to_id[y] for _, y in val_rows]),
+                     label_names=["negative", "positive"])
+
+
+def seeded_model(path: str, seed: int = 0):
+    """The tiny classifier at ``path``, loaded after seeding torch (fresh head init)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(seed)
+    return AutoModelForSequenceClassification.from_pretrained(path)

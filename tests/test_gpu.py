@@ -6,39 +6,25 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from core.batching import collate, encode_texts
 from core.specs import RECIPES, TrainConfig
 from core.train import TrainData, compute_teacher_logits, train
-from tests.conftest import make_sentiment_rows
+from tests.conftest import TINY_TRAIN_CONFIG_ARGS, make_sentiment_rows, seeded_model
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 CUDA = torch.device("cuda")
-CONFIG = TrainConfig(epochs=3, teacher_epochs=1, batch_size=16, learning_rate=5e-3,
-                     teacher_learning_rate=5e-3, max_length=24, warmup_ratio=0.1)
+CONFIG = TrainConfig(**TINY_TRAIN_CONFIG_ARGS)
 
 
 @pytest.fixture()
-def data(tiny_bert_dir: str) -> TrainData:
-    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
-    train_rows, val_rows = make_sentiment_rows(160, 0), make_sentiment_rows(40, 1)
-    to_id = {"negative": 0, "positive": 1}
-    return TrainData(tokenizer=tokenizer, texts=[t for t, _ in train_rows],
-                     labels=np.array([to_id[y] for _, y in train_rows]),
-                     validation_texts=[t for t, _ in val_rows],
-                     validation_labels=np.array([to_id[y] for _, y in val_rows]),
-                     label_names=["negative", "positive"])
-
-
-def _model(path: str, seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return AutoModelForSequenceClassification.from_pretrained(path)
+def data(sentiment_data: TrainData) -> TrainData:
+    return sentiment_data
 
 
 def test_fine_tuning_then_distillation_learn_on_cuda(tiny_bert_dir, data):
-    teacher = _model(tiny_bert_dir)
+    teacher = seeded_model(tiny_bert_dir)
     fitted = train(teacher, data, stage="teacher", recipe=RECIPES["baseline"], config=CONFIG,
                    epochs=8, learning_rate=5e-3, device=CUDA, seed=0)
     assert fitted.best_accuracy >= 0.9
@@ -63,7 +49,7 @@ def _copy_on_cpu(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def test_cached_teacher_logits_on_cuda_equal_fresh_bf16_ones(tiny_bert_dir, data):
-    teacher = _model(tiny_bert_dir).to(CUDA, dtype=torch.bfloat16).eval()
+    teacher = seeded_model(tiny_bert_dir).to(CUDA, dtype=torch.bfloat16).eval()
     encoded = encode_texts(data.tokenizer, data.texts, CONFIG.max_length)
     pad = data.tokenizer.pad_token_id
     cached = compute_teacher_logits(teacher, encoded, pad, CUDA, batch_tokens=200)

@@ -2,40 +2,25 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from core.batching import encode_texts
 from core.losses import IGNORE_LABEL
 from core.specs import RECIPES, TrainConfig
 from core.train import Cancelled, TrainData, compute_teacher_logits, train
-from tests.conftest import make_sentiment_rows
+from tests.conftest import TINY_TRAIN_CONFIG_ARGS, seeded_model
 
-CONFIG = TrainConfig(epochs=3, teacher_epochs=1, batch_size=16, learning_rate=5e-3,
-                     teacher_learning_rate=5e-3, max_length=24, warmup_ratio=0.1)
+CONFIG = TrainConfig(**TINY_TRAIN_CONFIG_ARGS)
 
 
 @pytest.fixture()
-def data(tiny_bert_dir: str) -> TrainData:
-    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
-    train_rows, val_rows = make_sentiment_rows(160, 0), make_sentiment_rows(40, 1)
-    to_id = {"negative": 0, "positive": 1}
-    return TrainData(tokenizer=tokenizer, texts=[t for t, _ in train_rows],
-                     labels=np.array([to_id[y] for _, y in train_rows]),
-                     validation_texts=[t for t, _ in val_rows],
-                     validation_labels=np.array([to_id[y] for _, y in val_rows]),
-                     label_names=["negative", "positive"])
-
-
-def _model(path: str, seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return AutoModelForSequenceClassification.from_pretrained(path)
+def data(sentiment_data: TrainData) -> TrainData:
+    return sentiment_data
 
 
 def test_fine_tuning_learns_a_separable_task(tiny_bert_dir, data):
-    model = _model(tiny_bert_dir)
+    model = seeded_model(tiny_bert_dir)
     events = []
     result = train(model, data, stage="teacher", recipe=RECIPES["baseline"], config=CONFIG,
                    epochs=8, learning_rate=5e-3, device=torch.device("cpu"), seed=0,
@@ -47,7 +32,7 @@ def test_fine_tuning_learns_a_separable_task(tiny_bert_dir, data):
 
 def test_cached_teacher_logits_equal_fresh_ones(tiny_bert_dir, data, monkeypatch):
     monkeypatch.setenv("DISTILLAB_CPU_BF16", "0")  # compare like with like: fp32 both sides
-    teacher = _model(tiny_bert_dir).eval()
+    teacher = seeded_model(tiny_bert_dir).eval()
     encoded = encode_texts(data.tokenizer, data.texts, CONFIG.max_length)
     cached = compute_teacher_logits(teacher, encoded, data.tokenizer.pad_token_id,
                                     torch.device("cpu"), batch_tokens=200)
@@ -59,8 +44,8 @@ def test_cached_teacher_logits_equal_fresh_ones(tiny_bert_dir, data, monkeypatch
 
 
 def test_distillation_uses_transfer_rows_without_labels(tiny_bert_dir, data):
-    teacher = _model(tiny_bert_dir, seed=1)
-    student = _model(tiny_bert_dir, seed=2)
+    teacher = seeded_model(tiny_bert_dir, seed=1)
+    student = seeded_model(tiny_bert_dir, seed=2)
     labels = data.labels.copy()
     labels[::2] = IGNORE_LABEL  # half the rows are unlabelled transfer texts
     partly_labelled = TrainData(data.tokenizer, data.texts, labels, data.validation_texts,
@@ -73,16 +58,16 @@ def test_distillation_uses_transfer_rows_without_labels(tiny_bert_dir, data):
 
 def test_distillation_without_a_teacher_is_refused(tiny_bert_dir, data):
     with pytest.raises(ValueError, match="needs a teacher"):
-        train(_model(tiny_bert_dir), data, stage="student", recipe=RECIPES["logits"],
+        train(seeded_model(tiny_bert_dir), data, stage="student", recipe=RECIPES["logits"],
               config=CONFIG, epochs=1, learning_rate=1e-3, device=torch.device("cpu"), seed=0)
 
 
 def test_cancel_then_resume_ends_like_an_uninterrupted_run(tiny_bert_dir, data, tmp_path):
-    teacher = _model(tiny_bert_dir, seed=1).eval()
+    teacher = seeded_model(tiny_bert_dir, seed=1).eval()
     common = dict(stage="student", recipe=RECIPES["distilbert"], config=CONFIG, epochs=2,
                   learning_rate=1e-3, device=torch.device("cpu"), seed=7, teacher=teacher)
 
-    uninterrupted = _model(tiny_bert_dir, seed=3)
+    uninterrupted = seeded_model(tiny_bert_dir, seed=3)
     full = train(uninterrupted, data, checkpoint_dir=tmp_path / "full", **common)
 
     polls = {"n": 0}
@@ -91,13 +76,13 @@ def test_cancel_then_resume_ends_like_an_uninterrupted_run(tiny_bert_dir, data, 
         polls["n"] += 1
         return polls["n"] == 15  # 10 batches per epoch: this is inside epoch 2
 
-    interrupted = _model(tiny_bert_dir, seed=3)
+    interrupted = seeded_model(tiny_bert_dir, seed=3)
     with pytest.raises(Cancelled):
         train(interrupted, data, checkpoint_dir=tmp_path / "cut",
               should_cancel=cancel_mid_second_epoch, **common)
     assert (tmp_path / "cut" / "state.pt").exists()
 
-    resumed_model = _model(tiny_bert_dir, seed=99)  # weights come from the checkpoint
+    resumed_model = seeded_model(tiny_bert_dir, seed=99)  # weights come from the checkpoint
     events = []
     resumed = train(resumed_model, data, checkpoint_dir=tmp_path / "cut",
                     on_event=events.append, **common)

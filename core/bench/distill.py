@@ -20,6 +20,8 @@ from core.bench.settings import (
     LABEL_NAMES,
     PEAK_MATMUL_N,
     BenchSettings,
+    failed,
+    no_figure_callback,
 )
 from core.speed import sync
 
@@ -29,7 +31,7 @@ logger = logging.getLogger(__name__)
 def bench_distill(teacher: Any, student: Any, tokenizer: Any, texts: dict[str, Any],
                   device: torch.device, settings: BenchSettings,
                   figures: dict[str, Any] | None = None,
-                  on_figure: Callable[[str, dict[str, Any]], None] | None = None
+                  on_figure: Callable[[str, dict[str, Any]], None] = no_figure_callback
                   ) -> dict[str, Any]:
     """Samples per second of one distillation epoch for each contender (same rows, same
     initial student, batch size and max length); ``figures`` and ``on_figure`` as in
@@ -58,11 +60,10 @@ def bench_distill(teacher: Any, student: Any, tokenizer: Any, texts: dict[str, A
         try:
             run(texts["warm_train"], texts["warm_train_labels"])  # untimed warm-up
             figure = run(texts["train"], texts["train_labels"])
-        except Exception as error:  # one broken contender must not lose the others' figures
+        except Exception as error:
             logger.exception("distillation contender %s failed", name)
-            figures[name] = {"error": f"{type(error).__name__}: {error}"}
-            if on_figure is not None:
-                on_figure(name, figures[name])
+            figures[name] = failed(error)
+            on_figure(name, figures[name])
             continue
         steady = _steady_rate(figure.pop("step_times", []), settings.distill_batch)
         if steady:  # training steps alone: the epoch minus tokenisation, teacher, validation
@@ -73,8 +74,7 @@ def bench_distill(teacher: Any, student: Any, tokenizer: Any, texts: dict[str, A
         figure["samples_per_s"] = len(texts["train"]) / figure["seconds"]
         figure["model_tflops_per_s"] = flops / figure["seconds"] / 1e12
         figures[name] = figure
-        if on_figure is not None:
-            on_figure(name, figure)
+        on_figure(name, figure)
     if device.type == "cuda":
         peak = measure_matmul_peak(device)
         figures["matmul_peak_tflops"] = peak
@@ -285,7 +285,7 @@ def bench_distill_128x128(teacher: Any, student: Any, tokenizer: Any, bbc_texts:
                                         warm_epoch=False)
         except Exception as error:  # torch.compile needs a working Triton; report, go on
             logger.exception("128x128 distillation (%s) failed", name)
-            yield name, {"error": f"{type(error).__name__}: {error}"}
+            yield name, failed(error)
             continue
         steady = _steady_rate(figure.pop("step_times"), 128)
         epoch_tflops = (student_flops + teacher_flops) / figure["seconds"] / 1e12

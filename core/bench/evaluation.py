@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.bench.settings import BenchSettings
+from core.bench.settings import BenchSettings, failed, no_figure_callback
 from core.devices import inference_dtype
 from core.speed import gc_paused, sync
 
@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 def bench_eval(model: Any, tokenizer: Any, texts: list[str], labels: list[int],
                max_length: int, device: torch.device, settings: BenchSettings,
                figures: dict[str, Any] | None = None,
-               on_figure: Callable[[str, dict[str, Any]], None] | None = None
+               on_figure: Callable[[str, dict[str, Any]], None] = no_figure_callback
                ) -> dict[str, dict[str, Any]]:
     """Sentences per second end to end for each evaluation contender on ``texts``.
 
@@ -62,17 +62,14 @@ def bench_eval(model: Any, tokenizer: Any, texts: list[str], labels: list[int],
             state = prepare(texts)
             seconds, repeats, output = _time_median(lambda s=state, r=run: r(s), device,
                                                     settings.min_time_s, settings.max_repeats)
-        except Exception as error:  # one broken contender must not lose the others' figures
+        except Exception as error:
             logger.exception("eval contender %s failed", name)
-            figures[name] = {"error": f"{type(error).__name__}: {error}"}
-            if on_figure is not None:
-                on_figure(name, figures[name])
-            continue
-        predictions[name] = output
-        figures[name] = {"sent_per_s": len(texts) / seconds, "seconds": seconds,
-                         "repeats": repeats, "texts": len(texts), "max_length": max_length}
-        if on_figure is not None:
-            on_figure(name, figures[name])
+            figures[name] = failed(error)
+        else:
+            predictions[name] = output
+            figures[name] = {"sent_per_s": len(texts) / seconds, "seconds": seconds,
+                             "repeats": repeats, "texts": len(texts), "max_length": max_length}
+        on_figure(name, figures[name])
     if "sent_per_s" in figures.get("distillab", {}):
         figures["distillab"].update(_eval_breakdown(model, tokenizer, texts, max_length, device,
                                                     settings))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -97,3 +98,12 @@ class BenchSettings:
         return s
 
 
+
+
+def failed(error: Exception) -> dict[str, str]:
+    """The figure of a contender that raised: one broken contender must not lose the rest."""
+    return {"error": f"{type(error).__name__}: {error}"}
+
+
+def no_figure_callback(name: str, figure: dict[str, Any]) -> None:
+    """The default ``on_figure``: nothing to save between contenders."""
