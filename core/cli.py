@@ -67,6 +67,9 @@ def _add_run_parser(sub: Any) -> None:
     p.add_argument("--max-train-examples", type=int)
     p.add_argument("--max-eval-examples", type=int)
     p.add_argument("--max-length", type=int)
+    p.add_argument("--eval-batch-tokens", type=int,
+                   help="padded tokens per inference batch (default: 32,768 on a GPU, 1,024 "
+                        "on a CPU); lower it if a GPU runs out of memory")
     p.add_argument("--transfer", help="unlabelled texts file, or 'rest' (training texts beyond "
                    "--max-train-examples)")
     p.add_argument("--max-transfer-examples", type=int)
@@ -197,7 +200,8 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
     for flag, key in (("preset", "preset"), ("epochs", "epochs"),
                       ("teacher_epochs", "teacher_epochs"), ("batch_size", "batch_size"),
                       ("lr", "learning_rate"), ("teacher_lr", "teacher_learning_rate"),
-                      ("grad_accum", "grad_accum_steps"), ("max_length", "max_length")):
+                      ("grad_accum", "grad_accum_steps"), ("max_length", "max_length"),
+                      ("eval_batch_tokens", "eval_batch_tokens")):
         if getattr(args, flag) is not None:
             train[key] = getattr(args, flag)
     if args.compile:

@@ -148,7 +148,8 @@ def _run_stages(run: Run, spec: JobSpec, emit: EventSink) -> dict[str, Any]:
     from core.scoring import score_run
 
     emit({"type": "stage", "stage": "evaluate", "message": "scoring and timing every model"})
-    return score_run(run, data, spec.train.max_length, device, emit)
+    return score_run(run, data, spec.train.max_length, device, emit,
+                     batch_tokens=spec.train.eval_batch_tokens or None)
 
 
 def _training_data(tokenizer: Any, data: Any, with_transfer: bool) -> Any:

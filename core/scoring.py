@@ -20,8 +20,10 @@ INT8_ROLE = "student_int8"
 
 def score_model(model: Any, tokenizer: Any, texts: Sequence[str], labels: Sequence[int],
                 label_names: list[str], *, max_length: int, device: Any,
-                measure: bool = True) -> tuple[dict[str, Any], np.ndarray]:
-    """Quality, size and speed of one model on one validation set.
+                measure: bool = True, batch_tokens: int | None = None
+                ) -> tuple[dict[str, Any], np.ndarray]:
+    """Quality, size and speed of one model on one validation set (``batch_tokens``: padded
+    tokens per scoring batch, default the device's).
 
     Returns:
         The model's metrics dict and its (n, classes) probabilities.
@@ -30,7 +32,8 @@ def score_model(model: Any, tokenizer: Any, texts: Sequence[str], labels: Sequen
     from core.saving import count_parameters
     from core.speed import measure_speed
 
-    probs = predict_proba(model, tokenizer, texts, max_length=max_length, device=device)
+    probs = predict_proba(model, tokenizer, texts, max_length=max_length, device=device,
+                          batch_tokens=batch_tokens)
     quality = compute_metrics(labels, probs.argmax(-1), label_names)
     total, non_embedding = count_parameters(model)
     metrics: dict[str, Any] = {**quality, "params": total, "params_non_embedding": non_embedding,
@@ -42,7 +45,8 @@ def score_model(model: Any, tokenizer: Any, texts: Sequence[str], labels: Sequen
 
 
 def score_run(run: Run, data: Any, max_length: int, device: Any,
-              emit: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+              emit: Callable[[dict[str, Any]], None] | None = None,
+              batch_tokens: int | None = None) -> dict[str, Any]:
     """Score every model saved in ``run`` on ``data``'s validation set; write the results."""
     from core.evaluation import agreement, predictions_table
     from core.models import load_classifier
@@ -57,7 +61,8 @@ def score_run(run: Run, data: Any, max_length: int, device: Any,
         model.to(device).eval()
         metrics, probs = score_model(model, tokenizer, data.validation_texts,
                                      data.validation_labels, data.label_names,
-                                     max_length=max_length, device=device)
+                                     max_length=max_length, device=device,
+                                     batch_tokens=batch_tokens)
         metrics["size_mb"] = size_on_disk_mb(run.model_dir(role))
         models[role], probabilities[role] = metrics, probs
         emit({"type": "scored", "role": role, "accuracy": metrics["accuracy"],

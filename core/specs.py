@@ -153,7 +153,9 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     grad_accum_steps: int = 1
     max_length: int = 64
-    eval_batch_tokens: int = 16384
+    # Padded tokens per inference batch (validation, teacher logits, scoring); 0 is the
+    # device's default (core.devices.default_batch_tokens). Lower it if a GPU runs out of memory.
+    eval_batch_tokens: int = 0
     checkpoint_every_steps: int = 0  # 0: once per epoch
     compile: bool = False
 
@@ -161,6 +163,9 @@ class TrainConfig:
         for attr in ("epochs", "batch_size", "grad_accum_steps", "max_length"):
             if getattr(self, attr) < 1:
                 raise SpecError(f"train.{attr} must be at least 1, got {getattr(self, attr)}")
+        if self.eval_batch_tokens < 0:
+            raise SpecError(f"train.eval_batch_tokens must be >= 0 (0: the device's default), "
+                            f"got {self.eval_batch_tokens}")
         if self.teacher_epochs < 0:
             raise SpecError(f"train.teacher_epochs must be >= 0, got {self.teacher_epochs}")
         if not 0 < self.learning_rate < 1 or not 0 < self.teacher_learning_rate < 1:

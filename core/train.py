@@ -140,13 +140,14 @@ def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def validate(model: torch.nn.Module, data: TrainData, max_length: int, device: torch.device
-             ) -> dict[str, float]:
-    """Accuracy, macro-F1 and mean cross-entropy on the validation set."""
+def validate(model: torch.nn.Module, data: TrainData, max_length: int, device: torch.device,
+             batch_tokens: int | None = None) -> dict[str, float]:
+    """Accuracy, macro-F1 and mean cross-entropy on the validation set (``batch_tokens``:
+    padded tokens per batch, default the device's)."""
     from core.evaluation import compute_metrics, predict_proba
 
     probs = predict_proba(model, data.tokenizer, data.validation_texts, max_length=max_length,
-                          device=device)
+                          device=device, batch_tokens=batch_tokens)
     labels = np.asarray(data.validation_labels)
     metrics = compute_metrics(labels, probs.argmax(-1), data.label_names)
     loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1)).mean())
@@ -194,6 +195,7 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
     # memory would stall the host until the GPU had drained its queue.
     labels_t = torch.as_tensor(labels).to(device)
     on_cuda = device.type == "cuda"
+    eval_batch_tokens = config.eval_batch_tokens or None  # 0: the device's default
 
     dist_ctx = distributed.current()
     # Offset by rank so ranks draw different dropout masks; rank 0 matches a single process.
@@ -209,7 +211,8 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
     forward = torch.compile(forward) if config.compile else forward
     teacher_logits_cache = None
     if teacher is not None and not recipe.needs_hidden_states:
-        teacher_logits_cache = compute_teacher_logits(teacher, encoded, pad_id, device)
+        teacher_logits_cache = compute_teacher_logits(teacher, encoded, pad_id, device,
+                                                      batch_tokens=eval_batch_tokens)
 
     steps_per_epoch = -(-len(bucketed_batches(lengths, config.batch_size, seed, 0))
                         // config.grad_accum_steps)
@@ -296,7 +299,8 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
                     save_state(epoch, b + 1)
         # Rank 0 validates and shares the numbers, so every rank keeps the same best epoch.
         metrics = distributed.broadcast_from_main(
-            validate(model, data, config.max_length, device) if dist_ctx.is_main else None)
+            validate(model, data, config.max_length, device, eval_batch_tokens)
+            if dist_ctx.is_main else None)
         loss_sum, loss_rows = distributed.sum_across_ranks(
             torch.stack([epoch_loss.float(), torch.tensor(float(epoch_rows), device=device)]))
         train_loss = float(loss_sum) / max(1.0, float(loss_rows))

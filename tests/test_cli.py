@@ -98,9 +98,10 @@ def test_spec_file_values_are_overridden_by_flags(tmp_path):
                          "recipe: {name: logits, temperature: 4}\n"
                          "train: {preset: quick, epochs: 5}\n")
     args = build_parser().parse_args(["run", "--spec", str(spec_file), "--epochs", "1",
-                                      "--alpha-kd", "0.9"])
+                                      "--alpha-kd", "0.9", "--eval-batch-tokens", "4096"])
     spec = spec_from_args(args)
     assert spec.train.epochs == 1 and spec.train.max_length == 64
+    assert spec.train.eval_batch_tokens == 4096
     assert spec.recipe.name == "logits" and spec.recipe.temperature == 4
     assert spec.recipe.alpha_kd == 0.9 and spec.recipe.alpha_cos == 0
     assert spec.dataset.max_train_examples == 100 and spec.student.layers == (0, 2, 4)

@@ -92,3 +92,33 @@ def test_cancel_then_resume_ends_like_an_uninterrupted_run(tiny_bert_dir, data, 
     for (name, a), b in zip(uninterrupted.state_dict().items(),
                             resumed_model.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, msg=f"{name} differs after resume")
+
+
+def test_eval_batch_tokens_reaches_validation_and_the_teacher_logits(tiny_bert_dir, data,
+                                                                     monkeypatch):
+    import dataclasses
+
+    from core import evaluation
+
+    budgets = []
+    for name in ("predict_proba", "predict_logits_encoded"):
+        real = getattr(evaluation, name)
+
+        def spy(*args, _real=real, **kwargs):
+            budgets.append(kwargs.get("batch_tokens"))
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(evaluation, name, spy)
+    config = dataclasses.replace(CONFIG, eval_batch_tokens=96)
+    teacher = seeded_model(tiny_bert_dir, seed=1)
+    train(seeded_model(tiny_bert_dir), data, stage="student", recipe=RECIPES["logits"],
+          config=config, epochs=1, learning_rate=5e-3, device=torch.device("cpu"), seed=0,
+          teacher=teacher)
+    assert budgets and set(budgets) == {96}  # the teacher's logits, then each validation
+
+
+def test_a_negative_eval_batch_tokens_is_refused():
+    from core.specs import SpecError
+
+    with pytest.raises(SpecError, match="eval_batch_tokens"):
+        TrainConfig(eval_batch_tokens=-1)
