@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 
@@ -122,3 +124,19 @@ def test_a_negative_eval_batch_tokens_is_refused():
 
     with pytest.raises(SpecError, match="eval_batch_tokens"):
         TrainConfig(eval_batch_tokens=-1)
+
+
+@pytest.mark.skipif(not any(shutil.which(c) for c in ("g++", "c++", "clang++")),
+                    reason="torch.compile on a CPU needs a C++ compiler")
+def test_compiled_training_matches_eager_training(tiny_bert_dir, data):
+    # --compile wraps the student's forward in torch.compile (~50 s of compilation here).
+    import dataclasses
+
+    losses = {}
+    for compiled in (False, True):
+        config = dataclasses.replace(CONFIG, compile=compiled)
+        result = train(seeded_model(tiny_bert_dir), data, stage="student",
+                       recipe=RECIPES["baseline"], config=config, epochs=2,
+                       learning_rate=5e-3, device=torch.device("cpu"), seed=0)
+        losses[compiled] = [row["train_loss"] for row in result.history]
+    assert losses[True] == pytest.approx(losses[False], abs=2e-3)
