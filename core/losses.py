@@ -41,10 +41,12 @@ def hard_label_loss(student_logits: torch.Tensor, labels: torch.Tensor) -> torch
     """Cross-entropy with the true labels; rows labelled ``IGNORE_LABEL`` (-100) are skipped.
 
     Returns 0 (with a gradient path) when every row is unlabelled, e.g. a transfer-set batch.
+    The mean is a sum over a clamped count rather than a branch on ``labels``: reading a
+    device tensor in an ``if`` would make the host wait for the GPU at every step.
     """
-    if (labels != IGNORE_LABEL).any():
-        return F.cross_entropy(student_logits.float(), labels, ignore_index=IGNORE_LABEL)
-    return student_logits.sum() * 0.0
+    total = F.cross_entropy(student_logits.float(), labels, ignore_index=IGNORE_LABEL,
+                            reduction="sum")
+    return total / (labels != IGNORE_LABEL).sum().clamp(min=1)
 
 
 def hidden_cosine_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor,
@@ -54,10 +56,13 @@ def hidden_cosine_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tenso
     Args:
         student_hidden, teacher_hidden: (batch, seq, hidden), same width.
         attention_mask: (batch, seq), 1 for real tokens; padding is ignored.
+
+    Every position is computed and padding weighted 0: selecting the real tokens with a
+    boolean index would make the host wait for the GPU at every step.
     """
-    mask = attention_mask.bool()
-    cos = F.cosine_similarity(student_hidden.float()[mask], teacher_hidden.float()[mask], dim=-1)
-    return (1.0 - cos).mean()
+    weight = attention_mask.float()
+    cos = F.cosine_similarity(student_hidden.float(), teacher_hidden.float(), dim=-1)
+    return ((1.0 - cos) * weight).sum() / weight.sum().clamp(min=1.0)
 
 
 @dataclass(frozen=True)

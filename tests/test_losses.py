@@ -67,6 +67,14 @@ def test_hidden_cosine_loss_ignores_padding():
     assert hidden_cosine_loss(student, teacher, mask).item() == pytest.approx(0.5, abs=1e-6)
 
 
+def test_hidden_cosine_loss_sends_no_gradient_to_padding():
+    student = torch.randn(2, 4, 8, requires_grad=True)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]])
+    hidden_cosine_loss(student, torch.randn(2, 4, 8), mask).backward()
+    assert torch.all(student.grad[mask == 0] == 0)
+    assert torch.all(student.grad[mask == 1].abs().sum(-1) > 0)
+
+
 def test_distillation_loss_weights_each_term():
     student = torch.tensor([[0.0, 0.0]])
     teacher = torch.tensor([[math.log(3.0), 0.0]])
