@@ -182,11 +182,7 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
     emit = on_event or (lambda event: None)
     if recipe.needs_teacher and teacher is None:
         raise ValueError(f"recipe {recipe.name!r} needs a teacher")
-    labels = np.asarray(data.labels, dtype=np.int64)
-    texts = list(data.texts)
-    if teacher is None:  # nothing to learn from unlabelled rows without a teacher
-        keep = labels != IGNORE_LABEL
-        texts, labels = [t for t, k in zip(texts, keep, strict=True) if k], labels[keep]
+    texts, labels = _training_rows(data, with_teacher=teacher is not None)
     tokenizer = data.tokenizer
     pad_id = tokenizer.pad_token_id or 0
     encoded = encode_texts(tokenizer, texts, config.max_length)
@@ -202,10 +198,7 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
     seed_everything(seed + dist_ctx.rank)
     model.to(device)
     if teacher is not None:
-        # The teacher only runs forward: on CUDA hold it in bf16 (half the memory traffic).
-        # This converts the caller's teacher in place; the pipeline has saved it already.
-        teacher.to(device, dtype=torch.bfloat16 if device.type == "cuda" else None).eval()
-        teacher.requires_grad_(False)
+        _freeze_teacher(teacher, device)
     ddp = distributed.wrap_model(model, device) if dist_ctx.enabled else None
     forward = ddp or model
     forward = torch.compile(forward) if config.compile else forward
@@ -226,16 +219,12 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
     best_accuracy, best_epoch, best_state = -1.0, -1, None
     epoch_loss, epoch_rows = torch.zeros((), device=device), 0
     if state_path and distributed.main_says(state_path.exists()):
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        state = _restore(state_path, model, optimizer, scheduler)
         start_epoch, start_batch, history = state["epoch"], state["batch"], state["history"]
         best_accuracy, best_epoch = state["best_accuracy"], state["best_epoch"]
         if dist_ctx.is_main:  # the sums are rank 0's: other ranks' rows before the stop are lost
             epoch_loss = torch.tensor(state["epoch_loss_sum"], device=device)
             epoch_rows = state["epoch_rows"]
-        _set_rng_state(state["rng"])
         emit({"type": "resumed", "stage": stage, "epoch": start_epoch, "batch": start_batch})
 
     def save_state(epoch: int, batch: int) -> None:
@@ -322,6 +311,36 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
     elapsed = time.perf_counter() - started
     return StageResult(best_epoch=best_epoch, best_accuracy=best_accuracy, history=history,
                        samples_per_s=rows_done / elapsed if elapsed and rows_done else 0.0)
+
+
+def _training_rows(data: TrainData, with_teacher: bool) -> tuple[list[str], np.ndarray]:
+    """The rows a stage trains on: all of them with a teacher; without one, the labelled
+    rows only (an unlabelled transfer row has nothing to teach then)."""
+    labels = np.asarray(data.labels, dtype=np.int64)
+    texts = list(data.texts)
+    if with_teacher:
+        return texts, labels
+    keep = labels != IGNORE_LABEL
+    return [t for t, k in zip(texts, keep, strict=True) if k], labels[keep]
+
+
+def _freeze_teacher(teacher: torch.nn.Module, device: torch.device) -> None:
+    """Eval mode, no gradients, on ``device``; on CUDA in bf16 (the teacher only runs
+    forward: half the memory traffic). Converts the caller's teacher in place; the pipeline
+    has saved it already."""
+    teacher.to(device, dtype=torch.bfloat16 if device.type == "cuda" else None).eval()
+    teacher.requires_grad_(False)
+
+
+def _restore(state_path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+             scheduler: torch.optim.lr_scheduler.LRScheduler) -> dict[str, Any]:
+    """Load a checkpoint into the model, optimizer, scheduler and the RNGs; returns it."""
+    state = torch.load(state_path, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    _set_rng_state(state["rng"])
+    return state
 
 
 def _step_loss(forward: Any, teacher: torch.nn.Module | None, batch: dict[str, torch.Tensor],
