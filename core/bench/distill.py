@@ -126,6 +126,9 @@ def _distill_distillab(teacher: Any, student: Any, tokenizer: Any, rows: list[st
     own_teacher, own_student = copy.deepcopy(teacher), copy.deepcopy(student)
     steps: list[tuple[float, int]] = []
     epoch_ends: list[float] = []
+    # Device allocations (cudaMalloc calls) per epoch: many in the first and none in the
+    # second would point the first epoch's extra time at the caching allocator growing.
+    allocations: list[int] = []
 
     def on_event(event: dict[str, Any]) -> None:
         if event["type"] == "step" and event["epoch"] == 1:
@@ -133,9 +136,11 @@ def _distill_distillab(teacher: Any, student: Any, tokenizer: Any, rows: list[st
         elif event["type"] == "epoch":
             sync(device)
             epoch_ends.append(time.perf_counter())
+            allocations.append(_device_allocations(device))
 
     clear_cache()  # tokenisation is part of DistilLab's timed work
     sync(device)
+    allocations.append(_device_allocations(device))
     start = time.perf_counter()
     train(own_student, data, stage="bench", recipe=recipe, config=config, epochs=epochs,
           learning_rate=1e-4, device=device, seed=0, teacher=own_teacher, on_event=on_event)
@@ -144,7 +149,16 @@ def _distill_distillab(teacher: Any, student: Any, tokenizer: Any, rows: list[st
               "rows": len(rows), "step_times": steps}
     if len(epoch_ends) == 2:  # the second epoch: its steps and its validation pass
         figure["warm_epoch_seconds"] = epoch_ends[1] - epoch_ends[0]
+    if device.type == "cuda":
+        figure["device_allocations_per_epoch"] = np.diff(allocations).tolist()
     return figure
+
+
+def _device_allocations(device: torch.device) -> int:
+    """cudaMalloc calls so far by PyTorch's caching allocator (0 off CUDA)."""
+    if device.type != "cuda":
+        return 0
+    return int(torch.cuda.memory_stats(device).get("num_device_alloc", 0))
 
 
 def _kd_ce_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,

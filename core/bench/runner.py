@@ -113,9 +113,10 @@ def run_bench(settings: BenchSettings,
         # Other processes on the same cores change every CPU figure: say how busy it was.
         "load_average": {"start": load_average()}, "cpus": cpu_count(),
         "threads": torch.get_num_threads(),
-        "environment": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY",
-                                                   "MKL_NUM_THREADS", "TOKENIZERS_PARALLELISM",
-                                                   "DISTILLAB_CPU_BF16") if k in os.environ},
+        "environment": {k: os.environ[k] for k in (
+            "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "TOKENIZERS_PARALLELISM",
+            "DISTILLAB_CPU_BF16", "CUDA_MODULE_LOADING", "PYTORCH_CUDA_ALLOC_CONF")
+            if k in os.environ},
     }
 
     def finish_section() -> None:
