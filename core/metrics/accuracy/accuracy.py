@@ -3,9 +3,10 @@
 Same interface as the Hub's ``evaluate-metric/accuracy``; computed by scikit-learn.
 """
 
-import datasets
 import evaluate
 from sklearn.metrics import accuracy_score
+
+from core.sklearn_metrics import label_metric_info
 
 _DESCRIPTION = """
 Accuracy is the fraction of predictions equal to the references:
@@ -27,34 +28,11 @@ Examples:
     {'accuracy': 0.75}
 """
 
-_CITATION = """
-@article{scikit-learn,
-  title={Scikit-learn: Machine Learning in {P}ython},
-  author={Pedregosa, F. and others},
-  journal={Journal of Machine Learning Research},
-  volume={12},
-  pages={2825--2830},
-  year={2011}
-}
-"""
-
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Accuracy(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({
-                "predictions": datasets.Value("int32"),
-                "references": datasets.Value("int32"),
-            }),
-            reference_urls=[
-                "https://scikit-learn.org/stable/modules/generated/"
-                "sklearn.metrics.accuracy_score.html"
-            ],
-        )
+        return label_metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION, "accuracy_score")
 
     def _compute(self, predictions, references, normalize=True, sample_weight=None):
         score = accuracy_score(references, predictions, normalize=normalize,

@@ -3,9 +3,10 @@
 Same interface as the Hub's ``evaluate-metric/confusion_matrix``; computed by scikit-learn.
 """
 
-import datasets
 import evaluate
 from sklearn.metrics import confusion_matrix
+
+from core.sklearn_metrics import label_metric_info
 
 _DESCRIPTION = """
 The confusion matrix counts examples by (true label, predicted label): entry [i, j] is the
@@ -32,34 +33,11 @@ Examples:
            [0, 1, 0]])}
 """
 
-_CITATION = """
-@article{scikit-learn,
-  title={Scikit-learn: Machine Learning in {P}ython},
-  author={Pedregosa, F. and others},
-  journal={Journal of Machine Learning Research},
-  volume={12},
-  pages={2825--2830},
-  year={2011}
-}
-"""
-
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class ConfusionMatrix(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({
-                "predictions": datasets.Value("int32"),
-                "references": datasets.Value("int32"),
-            }),
-            reference_urls=[
-                "https://scikit-learn.org/stable/modules/generated/"
-                "sklearn.metrics.confusion_matrix.html"
-            ],
-        )
+        return label_metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION, "confusion_matrix")
 
     def _compute(self, predictions, references, labels=None, sample_weight=None,
                  normalize=None):

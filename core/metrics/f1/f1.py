@@ -3,70 +3,26 @@
 Same interface as the Hub's ``evaluate-metric/f1``; computed by scikit-learn.
 """
 
-import datasets
 import evaluate
-import numpy as np
 from sklearn.metrics import f1_score
+
+from core.sklearn_metrics import averaged_score, averaged_score_kwargs, label_metric_info
 
 _DESCRIPTION = """
 F1 is the harmonic mean of precision and recall:
 2 * precision * recall / (precision + recall).
 """
 
-_KWARGS_DESCRIPTION = """
-Args:
-    predictions (`list` of `int`): predicted labels.
-    references (`list` of `int`): true labels.
-    labels (`list` of `int`): the labels to score and, for averages other than 'binary',
-        their order. Defaults to the labels present in references and predictions.
-    pos_label (`int`): the positive class when `average='binary'`. Defaults to 1.
-    average (`str`): 'binary' (default), 'micro', 'macro', 'weighted', or None for
-        one score per label.
-    sample_weight (`list` of `float`): per-example weights. Defaults to None.
-    zero_division (`int`, `float` or `"warn"`): the value returned when the score is
-        undefined (0/0). Defaults to "warn" (0 with a warning).
-Returns:
-    f1 (`float` or `numpy.ndarray` of `float`): in [0, 1]; one value per label
-        when `average=None`.
-Examples:
-    >>> f1 = evaluate.load("core/metrics/f1")
-    >>> f1.compute(references=[0, 1, 2, 0], predictions=[0, 1, 1, 0], average=None)
-    {'f1': array([1.        , 0.66666667, 0.        ])}
-"""
-
-_CITATION = """
-@article{scikit-learn,
-  title={Scikit-learn: Machine Learning in {P}ython},
-  author={Pedregosa, F. and others},
-  journal={Journal of Machine Learning Research},
-  volume={12},
-  pages={2825--2830},
-  year={2011}
-}
-"""
+_KWARGS_DESCRIPTION = averaged_score_kwargs(
+    "f1", "{'f1': array([1.        , 0.66666667, 0.        ])}")
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class F1(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({
-                "predictions": datasets.Value("int32"),
-                "references": datasets.Value("int32"),
-            }),
-            reference_urls=[
-                "https://scikit-learn.org/stable/modules/generated/"
-                "sklearn.metrics.f1_score.html"
-            ],
-        )
+        return label_metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION, "f1_score")
 
     def _compute(self, predictions, references, labels=None, pos_label=1, average="binary",
                  sample_weight=None, zero_division="warn"):
-        score = f1_score(references, predictions, labels=labels, pos_label=pos_label,
-                       average=average, sample_weight=sample_weight,
-                       zero_division=zero_division)
-        # scikit-learn returns a Python float for averages, an array per label otherwise.
-        return {"f1": float(score) if np.ndim(score) == 0 else np.asarray(score)}
+        return averaged_score(f1_score, "f1", predictions, references, labels, pos_label,
+                              average, sample_weight, zero_division)
