@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -65,20 +67,78 @@ def make_sentiment_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
     return rows
 
 
-@pytest.fixture()
-def sentiment_csv(tmp_path: Path) -> tuple[str, str]:
-    """A 240-row training CSV and an 80-row validation CSV (text,label with string labels)."""
+def write_sentiment_csvs(folder: Path, train: int = 150, dev: int = 50) -> tuple[str, str]:
+    """``train.csv`` and ``dev.csv`` of synthetic reviews (text,label with string labels)."""
     import csv
 
     paths = []
-    for name, n, seed in (("train.csv", 240, 0), ("dev.csv", 80, 1)):
-        path = tmp_path / name
+    for name, n, seed in (("train.csv", train, 0), ("dev.csv", dev, 1)):
+        path = folder / name
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["text", "label"])
             writer.writerows(make_sentiment_rows(n, seed))
         paths.append(str(path))
     return paths[0], paths[1]
+
+
+@pytest.fixture()
+def sentiment_csv(tmp_path: Path) -> tuple[str, str]:
+    """A 240-row training CSV and an 80-row validation CSV (text,label with string labels)."""
+    return write_sentiment_csvs(tmp_path, train=240, dev=80)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models gain nothing from a second thread, and on a shared 2-core machine two
+    spinning OpenMP threads slow every op by up to 100x while other processes run."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_app(runs_dir: Path, with_queue: bool = True) -> Iterator[str]:
+    """The Gradio app on a free loopback port, with a job queue working its runs unless
+    ``with_queue`` is False; yields the app's URL."""
+    from app.main import build_app, launch_options
+    from core.jobs import JobQueue
+
+    queue = JobQueue(runs_dir, poll_s=0.5).start() if with_queue else None
+    demo = build_app(runs_dir)
+    try:
+        _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(),
+                                prevent_thread_lock=True, quiet=True, **launch_options())
+        yield url
+    finally:
+        demo.close()
+        if queue is not None:
+            queue.stop()
+
+
+@contextlib.contextmanager
+def app_client(runs_dir: Path, with_queue: bool = True) -> Iterator[object]:
+    """A ``gradio_client.Client`` connected to :func:`serve_app`."""
+    import gradio_client
+
+    with serve_app(runs_dir, with_queue) as url:
+        client = gradio_client.Client(url, verbose=False)
+        try:
+            yield client
+        finally:
+            client.close()
 
 
 TINY_TRAIN_CONFIG_ARGS = dict(epochs=3, teacher_epochs=1, batch_size=16, learning_rate=5e-3,

@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-import csv
 import json
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_sentiment_rows
+from tests.conftest import app_client, write_sentiment_csvs
 
 gradio_client = pytest.importorskip("gradio_client")
 AppError = gradio_client.exceptions.AppError
 
 ENDPOINTS = {"/launch", "/status", "/cancel", "/resume", "/delete", "/runs", "/compare",
              "/evaluate", "/disagreements", "/tradeoffs", "/export"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def write_sentiment_csvs(folder: Path, train: int = 150, dev: int = 50) -> tuple[str, str]:
-    paths = []
-    for name, n, seed in (("train.csv", train, 0), ("dev.csv", dev, 1)):
-        path = folder / name
-        with open(path, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["text", "label"])
-            writer.writerows(make_sentiment_rows(n, seed))
-        paths.append(str(path))
-    return paths[0], paths[1]
 
 
 def tiny_spec(teacher: str, train: str, dev: str) -> dict:
@@ -47,21 +27,9 @@ def tiny_spec(teacher: str, train: str, dev: str) -> dict:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, Path]]:
     """The app on loopback with a job queue, and a gradio_client connected to it."""
-    from app.main import build_app, launch_options
-    from core.jobs import JobQueue
-
     runs_dir = tmp_path_factory.mktemp("app") / "runs"
-    queue = JobQueue(runs_dir, poll_s=0.5).start()
-    demo = build_app(runs_dir)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(),
-                            prevent_thread_lock=True, quiet=True, **launch_options())
-    client = gradio_client.Client(url, verbose=False)
-    try:
+    with app_client(runs_dir) as client:
         yield client, runs_dir
-    finally:
-        client.close()
-        demo.close()
-        queue.stop()
 
 
 def wait_done(client: object, run_id: str, timeout_s: float = 240) -> dict:

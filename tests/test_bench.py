@@ -11,20 +11,9 @@ import pytest
 
 from core.bench import add_bench_arguments, forward_flops, run_bench_cli
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 HEADLINE_RATIOS = ("eval_vs_pipeline", "eval_vs_evaluator", "distill_vs_naive",
                    "distill_vs_trainer")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a shared 2-core machine two
-    spinning OpenMP threads slow every op by up to 100x while other processes run."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

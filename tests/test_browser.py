@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_app_api import free_port, write_sentiment_csvs
+from tests.conftest import serve_app, write_sentiment_csvs
 
 pytestmark = pytest.mark.browser
 
@@ -28,19 +28,8 @@ JOB_TIMEOUT_MS = 240_000
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from app.main import build_app, launch_options
-    from core.jobs import JobQueue
-
-    runs_dir = tmp_path_factory.mktemp("browser") / "runs"
-    queue = JobQueue(runs_dir, poll_s=0.5).start()
-    demo = build_app(runs_dir)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(),
-                            prevent_thread_lock=True, quiet=True, **launch_options())
-    try:
+    with serve_app(tmp_path_factory.mktemp("browser") / "runs") as url:
         yield url
-    finally:
-        demo.close()
-        queue.stop()
 
 
 @pytest.fixture(scope="module")

@@ -17,19 +17,8 @@ from core.quantize import (
     serialized_size_bytes,
 )
 
-pytestmark = pytest.mark.skipif(not int8_supported(), reason="no quantised CPU engine")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a shared 2-core machine two
-    spinning OpenMP threads slow every op by up to 100x while other processes run."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.skipif(not int8_supported(), reason="no quantised CPU engine"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture(scope="module")

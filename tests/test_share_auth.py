@@ -16,7 +16,7 @@ import pytest
 
 from app.settings import ServeSettings, parse_auth, resolve_settings
 from app.share import share_server_problem
-from tests.test_app_api import free_port
+from tests.conftest import free_port
 
 gradio_client = pytest.importorskip("gradio_client")
 

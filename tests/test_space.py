@@ -24,7 +24,8 @@ from app.settings import (
     resolve_runs_dir,
     resolve_settings,
 )
-from tests.test_app_api import free_port, tiny_spec, write_sentiment_csvs
+from tests.conftest import app_client, write_sentiment_csvs
+from tests.test_app_api import tiny_spec
 
 gradio_client = pytest.importorskip("gradio_client")
 AppError = gradio_client.exceptions.AppError
@@ -177,18 +178,9 @@ def test_gpu_task_wraps_with_spaces_gpu_when_present(monkeypatch) -> None:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, Path]]:
-    from app.main import build_app, launch_options
-
     runs_dir = tmp_path_factory.mktemp("space") / "runs"
-    demo = build_app(runs_dir)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(),
-                            prevent_thread_lock=True, quiet=True, **launch_options())
-    client = gradio_client.Client(url, verbose=False)
-    try:
+    with app_client(runs_dir, with_queue=False) as client:
         yield client, runs_dir
-    finally:
-        client.close()
-        demo.close()
 
 
 def test_zero_gpu_refuses_training_but_compares_and_evaluates(
