@@ -128,10 +128,15 @@ def test_a_negative_eval_batch_tokens_is_refused():
 
 @pytest.mark.skipif(not any(shutil.which(c) for c in ("g++", "c++", "clang++")),
                     reason="torch.compile on a CPU needs a C++ compiler")
-def test_compiled_training_matches_eager_training(tiny_bert_dir, data):
+def test_compiled_training_matches_eager_training(tiny_bert_dir, data, monkeypatch):
     # --compile wraps the student's forward in torch.compile (~50 s of compilation here).
+    # Inductor draws dropout masks from its own generator unless told to fall back to eager's;
+    # with different masks the two runs train on different noise and only roughly agree.
     import dataclasses
 
+    import torch._inductor.config as inductor_config
+
+    monkeypatch.setattr(inductor_config, "fallback_random", True)
     losses = {}
     for compiled in (False, True):
         config = dataclasses.replace(CONFIG, compile=compiled)
@@ -139,4 +144,4 @@ def test_compiled_training_matches_eager_training(tiny_bert_dir, data):
                        recipe=RECIPES["baseline"], config=config, epochs=2,
                        learning_rate=5e-3, device=torch.device("cpu"), seed=0)
         losses[compiled] = [row["train_loss"] for row in result.history]
-    assert losses[True] == pytest.approx(losses[False], abs=2e-3)
+    assert losses[True] == pytest.approx(losses[False], abs=2e-4)
