@@ -10,7 +10,7 @@ import torch
 from core.batching import encode_texts
 from core.losses import IGNORE_LABEL
 from core.specs import RECIPES, TrainConfig
-from core.train import Cancelled, TrainData, compute_teacher_logits, train
+from core.train import Cancelled, TrainData, _make_optimizer, compute_teacher_logits, train
 from tests.conftest import TINY_TRAIN_CONFIG_ARGS, seeded_model
 
 CONFIG = TrainConfig(**TINY_TRAIN_CONFIG_ARGS)
@@ -145,3 +145,25 @@ def test_compiled_training_matches_eager_training(tiny_bert_dir, data, monkeypat
                        learning_rate=5e-3, device=torch.device("cpu"), seed=0)
         losses[compiled] = [row["train_loss"] for row in result.history]
     assert losses[True] == pytest.approx(losses[False], abs=2e-4)
+
+
+
+def test_the_cpu_optimizer_is_fused_and_matches_the_per_tensor_adamw(tiny_bert_dir):
+    fused_model, plain_model = seeded_model(tiny_bert_dir), seeded_model(tiny_bert_dir)
+    fused = _make_optimizer(fused_model, 1e-2, 0.01, torch.device("cpu"))
+    assert all(group["fused"] for group in fused.param_groups)
+    # The same groups (decay / no decay) over the twin model, with the per-tensor kernel.
+    names = {id(p): n for n, p in fused_model.named_parameters()}
+    twins = dict(plain_model.named_parameters())
+    plain = torch.optim.AdamW([{**group, "fused": None, "params": [twins[names[id(p)]]
+                                                                   for p in group["params"]]}
+                               for group in fused.param_groups])
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        for name, param in fused_model.named_parameters():
+            param.grad = torch.randn(param.shape, generator=generator)
+            twins[name].grad = param.grad.clone()
+        fused.step()
+        plain.step()
+    for name, param in fused_model.named_parameters():
+        torch.testing.assert_close(param, twins[name], atol=1e-6, rtol=1e-5)

@@ -32,8 +32,8 @@ EVAL_INCLUDES = {
 }
 DISTILL_INCLUDES = {
     "distillab": "core.train.train, whole call: tokenisation, teacher logits computed once "
-                 "(the 'logits' recipe needs only them), length-bucketed batches, AdamW with "
-                 "schedule and clipping (bf16 autocast + fused AdamW on CUDA), and a "
+                 "(the 'logits' recipe needs only them), length-bucketed batches, fused AdamW "
+                 "with schedule and clipping (bf16 autocast on CUDA), and a "
                  "validation pass over 32 sentences",
     "distillab_teacher_every_step": "core.train.train with the 'distilbert' recipe (adds the "
                                     "hidden-state cosine term), so the teacher runs at every "
@@ -41,8 +41,9 @@ DISTILL_INCLUDES = {
     "naive": "fp32, each batch tokenised and padded to max_length, teacher forward under "
              "no_grad at every step, KD+CE loss, plain AdamW step",
     "trainer": "transformers.Trainer subclass overriding compute_loss (teacher every step, "
-               "KD+CE), DataCollatorWithPadding, default AdamW; timed from on_train_begin "
-               "to on_train_end (its set-up and the datasets.map tokenisation excluded)",
+               "KD+CE), DataCollatorWithPadding, its default optimizer (fused AdamW); timed "
+               "from on_train_begin to on_train_end (its set-up and the datasets.map "
+               "tokenisation excluded)",
 }
 
 
