@@ -245,12 +245,13 @@ class _ProgressBars:
             if self._bar is None or self._stage != event["stage"]:
                 self.close()
                 self._stage = event["stage"]
+                # Starts at the first reported step (not 0): the rate counts the steps
+                # made since the bar appeared, not all of them over a near-zero time.
                 self._bar = self._tqdm(total=event["total_steps"], desc=f"{self._stage:>8}",
-                                       unit="step", dynamic_ncols=True)
-            self._bar.n = event["step"]
+                                       unit="step", dynamic_ncols=True, initial=event["step"])
             self._bar.set_postfix(epoch=f"{event['epoch']}/{event['epochs']}",
                                   loss=f"{event['loss']:.3f}", refresh=False)
-            self._bar.refresh()
+            self._bar.update(event["step"] - self._bar.n)
         elif kind == "epoch":
             self._write(f"  {event['stage']} epoch {event['epoch']}/{event['epochs']}: "
                         f"train loss {event['train_loss']:.4f}, val accuracy "

@@ -105,3 +105,19 @@ def test_spec_file_values_are_overridden_by_flags(tmp_path):
     assert spec.recipe.name == "logits" and spec.recipe.temperature == 4
     assert spec.recipe.alpha_kd == 0.9 and spec.recipe.alpha_cos == 0
     assert spec.dataset.max_train_examples == 100 and spec.student.layers == (0, 2, 4)
+
+
+def test_progress_bar_counts_from_the_first_reported_step(capsys):
+    from core.cli import _ProgressBars
+
+    bars = _ProgressBars()
+    for step in (2, 4, 6):
+        bars({"type": "step", "stage": "teacher", "step": step, "total_steps": 10,
+              "epoch": 1, "epochs": 1, "loss": 0.5})
+    # A bar that began at 0 would divide all 6 steps by the moments since step 2 arrived.
+    assert (bars._bar.initial, bars._bar.n) == (2, 6)
+    bars({"type": "step", "stage": "student", "step": 1, "total_steps": 5,
+          "epoch": 1, "epochs": 1, "loss": 0.5})
+    assert (bars._bar.initial, bars._bar.n, bars._bar.total) == (1, 1, 5)
+    bars.close()
+    assert "teacher" in capsys.readouterr().err
