@@ -200,3 +200,18 @@ def test_launch_spec_parses_json_yaml_or_nothing() -> None:
     assert parse_spec("train: {epochs: 2}\nseed: 3").seed == 3
     with pytest.raises(SpecError, match="JSON object"):
         parse_spec("just words")
+
+
+def test_long_texts_show_as_one_line_previews_in_the_compare_tables() -> None:
+    import pandas as pd
+
+    from app.tabs.compare import PREVIEW_CHARS, preview, side_by_side
+
+    article = "Headline\n\n" + " ".join(["word"] * 400)
+    shown = preview(article)
+    assert "\n" not in shown and shown.startswith("Headline word")
+    assert len(shown) <= PREVIEW_CHARS + 2 and shown.endswith(" …")
+    assert preview("a short  line") == "a short line"
+    table = pd.DataFrame([{"text_index": 0, "text": article, "agree": True, "model": "m",
+                           "label": "tech", "confidence": 0.9, "latency_ms": 1.0}])
+    assert side_by_side(table)["text"].tolist() == [shown]

@@ -2,9 +2,8 @@
 
 Headless Chromium (Debian's, driven by Playwright; never ``playwright install``). Saves a
 screenshot of each tab into the test's temporary folder, and also into the folder named by
-``DISTILLAB_SCREENSHOTS_DIR`` when set (``DISTILLAB_SCREENSHOTS_DIR=docs/screenshots``
-refreshes the README's pictures), so a plain test run leaves the checkout unchanged.
-"""
+``DISTILLAB_SCREENSHOTS_DIR`` when set, so a plain test run leaves the checkout unchanged
+(the README's pictures come from ``scripts/screenshots.py`` on a real run)."""
 
 from __future__ import annotations
 
@@ -121,6 +120,15 @@ def test_a_person_distils_compares_and_reads_the_plots(page: object, tmp_path: P
     expect(page.locator("#compare-summary")).to_contain_text("models agree")
     expect(page.locator("#disagreements")).to_be_visible()
     screenshot(page, "compare.png", tmp_path)
+
+    # Disagreement browser: list every example, click one, and it is compared in full.
+    page.locator("#disagreement-mode label", has_text="all examples").click()
+    expect(page.locator("#disagreement-summary")).to_contain_text("examples (all examples)")
+    first_text = page.locator('#disagreements [data-testid="cell-0-1"]')  # row 0, text
+    clicked = first_text.inner_text().strip()
+    first_text.click()
+    expect(page.locator("#compare-texts textarea")).to_have_value(clicked)
+    expect(result).to_contain_text(clicked)
 
     # Trade-offs: the plot is drawn and the table under it lists the models.
     page.get_by_role("tab", name="Trade-offs").click()

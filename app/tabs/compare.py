@@ -21,13 +21,22 @@ SCORE_COLUMNS = ["model", "accuracy", "macro_f1", "params", "latency_ms_p50",
                  "throughput_per_s"]
 MODE_LABELS = {"disagree": "models disagree", "either_wrong": "either is wrong",
                "all": "all examples"}
+PREVIEW_CHARS = 240  # a table cell shows this much of a text; a news article runs to pages
+
+
+def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
+    """``text`` on one line, cut at a word boundary to about ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    if len(flat) <= limit:
+        return flat
+    return flat[:limit].rsplit(" ", 1)[0] + " …"
 
 
 def side_by_side(table: pd.DataFrame) -> pd.DataFrame:
     """One row per text, one column per model ("label (confidence) · latency")."""
     rows = []
     for index, group in table.groupby("text_index", sort=True):
-        row = {"#": int(index) + 1, "text": group["text"].iloc[0],
+        row = {"#": int(index) + 1, "text": preview(group["text"].iloc[0]),
                "agree": "yes" if group["agree"].iloc[0] else "NO"}
         for record in group.to_dict(orient="records"):
             row[record["model"]] = (f"{record['label']} ({record['confidence']:.2f}) · "
@@ -97,13 +106,13 @@ def build_compare_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
         model_a = gr.Dropdown([], label="Model A", allow_custom_value=True)
         model_b = gr.Dropdown([], label="Model B", allow_custom_value=True)
         mode = gr.Radio([(MODE_LABELS[m], m) for m in DISAGREEMENT_MODES], value="disagree",
-                        label="Show")
+                        label="Show", elem_id="disagreement-mode")
     with gr.Row():
         true_label = gr.Dropdown([""], value="", label="True label", info="empty: any")
         predicted_label = gr.Dropdown([""], value="", label="Predicted label (either model)",
                                       info="empty: any")
         find_button = gr.Button("Find examples", scale=0, min_width=160)
-    browser_summary = gr.Markdown()
+    browser_summary = gr.Markdown(elem_id="disagreement-summary")
     browser = gr.Dataframe(pd.DataFrame(columns=compare_core.DISAGREEMENT_COLUMNS),
                            interactive=False, wrap=True, max_height=420,
                            elem_id="disagreements")
@@ -121,12 +130,13 @@ def build_compare_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
                 gr.Dropdown(choices=labels))
 
     def browse_quietly(a: str | None, b: str | None, how: str, true: str | None,
-                       predicted: str | None) -> tuple[Any, Any]:
+                       predicted: str | None) -> tuple[Any, Any, Any]:
         # On opening the tab: fill the browser when it can be, without error toasts.
         try:
-            return show_found(find.__wrapped__(a, b, how, true, predicted), how)
+            rows = find.__wrapped__(a, b, how, true, predicted)
         except (ValueError, gr.Error):
-            return gr.update(), gr.update()
+            return gr.update(), gr.update(), gr.update()
+        return (rows, *show_found(rows, how))
 
     @user_errors
     def run_compare(text: str, refs: list[str] | None, length: float | None) -> pd.DataFrame:
@@ -174,6 +184,7 @@ def build_compare_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
 
     def show_found(rows: pd.DataFrame, how: str) -> tuple[str, pd.DataFrame]:
         shown = rows.copy()
+        shown["text"] = shown["text"].map(preview)
         shown[["a_confidence", "b_confidence", "confidence_gap"]] = shown[
             ["a_confidence", "b_confidence", "confidence_gap"]].round(3)
         return f"{len(rows)} examples ({MODE_LABELS[how]}).", shown
@@ -182,22 +193,27 @@ def build_compare_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
         labels = [""] + _label_names(a, runs_dir)
         return gr.Dropdown(choices=labels, value=""), gr.Dropdown(choices=labels, value="")
 
-    def pick_row(a: str | None, b: str | None, evt: gr.SelectData) -> tuple[str, list[str]]:
+    def pick_row(a: str | None, b: str | None, rows: pd.DataFrame | None,
+                 evt: gr.SelectData) -> tuple[str, list[str]]:
+        # The table shows previews; the whole text comes from the found rows, by the example's
+        # index (columns follow core.compare.DISAGREEMENT_COLUMNS: index, text, ...).
         row = evt.row_value or []
-        # Columns follow core.compare.DISAGREEMENT_COLUMNS: index, text, ...
         text = str(row[1]) if len(row) > 1 else ""
-        return text, [m for m in (a, b) if m]
+        if rows is not None and row:
+            match = rows.loc[rows["index"].astype(str) == str(row[0]), "text"]
+            text = str(match.iloc[0]) if len(match) else text
+        return " ".join(text.split()), [m for m in (a, b) if m]
 
     private = {"api_visibility": "private"}
+    compared, found = gr.State(), gr.State()
     choice_outputs = [models, model_a, model_b, true_label, predicted_label]
     browse_inputs = [model_a, model_b, mode, true_label, predicted_label]
     for trigger in (demo.load, tab.select):
         trigger(refresh, [models, model_a, model_b], choice_outputs, concurrency_limit=None,
-                **private).then(browse_quietly, browse_inputs, [browser_summary, browser],
-                                **private)
+                **private).then(browse_quietly, browse_inputs,
+                                [found, browser_summary, browser], **private)
     # Computations write a hidden State and raise gr.Error on bad input; the visible panels
     # update on success only, so an error shows one message and leaves them as they were.
-    compared, found = gr.State(), gr.State()
     compare_button.click(run_compare, [texts, models, max_length], compared, **private).success(
         show_compare, compared, [summary, result, probabilities], **private)
     examples_button.click(add_examples, [texts, models], texts, **private)
@@ -207,6 +223,6 @@ def build_compare_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
     gr.on([find_button.click, mode.input, true_label.input, predicted_label.input], find,
           browse_inputs, found, **private).success(
         show_found, [found, mode], [browser_summary, browser], **private)
-    browser.select(pick_row, [model_a, model_b], [texts, models], **private).then(
+    browser.select(pick_row, [model_a, model_b, found], [texts, models], **private).then(
         run_compare, [texts, models, max_length], compared, **private).success(
         show_compare, compared, [summary, result, probabilities], **private)
