@@ -185,6 +185,27 @@ def autocast_context(device: str | torch.device, dtype: torch.dtype) -> Abstract
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def attention_backends(device: str | torch.device) -> AbstractContextManager:
+    """On CUDA, PyTorch's SDPA with its flash, memory-efficient and math kernels only.
+
+    Recent PyTorch prefers the cuDNN attention kernel on Hopper GPUs (H100, H200) for bf16.
+    cuDNN builds an execution graph for every new (batch, length) shape, hundreds of ms each
+    (forward and backward), and length-bucketed batches bring dozens of shapes. On an H200
+    DistilLab's first distillation epoch ran 9.8 s beyond its steady steps, the same batches
+    again 1.2 s, while an fp32 loop of one padded shape (cuDNN attention needs bf16/fp16)
+    paid nothing (docs/BENCHMARKS.md). The memory-efficient kernel takes BERT's padding
+    mask with no per-shape set-up. ``DISTILLAB_CUDNN_ATTENTION=1`` allows cuDNN again;
+    elsewhere than CUDA this is a no-op.
+    """
+    device = torch.device(device)
+    if device.type != "cuda" or os.environ.get("DISTILLAB_CUDNN_ATTENTION", "").strip() == "1":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                        SDPBackend.MATH])
+
+
 def prefer_sdpa(model: Any) -> str:
     """Switch a model that runs eager attention to PyTorch's SDPA kernels where it can.
 

@@ -33,6 +33,7 @@ from core.batching import (
     store_encoding,
 )
 from core.devices import (
+    attention_backends,
     autocast_context,
     configure_cpu_threads,
     default_batch_rows,
@@ -209,7 +210,8 @@ def inference_session(model: Any, device: torch.device, dtype: torch.dtype | Non
     was_training = model.training
     model.eval()  # dropout off
     try:
-        with torch.inference_mode(), autocast_context(device, dtype):
+        with torch.inference_mode(), autocast_context(device, dtype), \
+                attention_backends(device):
             yield
     finally:
         model.train(was_training)

@@ -14,11 +14,12 @@ the gradients, rank 0 validates and alone writes checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import torch
 
 from core import distributed
 from core.batching import EncodedTexts, bucketed_batches, collate, encode_texts
+from core.devices import attention_backends
 from core.losses import IGNORE_LABEL, distillation_loss
 from core.models import final_hidden_states
 from core.specs import Recipe, TrainConfig
@@ -133,9 +135,13 @@ def compute_teacher_logits(teacher: torch.nn.Module, encoded: EncodedTexts, pad_
                                   batch_tokens=batch_tokens)
 
 
-def _autocast(device: torch.device) -> Any:
-    # bf16 autocast on CUDA only: CPU bf16 matmuls are slower than fp32 on most CPUs.
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+@contextlib.contextmanager
+def _forward_context(device: torch.device) -> Iterator[None]:
+    """bf16 autocast on CUDA only (CPU bf16 matmuls are slower than fp32 on most CPUs), and
+    the attention kernels :func:`core.devices.attention_backends` allows."""
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"), \
+            attention_backends(device):
+        yield
 
 
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -351,7 +357,7 @@ def _step_loss(forward: Any, teacher: torch.nn.Module | None, batch: dict[str, t
     """Forward the student (and the teacher unless cached) and combine the recipe's terms."""
     hidden = recipe.needs_hidden_states and teacher is not None
     teacher_logits = teacher_hidden = None
-    with _autocast(device):
+    with _forward_context(device):
         if teacher is not None:
             if teacher_logits_cache is not None:
                 teacher_logits = teacher_logits_cache[rows]  # rows: on the device already

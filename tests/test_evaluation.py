@@ -328,3 +328,21 @@ def test_predict_logits_encoded_gives_row_ordered_logits_a_loss_can_use(tiny_mod
     student_logits = torch.zeros_like(logits, requires_grad=True)
     soft_target_loss(student_logits, logits[torch.tensor([3, 0])].repeat(3, 1), 2.0).backward()
     assert student_logits.grad is not None
+
+
+def test_cuda_attention_leaves_out_cudnn_unless_asked(monkeypatch):
+    # Only the backend flags are read here, so this runs without a GPU; test_gpu.py checks
+    # which kernel a CUDA forward and backward actually run.
+    from core.devices import attention_backends
+
+    assert torch.backends.cuda.cudnn_sdp_enabled()
+    with attention_backends("cuda"):
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.mem_efficient_sdp_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled()
+    assert torch.backends.cuda.cudnn_sdp_enabled()
+    with attention_backends("cpu"):
+        assert torch.backends.cuda.cudnn_sdp_enabled()
+    monkeypatch.setenv("DISTILLAB_CUDNN_ATTENTION", "1")
+    with attention_backends("cuda"):
+        assert torch.backends.cuda.cudnn_sdp_enabled()

@@ -86,3 +86,29 @@ def test_a_whole_job_runs_on_cuda(tiny_bert_dir, tmp_path):
         assert metrics[role]["precision"] == "bf16"
         assert 0.0 <= metrics[role]["accuracy"] <= 1.0, role  # 2 epochs: learning is not the point
         assert metrics[role]["latency_ms_p50"] > 0
+
+
+def test_training_and_inference_run_the_memory_efficient_attention_kernel():
+    # cuDNN attention builds a graph per new batch shape (see core.devices.attention_backends);
+    # DistilLab's bf16 forwards and backwards must not reach it, with a padding mask or not.
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from core.evaluation import inference_session
+    from core.train import _forward_context
+
+    config = BertConfig(hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=256, num_labels=2, attn_implementation="sdpa")
+    model = BertForSequenceClassification(config).to(CUDA)
+    ids = torch.randint(1000, 2000, (8, 40), device=CUDA)
+    mask = torch.ones_like(ids)
+    mask[:4, 30:] = 0
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        with _forward_context(CUDA):
+            loss = model(input_ids=ids, attention_mask=mask).logits.float().sum()
+        loss.backward()
+        with inference_session(model, CUDA):
+            model(input_ids=ids, attention_mask=mask)
+        torch.cuda.synchronize()
+    ops = {event.name for event in prof.events()}
+    assert not any("cudnn_attention" in op for op in ops), sorted(ops)
+    assert "aten::_scaled_dot_product_efficient_attention" in ops, sorted(ops)

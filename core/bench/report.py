@@ -41,6 +41,11 @@ def compute_ratios(result: dict[str, Any]) -> dict[str, float]:
         naive = distill.get("naive", {}).get("samples_per_s")
         if warm and naive:
             ratios[f"{prefix}_warm_epoch_vs_naive"] = warm / naive
+    # CUDA: DistilLab without PyTorch's cuDNN attention kernel over DistilLab with it.
+    ours = distill.get("distillab", {}).get("samples_per_s")
+    with_cudnn = distill.get("distillab_cudnn_attention", {}).get("samples_per_s")
+    if ours and with_cudnn:
+        ratios["distill_without_vs_with_cudnn_attention"] = ours / with_cudnn
     return ratios
 
 
@@ -113,7 +118,8 @@ def format_bench_table(result: dict[str, Any]) -> str:
         s = distill["settings"]
         lines += ["", f"distillation, one epoch of {s['rows']} rows, batch {s['batch']}, max "
                       f"length {s['max_length']}, {s['recipe']}", table(rows)]
-        lines += [f"  {name}: {text}" for name, text in DISTILL_INCLUDES.items()]
+        lines += [f"  {name}: {text}" for name, text in DISTILL_INCLUDES.items()
+                  if name in distill]
     if "matmul_peak_tflops" in distill:
         lines.append(f"  bf16 matmul peak ({PEAK_MATMUL_N}^3, measured): "
                      f"{distill['matmul_peak_tflops']:,.0f} TFLOP/s")
@@ -174,6 +180,10 @@ def versions() -> dict[str, str]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
+    import torch
+
+    if torch.cuda.is_available():  # decides which attention kernels PyTorch prefers
+        versions["cudnn"] = str(torch.backends.cudnn.version())
     return versions
 
 

@@ -38,6 +38,9 @@ DISTILL_INCLUDES = {
     "distillab_teacher_every_step": "core.train.train with the 'distilbert' recipe (adds the "
                                     "hidden-state cosine term), so the teacher runs at every "
                                     "step; otherwise as above",
+    "distillab_cudnn_attention": "CUDA only: the 'distillab' contender with "
+                                 "DISTILLAB_CUDNN_ATTENTION=1, which lets PyTorch pick its "
+                                 "cuDNN attention kernel (one graph built per new batch shape)",
     "naive": "fp32, each batch tokenised and padded to max_length, teacher forward under "
              "no_grad at every step, KD+CE loss, plain AdamW step",
     "trainer": "transformers.Trainer subclass overriding compute_loss (teacher every step, "
