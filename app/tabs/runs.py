@@ -30,6 +30,12 @@ def leaderboard_table(runs_dir: Path) -> pd.DataFrame:
     return board.sort_values("accuracy", ascending=False, kind="stable", na_position="last")
 
 
+def runs_list_table(runs_dir: Path) -> pd.DataFrame:
+    """One row per run; its accuracies rounded like the leaderboard's."""
+    runs = list_runs(runs_dir)
+    return round_table(runs, {c: 4 for c in runs.columns if c.endswith("_accuracy")})
+
+
 def confusion_table(run: Run, role: str | None) -> pd.DataFrame:
     """A model's confusion matrix: rows are true labels, columns predicted labels."""
     metrics = run.metrics
@@ -120,7 +126,7 @@ def build_runs_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
         choices = run_choices(runs_dir)
         known = [value for _, value in choices]
         run_id = current if current in known else (known[0] if known else None)
-        return (leaderboard_table(runs_dir), list_runs(runs_dir),
+        return (leaderboard_table(runs_dir), runs_list_table(runs_dir),
                 gr.Dropdown(choices=choices, value=run_id))
 
     @user_errors
