@@ -86,3 +86,25 @@ def test_forward_flops_counts_projections_attention_and_head():
     # 2*16 + 2*4*2 = 48 in pooler and head.
     assert forward_flops(config, [2]) == 624
     assert forward_flops(config, [2, 2]) == 2 * 624
+
+
+def test_cudnn_attention_contenders_get_their_own_ratios(monkeypatch):
+    # On CUDA the bench times DistilLab again with cuDNN attention allowed; no CPU run has
+    # those contenders, so the ratios are checked on figures written by hand.
+    import os
+
+    from core.bench.report import compute_ratios
+    from core.bench.settings import with_cudnn_attention
+
+    monkeypatch.delenv("DISTILLAB_CUDNN_ATTENTION", raising=False)
+    assert with_cudnn_attention(lambda: os.environ["DISTILLAB_CUDNN_ATTENTION"]) == "1"
+    assert "DISTILLAB_CUDNN_ATTENTION" not in os.environ
+    result = {
+        "eval": {"long": {"teacher": {"distillab": {"sent_per_s": 300.0},
+                                      "distillab_cudnn_attention": {"sent_per_s": 200.0}}}},
+        "distill": {"distillab": {"samples_per_s": 900.0},
+                    "distillab_cudnn_attention": {"samples_per_s": 300.0}},
+    }
+    ratios = compute_ratios(result)
+    assert ratios["eval_without_vs_with_cudnn_attention_teacher_long"] == pytest.approx(1.5)
+    assert ratios["distill_without_vs_with_cudnn_attention"] == pytest.approx(3.0)

@@ -13,7 +13,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.bench.settings import BenchSettings, failed, no_figure_callback
+from core.bench.settings import (
+    BenchSettings,
+    failed,
+    no_figure_callback,
+    with_cudnn_attention,
+)
 from core.devices import inference_dtype
 from core.speed import gc_paused, sync
 
@@ -54,6 +59,12 @@ def bench_eval(model: Any, tokenizer: Any, texts: list[str], labels: list[int],
                              batch_size=settings.eval_batch, truncation=True,
                              max_length=max_length)
         contenders["pipeline_bf16"] = (lambda t: t, lambda t: [p["label"] for p in pipe_bf16(t)])
+    if device.type == "cuda":
+        # DistilLab again with PyTorch's cuDNN attention kernel allowed: what leaving it out
+        # (core.devices.attention_backends) costs or saves once every shape is warm.
+        contenders["distillab_cudnn_attention"] = (lambda t: t, lambda t: with_cudnn_attention(
+            lambda: predict_proba(model, tokenizer, t, max_length=max_length, device=device,
+                                  cache=False).argmax(axis=1)))
     figures = {} if figures is None else figures
     predictions: dict[str, Any] = {}
     for name, (prepare, run) in contenders.items():

@@ -27,6 +27,9 @@ def compute_ratios(result: dict[str, Any]) -> dict[str, float]:
                 ratios[f"{key}_{role}_{kind}"] = value
                 if role == "teacher" and kind == "short":
                     ratios[key] = value
+            with_cudnn = figures.get("distillab_cudnn_attention", {}).get("sent_per_s")
+            if ours and with_cudnn:  # CUDA: without cuDNN attention over with it
+                ratios[f"eval_without_vs_with_cudnn_attention_{role}_{kind}"] = ours / with_cudnn
     distill = result.get("distill", {})
     for ours_name, prefix in (("distillab", "distill"),
                               ("distillab_teacher_every_step", "distill_every_step")):
@@ -105,7 +108,9 @@ def format_bench_table(result: dict[str, Any]) -> str:
                 for kind, per_role in result["eval"].items()
                 for role, figures in per_role.items() for name, f in figures.items()]
         lines += ["", "evaluation, end to end (texts in, labels out)", table(rows)]
-        lines += [f"  {name}: {text}" for name, text in EVAL_INCLUDES.items()]
+        shown = {name for per_role in result["eval"].values() for figures in per_role.values()
+                 for name in figures}
+        lines += [f"  {name}: {text}" for name, text in EVAL_INCLUDES.items() if name in shown]
     distill = result["distill"]
     if "settings" in distill:
         rows = [{"contender": name, "samples/s": f.get("samples_per_s"), "s": f.get("seconds"),

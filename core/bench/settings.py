@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
 import torch
 
@@ -29,6 +31,8 @@ EVAL_INCLUDES = {
              "forward under no_grad, softmax, argmax to the host",
     "pipeline_bf16": "where DistilLab runs bf16: the pipeline above on a bf16 copy of the "
                      "model (how much of the gap precision alone closes)",
+    "distillab_cudnn_attention": "CUDA only: 'distillab' with DISTILLAB_CUDNN_ATTENTION=1, "
+                                 "which lets PyTorch pick its cuDNN attention kernel",
 }
 DISTILL_INCLUDES = {
     "distillab": "core.train.train, whole call: tokenisation, teacher logits computed once "
@@ -111,3 +115,10 @@ def failed(error: Exception) -> dict[str, str]:
 
 def no_figure_callback(name: str, figure: dict[str, Any]) -> None:
     """The default ``on_figure``: nothing to save between contenders."""
+
+
+def with_cudnn_attention(run: Callable[..., Any], *args: Any) -> Any:
+    """``run(*args)`` with ``DISTILLAB_CUDNN_ATTENTION=1`` set for its duration: DistilLab's
+    forwards may then use PyTorch's cuDNN attention kernel (core.devices.attention_backends)."""
+    with mock.patch.dict(os.environ, {"DISTILLAB_CUDNN_ATTENTION": "1"}):
+        return run(*args)
