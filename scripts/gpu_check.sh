@@ -98,7 +98,7 @@ fi
 
 # BENCH_ARGS is for a smoke test of this script on a CPU (e.g. "--model-size tiny --device
 # cpu --quick"); the GPU run takes the default.
-timeout "${BENCH_TIMEOUT_S:-330}" python3 -m core bench \
+timeout "${BENCH_TIMEOUT_S:-400}" python3 -m core bench \
   ${BENCH_ARGS:---model-size bert-base --device cuda} \
   --sections "${BENCH_SECTIONS:-eval,distill,speedup,mfu}" \
   --sst2-dir "$SST2_DIR" --json "$OUT/${BENCH_NAME:-bench_gpu}.json" 2>&1 | tee "$OUT/${BENCH_NAME:-bench_gpu}.log"
@@ -110,7 +110,8 @@ bench_status=${PIPESTATUS[0]}
 # the 2-core CPU could not finish (docs/RESULTS.md), as scripts/sst2_experiments.sh does it.
 left=$(( ${GPU_CHECK_BUDGET_S:-560} - SECONDS ))
 sst2_status=skipped
-if [ "$left" -gt 60 ]; then
+# It took ~150 s of training on the H200 (docs/RESULTS.md): skip it rather than cut it short.
+if [ "$left" -gt 200 ]; then
   timeout "$left" python3 -m core --runs-dir /tmp/sst2_runs run \
     --dataset "$SST2_DIR/train.tsv" --validation "$SST2_DIR/dev.tsv" --student-layers 0,2,4 \
     --recipe distilbert --max-length 64 --teacher-epochs 1 --epochs 1 --seed 42 \
