@@ -215,3 +215,13 @@ def test_long_texts_show_as_one_line_previews_in_the_compare_tables() -> None:
     table = pd.DataFrame([{"text_index": 0, "text": article, "agree": True, "model": "m",
                            "label": "tech", "confidence": 0.9, "latency_ms": 1.0}])
     assert side_by_side(table)["text"].tolist() == [shown]
+
+
+def test_compare_columns_are_roles_when_all_models_come_from_one_run() -> None:
+    from app.tabs.compare import short_names
+
+    assert short_names(["run:a/teacher", "run:a/student"]) == {"run:a/teacher": "teacher",
+                                                               "run:a/student": "student"}
+    mixed = ["run:a/teacher", "run:b/student", "/models/x"]
+    assert short_names(mixed) == {ref: ref for ref in mixed}
+    assert short_names(["run:a/teacher", "/models/x"])["run:a/teacher"] == "run:a/teacher"

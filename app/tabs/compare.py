@@ -32,15 +32,25 @@ def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
     return flat[:limit].rsplit(" ", 1)[0] + " …"
 
 
+def short_names(refs: list[str]) -> dict[str, str]:
+    """Column names for model refs: the roles alone when every ref is a model of one run
+    (``run:<id>/student`` -> ``student``), else the refs as given."""
+    runs = {ref.partition("/")[0] for ref in refs if ref.startswith("run:")}
+    if len(runs) == 1 and all(ref.startswith("run:") for ref in refs):
+        return {ref: ref.partition("/")[2] for ref in refs}
+    return {ref: ref for ref in refs}
+
+
 def side_by_side(table: pd.DataFrame) -> pd.DataFrame:
     """One row per text, one column per model ("label (confidence) · latency")."""
+    names = short_names(list(dict.fromkeys(table["model"])))
     rows = []
     for index, group in table.groupby("text_index", sort=True):
         row = {"#": int(index) + 1, "text": preview(group["text"].iloc[0]),
                "agree": "yes" if group["agree"].iloc[0] else "NO"}
         for record in group.to_dict(orient="records"):
-            row[record["model"]] = (f"{record['label']} ({record['confidence']:.2f}) · "
-                                    f"{record['latency_ms']:.1f} ms")
+            cell = f"{record['label']} ({record['confidence']:.2f}) · {record['latency_ms']:.1f} ms"
+            row[names[record["model"]]] = cell
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -159,7 +169,14 @@ def build_compare_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
         agreed = table.groupby("text_index")["agree"].first()
         note = (f"**{int(agreed.sum())} of {len(agreed)}** texts: all {table['model'].nunique()}"
                 " models agree.")
-        return note, side_by_side(table), probabilities_table(table)
+        refs = list(dict.fromkeys(table["model"]))
+        if short_names(refs) != {ref: ref for ref in refs}:  # columns show roles only
+            note += f" Models of run `{refs[0][4:].partition('/')[0]}`."
+        shown = side_by_side(table)
+        # Fixed widths: left to its content, the text column pushed the models off screen.
+        models = len(shown.columns) - 3
+        widths = ["48px", f"{max(25, 60 - 10 * models)}%", "64px"] + ["auto"] * models
+        return note, gr.Dataframe(shown, column_widths=widths), probabilities_table(table)
 
     @user_errors
     def add_examples(text: str, refs: list[str] | None) -> str:
