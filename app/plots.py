@@ -151,9 +151,20 @@ def tradeoff_chart(points: pd.DataFrame, key: str) -> PlotData:
 
 
 def tradeoff_table(points: pd.DataFrame, key: str) -> pd.DataFrame:
-    """The rows one chart plots, frontier first, for the table under it."""
+    """The rows one chart plots, frontier first, for the table under it.
+
+    Columns that say the same on every row are left out (the tab's summary names the run
+    count and the devices): ``model`` when every model is a role of one run, ``device``
+    when all were timed on one device.
+    """
     column, _, flag, _ = CHARTS[key]
-    table = points[["model", "role", "accuracy", "macro_f1", column, flag, "device"]].copy()
+    one_run = (points["run_id"].nunique() == 1
+               and points["model"].astype(str).str.startswith("run:").all())
+    columns = ["role"] if one_run else ["model", "role"]
+    columns += ["accuracy", "macro_f1", column, flag]
+    if points["device"].nunique(dropna=False) > 1:
+        columns.append("device")
+    table = points[columns].copy()
     table = table.rename(columns={flag: "on_frontier"})
     table[["accuracy", "macro_f1"]] = table[["accuracy", "macro_f1"]].round(4)
     table[column] = table[column].round(3)

@@ -225,3 +225,20 @@ def test_compare_columns_are_roles_when_all_models_come_from_one_run() -> None:
     mixed = ["run:a/teacher", "run:b/student", "/models/x"]
     assert short_names(mixed) == {ref: ref for ref in mixed}
     assert short_names(["run:a/teacher", "/models/x"])["run:a/teacher"] == "run:a/teacher"
+
+
+def test_tradeoff_tables_leave_out_columns_that_repeat_on_every_row() -> None:
+    import pandas as pd
+
+    from app.plots import tradeoff_points, tradeoff_table
+
+    rows = [{"model": f"run:a/{role}", "run_id": "a", "role": role, "accuracy": acc,
+             "macro_f1": acc, "latency_ms_p50": ms, "params": 1e6, "size_mb": 1.0,
+             "throughput_per_s": 1.0, "device": "cpu", "pareto_latency": True}
+            for role, acc, ms in (("teacher", 0.97, 10.0), ("student", 0.96, 5.0))]
+    one_run = tradeoff_table(tradeoff_points(pd.DataFrame(rows)), "latency")
+    assert "model" not in one_run.columns and "device" not in one_run.columns
+    assert set(one_run["role"]) == {"teacher", "student"}
+    rows[1] |= {"model": "run:b/student", "run_id": "b", "device": "cuda"}
+    two_runs = tradeoff_table(tradeoff_points(pd.DataFrame(rows)), "latency")
+    assert {"model", "device"} <= set(two_runs.columns)
