@@ -3,9 +3,9 @@
 The mode is only the recipe: with ``alpha_kd = alpha_cos = 0`` and no teacher it fine-tunes
 (teacher stage, baseline); with a teacher it distils. Everything else is shared: length-
 bucketed batches over pre-tokenised texts, AdamW with linear warm-up and decay, gradient
-clipping and accumulation, bf16 autocast on CUDA, validation every epoch keeping the best
-weights, resumable checkpoints (model, optimizer, scheduler, RNG state, position in the
-epoch), a cancel hook and progress events.
+clipping and accumulation, bf16 autocast where native (GPUs, CPUs with AVX512-BF16/AMX),
+validation every epoch keeping the best weights, resumable checkpoints (model, optimizer,
+scheduler, RNG state, position in the epoch), a cancel hook and progress events.
 
 Under ``accelerate launch``/``torchrun`` the same loop is data-parallel (see
 ``core/distributed.py``): each rank trains on its share of every global batch, DDP averages
@@ -29,7 +29,7 @@ import torch
 
 from core import distributed
 from core.batching import EncodedTexts, bucketed_batches, collate, encode_texts
-from core.devices import attention_backends
+from core.devices import attention_backends, training_dtype
 from core.losses import IGNORE_LABEL, distillation_loss
 from core.models import final_hidden_states
 from core.specs import Recipe, TrainConfig
@@ -137,9 +137,11 @@ def compute_teacher_logits(teacher: torch.nn.Module, encoded: EncodedTexts, pad_
 
 @contextlib.contextmanager
 def _forward_context(device: torch.device) -> Iterator[None]:
-    """bf16 autocast on CUDA only (CPU bf16 matmuls are slower than fp32 on most CPUs), and
-    the attention kernels :func:`core.devices.attention_backends` allows."""
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"), \
+    """bf16 autocast where :func:`core.devices.training_dtype` says so (GPUs, and CPUs that
+    multiply bf16 natively), and the attention kernels
+    :func:`core.devices.attention_backends` allows."""
+    bf16 = training_dtype(device) == torch.bfloat16
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16), \
             attention_backends(device):
         yield
 

@@ -21,7 +21,9 @@ def data(sentiment_data: TrainData) -> TrainData:
     return sentiment_data
 
 
-def test_fine_tuning_learns_a_separable_task(tiny_bert_dir, data):
+@pytest.mark.parametrize("cpu_bf16", ["0", "1"])  # fp32, and bf16 autocast as on AVX512-BF16
+def test_fine_tuning_learns_a_separable_task(tiny_bert_dir, data, monkeypatch, cpu_bf16):
+    monkeypatch.setenv("DISTILLAB_CPU_BF16", cpu_bf16)
     model = seeded_model(tiny_bert_dir)
     events = []
     result = train(model, data, stage="teacher", recipe=RECIPES["baseline"], config=CONFIG,
@@ -137,6 +139,7 @@ def test_compiled_training_matches_eager_training(tiny_bert_dir, data, monkeypat
     import torch._inductor.config as inductor_config
 
     monkeypatch.setattr(inductor_config, "fallback_random", True)
+    monkeypatch.setenv("DISTILLAB_CPU_BF16", "0")  # compilation, not precision, is under test
     losses = {}
     for compiled in (False, True):
         config = dataclasses.replace(CONFIG, compile=compiled)
@@ -167,3 +170,18 @@ def test_the_cpu_optimizer_is_fused_and_matches_the_per_tensor_adamw(tiny_bert_d
         plain.step()
     for name, param in fused_model.named_parameters():
         torch.testing.assert_close(param, twins[name], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("cpu_bf16", "expected"), [("1", torch.bfloat16), ("0", torch.float32)])
+def test_training_steps_autocast_to_bf16_where_the_cpu_allows(tiny_bert_dir, monkeypatch,
+                                                              cpu_bf16, expected):
+    from core.train import _forward_context
+
+    monkeypatch.setenv("DISTILLAB_CPU_BF16", cpu_bf16)
+    model = seeded_model(tiny_bert_dir)
+    batch = {"input_ids": torch.tensor([[101, 2023, 102]]),
+             "attention_mask": torch.ones(1, 3, dtype=torch.long)}
+    with _forward_context(torch.device("cpu")):
+        logits = model(**batch).logits
+    assert logits.dtype == expected
+    assert next(model.parameters()).dtype == torch.float32  # master weights stay fp32

@@ -24,6 +24,7 @@ from core.bench.settings import (
     no_figure_callback,
     with_cudnn_attention,
 )
+from core.devices import training_dtype
 from core.speed import sync
 
 logger = logging.getLogger(__name__)
@@ -256,7 +257,9 @@ def _distill_trainer(teacher: Any, student: Any, tokenizer: Any, rows: list[str]
             output_dir=output_dir, per_device_train_batch_size=settings.distill_batch,
             num_train_epochs=1, learning_rate=1e-4, weight_decay=0.01, save_strategy="no",
             logging_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True,
-            use_cpu=device.type == "cpu", bf16=device.type == "cuda", seed=0)
+            # The precision DistilLab trains in on this device (bf16 autocast where native).
+            use_cpu=device.type == "cpu", bf16=training_dtype(device) == torch.bfloat16,
+            seed=0)
         trainer = DistillationTrainer(model=copy.deepcopy(student), args=args,
                                       train_dataset=dataset, processing_class=tokenizer,
                                       teacher_model=teacher, callbacks=[clock])

@@ -37,7 +37,8 @@ EVAL_INCLUDES = {
 DISTILL_INCLUDES = {
     "distillab": "core.train.train, whole call: tokenisation, teacher logits computed once "
                  "(the 'logits' recipe needs only them), length-bucketed batches, fused AdamW "
-                 "with schedule and clipping (bf16 autocast on CUDA), and a "
+                 "with schedule and clipping, bf16 autocast where native (CUDA, CPUs with "
+                 "AVX512-BF16/AMX), and a "
                  "validation pass over 32 sentences",
     "distillab_teacher_every_step": "core.train.train with the 'distilbert' recipe (adds the "
                                     "hidden-state cosine term), so the teacher runs at every "
@@ -48,7 +49,8 @@ DISTILL_INCLUDES = {
     "naive": "fp32, each batch tokenised and padded to max_length, teacher forward under "
              "no_grad at every step, KD+CE loss, plain AdamW step",
     "trainer": "transformers.Trainer subclass overriding compute_loss (teacher every step, "
-               "KD+CE), DataCollatorWithPadding, its default optimizer (fused AdamW); timed "
+               "KD+CE), DataCollatorWithPadding, its default optimizer (fused AdamW), bf16 "
+               "where DistilLab trains in bf16; timed "
                "from on_train_begin to on_train_end (its set-up and the datasets.map "
                "tokenisation excluded)",
 }
