@@ -34,7 +34,7 @@ RECIPE_NOTES = {
                 "measured against).",
 }
 PRESET_NOTES = {
-    "quick": "quick: sized for a 2-core CPU (the default job takes about 5 minutes).",
+    "quick": "quick: sized for a 2-core CPU (the default job takes 2 to 5 minutes).",
     "full": "full: sized for a GPU (longer texts, more epochs).",
 }
 KNOB_INFO = {

@@ -94,7 +94,7 @@ def build_distil_tab(demo: gr.Blocks, runs_dir: Path) -> None:
     """The Distil tab's layout and wiring (call inside a ``gr.Tab``)."""
     gr.Markdown("Distil a smaller, faster student from a teacher. One click runs the bundled "
                 "default: **all-MiniLM-L6-v2** fine-tuned on **BBC News** (5 topics), then a "
-                "3-layer student distilled from it, plus a no-teacher baseline (~5 min on a "
+                "3-layer student distilled from it, plus a no-teacher baseline (2-5 min on a "
                 "2-core CPU).")
     default_button = gr.Button("Launch the default job", variant="primary", size="lg",
                                elem_id="launch-default")
