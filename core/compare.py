@@ -112,7 +112,7 @@ def _predict_one(model: Any, tokenizer: Any, text: str, max_length: int) -> tupl
     """Probabilities of one text and the end-to-end time: tokenise, forward, softmax, host."""
     import torch
 
-    from core.devices import attention_backends, autocast_context, inference_dtype
+    from core.devices import forward_context, inference_dtype
 
     device = next(model.parameters()).device
     dtype = inference_dtype(device)
@@ -121,7 +121,7 @@ def _predict_one(model: Any, tokenizer: Any, text: str, max_length: int) -> tupl
     batch = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
     batch = {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask",
                                                                 "token_type_ids")}
-    with torch.inference_mode(), autocast_context(device, dtype), attention_backends(device):
+    with torch.inference_mode(), forward_context(device, dtype):
         logits = model(**batch).logits
     probs = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()  # the copy syncs CUDA
     return probs, (time.perf_counter() - started) * 1000.0

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import platform
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from functools import lru_cache
 from typing import Any
@@ -215,6 +216,14 @@ def attention_backends(device: str | torch.device) -> AbstractContextManager:
 
     return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
                         SDPBackend.MATH])
+
+
+@contextlib.contextmanager
+def forward_context(device: str | torch.device, dtype: torch.dtype) -> Iterator[None]:
+    """Where every DistilLab forward pass runs (training steps and inference alike):
+    :func:`autocast_context` to ``dtype`` and the kernels :func:`attention_backends` allows."""
+    with autocast_context(device, dtype), attention_backends(device):
+        yield
 
 
 def prefer_sdpa(model: Any) -> str:

@@ -33,11 +33,10 @@ from core.batching import (
     store_encoding,
 )
 from core.devices import (
-    attention_backends,
-    autocast_context,
     configure_cpu_threads,
     default_batch_rows,
     default_batch_tokens,
+    forward_context,
     inference_dtype,
     prefer_sdpa,
 )
@@ -210,8 +209,7 @@ def inference_session(model: Any, device: torch.device, dtype: torch.dtype | Non
     was_training = model.training
     model.eval()  # dropout off
     try:
-        with torch.inference_mode(), autocast_context(device, dtype), \
-                attention_backends(device):
+        with torch.inference_mode(), forward_context(device, dtype):
             yield
     finally:
         model.train(was_training)

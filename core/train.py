@@ -14,12 +14,11 @@ the gradients, rank 0 validates and alone writes checkpoints.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import torch
 
 from core import distributed
 from core.batching import EncodedTexts, bucketed_batches, collate, encode_texts
-from core.devices import attention_backends, training_dtype
+from core.devices import forward_context, training_dtype
 from core.losses import IGNORE_LABEL, distillation_loss
 from core.models import final_hidden_states
 from core.specs import Recipe, TrainConfig
@@ -133,17 +132,6 @@ def compute_teacher_logits(teacher: torch.nn.Module, encoded: EncodedTexts, pad_
     teacher.eval()
     return predict_logits_encoded(teacher, encoded, pad_token_id=pad_token_id, device=device,
                                   batch_tokens=batch_tokens)
-
-
-@contextlib.contextmanager
-def _forward_context(device: torch.device) -> Iterator[None]:
-    """bf16 autocast where :func:`core.devices.training_dtype` says so (GPUs, and CPUs that
-    multiply bf16 natively), and the attention kernels
-    :func:`core.devices.attention_backends` allows."""
-    bf16 = training_dtype(device) == torch.bfloat16
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16), \
-            attention_backends(device):
-        yield
 
 
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -359,7 +347,7 @@ def _step_loss(forward: Any, teacher: torch.nn.Module | None, batch: dict[str, t
     """Forward the student (and the teacher unless cached) and combine the recipe's terms."""
     hidden = recipe.needs_hidden_states and teacher is not None
     teacher_logits = teacher_hidden = None
-    with _forward_context(device):
+    with forward_context(device, training_dtype(device)):
         if teacher is not None:
             if teacher_logits_cache is not None:
                 teacher_logits = teacher_logits_cache[rows]  # rows: on the device already

@@ -93,8 +93,8 @@ def test_training_and_inference_run_the_memory_efficient_attention_kernel():
     # DistilLab's bf16 forwards and backwards must not reach it, with a padding mask or not.
     from transformers import BertConfig, BertForSequenceClassification
 
+    from core.devices import forward_context, training_dtype
     from core.evaluation import inference_session
-    from core.train import _forward_context
 
     config = BertConfig(hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=256, num_labels=2, attn_implementation="sdpa")
@@ -103,7 +103,7 @@ def test_training_and_inference_run_the_memory_efficient_attention_kernel():
     mask = torch.ones_like(ids)
     mask[:4, 30:] = 0
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        with _forward_context(CUDA):
+        with forward_context(CUDA, training_dtype(CUDA)):
             loss = model(input_ids=ids, attention_mask=mask).logits.float().sum()
         loss.backward()
         with inference_session(model, CUDA):

@@ -175,13 +175,14 @@ def test_the_cpu_optimizer_is_fused_and_matches_the_per_tensor_adamw(tiny_bert_d
 @pytest.mark.parametrize(("cpu_bf16", "expected"), [("1", torch.bfloat16), ("0", torch.float32)])
 def test_training_steps_autocast_to_bf16_where_the_cpu_allows(tiny_bert_dir, monkeypatch,
                                                               cpu_bf16, expected):
-    from core.train import _forward_context
+    from core.devices import forward_context, training_dtype
 
     monkeypatch.setenv("DISTILLAB_CPU_BF16", cpu_bf16)
     model = seeded_model(tiny_bert_dir)
     batch = {"input_ids": torch.tensor([[101, 2023, 102]]),
              "attention_mask": torch.ones(1, 3, dtype=torch.long)}
-    with _forward_context(torch.device("cpu")):
+    cpu = torch.device("cpu")
+    with forward_context(cpu, training_dtype(cpu)):
         logits = model(**batch).logits
     assert logits.dtype == expected
     assert next(model.parameters()).dtype == torch.float32  # master weights stay fp32
