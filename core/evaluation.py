@@ -108,8 +108,7 @@ def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], *, max_lengt
     if len(texts) == 0:
         return np.zeros((0, model.config.num_labels), dtype=np.float32)
     device = torch.device(device)
-    batch_tokens = default_batch_tokens(device) if batch_tokens is None else batch_tokens
-    max_batch_size = default_batch_rows(device) if max_batch_size is None else max_batch_size
+    batch_tokens, max_batch_size = _batch_budget(device, batch_tokens, max_batch_size)
     encoded = cached_encoding(tokenizer, texts, max_length) if cache else None
     if encoded is None and device.type == "cuda" and (
             len(texts) >= STREAM_MIN_TEXTS or sum(map(len, texts)) >= STREAM_MIN_CHARS):
@@ -141,8 +140,7 @@ def predict_proba_encoded(model: Any, encoded: EncodedTexts, *, pad_token_id: in
     if len(encoded) == 0:
         _move_model(model, device)
         return np.zeros((0, model.config.num_labels), dtype=np.float32)
-    batch_tokens = default_batch_tokens(device) if batch_tokens is None else batch_tokens
-    max_batch_size = default_batch_rows(device) if max_batch_size is None else max_batch_size
+    batch_tokens, max_batch_size = _batch_budget(device, batch_tokens, max_batch_size)
     batches = batches_by_tokens(encoded.lengths, batch_tokens, max_batch_size)
     with inference_session(model, device, dtype):
         outputs = _forward_batches(model, encoded, batches, pad_token_id, device)
@@ -172,8 +170,7 @@ def predict_logits_encoded(model: Any, encoded: EncodedTexts, *, pad_token_id: i
         tensor (not an inference tensor), so a loss may use it during training.
     """
     device = torch.device(device)
-    batch_tokens = default_batch_tokens(device) if batch_tokens is None else batch_tokens
-    max_batch_size = default_batch_rows(device) if max_batch_size is None else max_batch_size
+    batch_tokens, max_batch_size = _batch_budget(device, batch_tokens, max_batch_size)
     # Allocated outside inference_mode so autograd may later save slices of it.
     result = torch.empty((len(encoded), model.config.num_labels), dtype=torch.float32,
                          device=device)
@@ -185,6 +182,13 @@ def predict_logits_encoded(model: Any, encoded: EncodedTexts, *, pad_token_id: i
                                             softmax=False))
         result[torch.as_tensor(np.concatenate(batches), device=device)] = logits
     return result
+
+
+def _batch_budget(device: torch.device, batch_tokens: int | None, max_batch_size: int | None
+                  ) -> tuple[int, int]:
+    """The padded tokens and rows of one inference batch: as given, else the device's."""
+    return (default_batch_tokens(device) if batch_tokens is None else batch_tokens,
+            default_batch_rows(device) if max_batch_size is None else max_batch_size)
 
 
 @contextlib.contextmanager

@@ -52,16 +52,15 @@ def bench_distill(teacher: Any, student: Any, tokenizer: Any, texts: dict[str, A
                                              settings),
         "trainer": lambda t, y: _distill_trainer(teacher, student, tokenizer, t, y, device,
                                                  settings),
-        # CUDA only, last: the first contender again with PyTorch's cuDNN attention kernel
-        # allowed, to measure what leaving it out (core.devices.attention_backends) saves.
-        # cuDNN keeps the graphs it built for the bf16 Trainer's shapes, so this understates
-        # cuDNN's first-use cost rather than overstating it.
-        "distillab_cudnn_attention": lambda t, y: with_cudnn_attention(
-            _distill_distillab, teacher, student, tokenizer, t, y, texts, RECIPES["logits"],
-            device, settings),
     }
-    if device.type != "cuda":
-        del runs["distillab_cudnn_attention"]
+    if device.type == "cuda":
+        # Last: the first contender again with PyTorch's cuDNN attention kernel allowed, to
+        # measure what leaving it out (core.devices.attention_backends) saves. cuDNN keeps
+        # the graphs it built for the bf16 Trainer's shapes, so this understates cuDNN's
+        # first-use cost rather than overstating it.
+        runs["distillab_cudnn_attention"] = lambda t, y: with_cudnn_attention(
+            _distill_distillab, teacher, student, tokenizer, t, y, texts, RECIPES["logits"],
+            device, settings)
     figures = {} if figures is None else figures
     figures["settings"] = {"rows": len(texts["train"]), "batch": settings.distill_batch,
                            "max_length": settings.distill_max_length,
