@@ -24,9 +24,14 @@ MODE_LABELS = {"disagree": "models disagree", "either_wrong": "either is wrong",
 PREVIEW_CHARS = 240  # a table cell shows this much of a text; a news article runs to pages
 
 
+def _one_line(text: str) -> str:
+    """``text`` with every run of whitespace, newlines included, as one space."""
+    return " ".join(str(text).split())
+
+
 def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
     """``text`` on one line, cut at a word boundary to about ``limit`` characters."""
-    flat = " ".join(str(text).split())
+    flat = _one_line(text)
     if len(flat) <= limit:
         return flat
     return flat[:limit].rsplit(" ", 1)[0] + " …"
@@ -170,7 +175,7 @@ def build_compare_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
         note = (f"**{int(agreed.sum())} of {len(agreed)}** texts: all {table['model'].nunique()}"
                 " models agree.")
         refs = list(dict.fromkeys(table["model"]))
-        if short_names(refs) != {ref: ref for ref in refs}:  # columns show roles only
+        if any(name != ref for ref, name in short_names(refs).items()):  # columns: roles only
             note += f" Models of run `{refs[0][4:].partition('/')[0]}`."
         shown = side_by_side(table)
         # Fixed widths: left to its content, the text column pushed the models off screen.
@@ -219,7 +224,7 @@ def build_compare_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
         if rows is not None and row:
             match = rows.loc[rows["index"].astype(str) == str(row[0]), "text"]
             text = str(match.iloc[0]) if len(match) else text
-        return " ".join(text.split()), [m for m in (a, b) if m]
+        return _one_line(text), [m for m in (a, b) if m]
 
     private = {"api_visibility": "private"}
     compared, found = gr.State(), gr.State()
