@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import torch
 
 from core import distributed
 from core.distributed import shard_batch, shared_run, state_dict_digest
+from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,12 +43,6 @@ def test_one_process_runs_without_a_process_group(monkeypatch):
     assert shard_batch(np.arange(5), 0, 1)[1] == 1.0
     assert shared_run(lambda: None) is None
     assert not torch.distributed.is_initialized()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +90,7 @@ def test_two_process_distillation_matches_one_process(headless_encoder, sentimen
            "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}  # gloo on CPU everywhere
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
                "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-               "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+               "--dynamo_backend", "no", "--main_process_port", str(free_port()),
                "-m", "core", "--runs-dir", str(runs_dir), "run", "--spec", str(spec_file)]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=240)
