@@ -8,6 +8,12 @@ A :class:`JobSpec` is built by the CLI, the UI or the HTTP API, validated in
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import numbers
+import re
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -17,6 +23,91 @@ BUNDLED_TEACHER = "bundled:minilm"
 
 class SpecError(ValueError):
     """A job specification that cannot run, with a message that says why."""
+
+
+# --- field checks: every value has the type its field declares ------------------------
+
+
+def _is_integer(value: Any) -> bool:
+    """An int or an integral float (``2.0`` from JSON); never a bool."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, numbers.Integral):
+        return True
+    return isinstance(value, numbers.Real) and float(value).is_integer()
+
+
+def _integer(value: Any, where: str) -> int:
+    if not _is_integer(value):
+        raise SpecError(f"{where} must be an integer, got {value!r}")
+    return int(value)
+
+
+def _number(value: Any, where: str) -> float:
+    """``value`` as a finite float: ints and floats; no bools, NaN or infinities."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise SpecError(f"{where} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the float range
+        number = math.inf
+    if not math.isfinite(number):
+        raise SpecError(f"{where} must be a finite number, got {value!r}")
+    return number
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise SpecError(f"{where} must be a string, got {value!r}")
+    return value
+
+
+def _flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(f"{where} must be true or false, got {value!r}")
+    return value
+
+
+_CHECKS: dict[type, Callable[[Any, str], Any]] = {
+    int: _integer, float: _number, str: _text, bool: _flag}
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, tuple[type, bool]]:
+    """``{field: (type, optional)}`` for the fields of ``cls`` declared int/float/str/bool."""
+    hints = typing.get_type_hints(cls)
+    declared = {}
+    for f in fields(cls):
+        args = typing.get_args(hints[f.name]) or (hints[f.name],)
+        optional = type(None) in args
+        kinds = [a for a in args if a is not type(None)]
+        if len(kinds) == 1 and kinds[0] in _CHECKS:
+            declared[f.name] = (kinds[0], optional)
+    return declared
+
+
+def _check_field_types(spec: Any, section: str) -> None:
+    """Check (and normalise, e.g. ``2.0`` -> ``2``) the scalar fields of a frozen spec."""
+    for name, (kind, optional) in _field_types(type(spec)).items():
+        value = getattr(spec, name)
+        if value is None and optional:
+            continue
+        where = f"{section}.{name}" if section else name
+        object.__setattr__(spec, name, _CHECKS[kind](value, where))
+
+
+def _layer_indices(value: Any) -> tuple[int, ...]:
+    """Student layers from a list/tuple of ints or a string such as ``"0,2"`` / ``"0 2"``."""
+    if isinstance(value, str):
+        parts = [p for p in re.split(r"[,\s]+", value.strip().strip("[]()")) if p]
+        if not all(re.fullmatch(r"[+-]?\d+", p) for p in parts):
+            raise SpecError(f"student.layers must be teacher layer indices such as '0,2,4', "
+                            f"got {value!r}")
+        return tuple(int(p) for p in parts)
+    if isinstance(value, (list, tuple)) and all(_is_integer(v) for v in value):
+        return tuple(int(v) for v in value)
+    raise SpecError(f"student.layers must be a list of teacher layer indices such as "
+                    f"[0, 2, 4], got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -41,7 +132,8 @@ class DatasetSpec:
     max_transfer_examples: int | None = None
 
     def __post_init__(self) -> None:
-        if not self.name:
+        _check_field_types(self, "dataset")
+        if not self.name.strip():
             raise SpecError("dataset: a name, path or Hub id is required")
         for attr in ("max_train_examples", "max_eval_examples", "max_transfer_examples"):
             value = getattr(self, attr)
@@ -72,18 +164,26 @@ class StudentSpec:
     num_heads: int | None = None
 
     def __post_init__(self) -> None:
+        _check_field_types(self, "student")
         if self.kind not in ("extract", "pretrained", "fresh"):
             raise SpecError(
                 f"student.kind must be 'extract', 'pretrained' or 'fresh', got {self.kind!r}"
             )
         if self.layers is not None:
-            object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
-            if not self.layers:
+            layers = _layer_indices(self.layers)
+            object.__setattr__(self, "layers", layers)
+            if not layers:
                 raise SpecError("student.layers must name at least one teacher layer")
-            if len(set(self.layers)) != len(self.layers) or any(i < 0 for i in self.layers):
-                raise SpecError(
-                    f"student.layers must be distinct, non-negative indices, got {self.layers}"
-                )
+            if any(i < 0 for i in layers):
+                raise SpecError(f"student.layers must be non-negative indices, got {layers}")
+            # DistilBERT keeps teacher layers in order, each once (extract_student needs it).
+            if list(layers) != sorted(set(layers)):
+                raise SpecError(f"student.layers must be strictly increasing teacher layer "
+                                f"indices, each once, got {layers}")
+        for attr in ("hidden_size", "num_heads"):
+            value = getattr(self, attr)
+            if value is not None and value < 1:
+                raise SpecError(f"student.{attr} must be at least 1, got {value}")
         if self.kind == "pretrained" and not self.checkpoint:
             raise SpecError("student.kind='pretrained' needs student.checkpoint")
         if self.kind == "fresh":
@@ -111,6 +211,7 @@ class Recipe:
     temperature: float = 2.0
 
     def __post_init__(self) -> None:
+        _check_field_types(self, "recipe")
         for attr in ("alpha_kd", "alpha_ce", "alpha_cos"):
             if getattr(self, attr) < 0:
                 raise SpecError(f"recipe.{attr} must be >= 0, got {getattr(self, attr)}")
@@ -160,6 +261,7 @@ class TrainConfig:
     compile: bool = False
 
     def __post_init__(self) -> None:
+        _check_field_types(self, "train")
         for attr in ("epochs", "batch_size", "grad_accum_steps", "max_length"):
             if getattr(self, attr) < 1:
                 raise SpecError(f"train.{attr} must be at least 1, got {getattr(self, attr)}")
@@ -172,6 +274,15 @@ class TrainConfig:
             raise SpecError("train.learning_rate and teacher_learning_rate must be in (0, 1)")
         if not 0 <= self.warmup_ratio < 1:
             raise SpecError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        # Below these, AdamW raises in the worker, clipping flips the gradients, or a
+        # negative interval checkpoints by its absolute value.
+        if self.weight_decay < 0:
+            raise SpecError(f"train.weight_decay must be >= 0, got {self.weight_decay}")
+        if self.max_grad_norm <= 0:
+            raise SpecError(f"train.max_grad_norm must be > 0, got {self.max_grad_norm}")
+        if self.checkpoint_every_steps < 0:
+            raise SpecError(f"train.checkpoint_every_steps must be >= 0 (0: once per epoch), "
+                            f"got {self.checkpoint_every_steps}")
 
 
 # Chosen by measurement (SST-2 4k slice, 1 epoch, MiniLM: 80.4% at lr 5e-5, 82.8% at 1e-4).
@@ -201,7 +312,12 @@ class JobSpec:
     name: str = ""
 
     def __post_init__(self) -> None:
-        if not self.teacher:
+        for name, cls in _SECTIONS.items():
+            if not isinstance(getattr(self, name), cls):
+                raise SpecError(f"{name} must be a {cls.__name__}, "
+                                f"got {getattr(self, name)!r}")
+        _check_field_types(self, "")
+        if not self.teacher.strip():
             raise SpecError("teacher: a Hub id, local folder, run model or 'bundled:minilm'")
         if self.device not in ("auto", "cpu") and not self.device.startswith(("cuda", "mps")):
             raise SpecError(f"device must be auto, cpu, cuda[:N] or mps, got {self.device!r}")
@@ -210,47 +326,68 @@ class JobSpec:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> JobSpec:
-        """Build a spec from a (possibly partial) dict, e.g. a JSON/YAML spec file."""
-        data = dict(data)
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise SpecError(f"unknown job spec keys: {sorted(unknown)}")
-        recipe = data.get("recipe", "distilbert")
-        train = data.get("train", "quick")
+    def from_dict(cls, data: Mapping[str, Any]) -> JobSpec:
+        """Build a spec from a (possibly partial) dict, e.g. a JSON/YAML spec file.
+
+        Raises:
+            SpecError: an unknown key, or a value of the wrong type or out of range,
+                named by its place in the spec (``train.epochs``, ``seed``, ...).
+        """
+        if not isinstance(data, Mapping):
+            raise SpecError(f"a job spec is an object of JobSpec fields, "
+                            f"got {type(data).__name__}")
+        _refuse_unknown(cls, data, "job spec")
+        scalars = {k: data[k] for k in ("teacher", "baseline", "seed", "device", "name")
+                   if k in data}
         return cls(
-            dataset=_build(DatasetSpec, data.get("dataset", {}), "dataset"),
-            teacher=data.get("teacher", BUNDLED_TEACHER),
-            student=_build(StudentSpec, data.get("student", {}), "student"),
-            recipe=_with_preset(RECIPES, Recipe, recipe, "recipe"),
-            train=_with_preset(PRESETS, TrainConfig, train, "train", key="preset"),
-            baseline=bool(data.get("baseline", True)),
-            seed=int(data.get("seed", 42)),
-            device=str(data.get("device", "auto")),
-            name=str(data.get("name", "")),
+            dataset=_build(DatasetSpec, data.get("dataset", {}), "dataset", key="name"),
+            student=_build(StudentSpec, data.get("student", {}), "student", key="kind"),
+            recipe=_with_preset(RECIPES, Recipe, data.get("recipe", "distilbert"), "recipe"),
+            train=_with_preset(PRESETS, TrainConfig, data.get("train", "quick"), "train",
+                               key="preset"),
+            **scalars,
         )
 
 
-def _build(cls: type, data: dict[str, Any] | str, where: str) -> Any:
-    if isinstance(data, str):
-        data = {"name": data}
+_SECTIONS: dict[str, type] = {"dataset": DatasetSpec, "student": StudentSpec,
+                              "recipe": Recipe, "train": TrainConfig}
+
+
+def _refuse_unknown(cls: type, data: Mapping[Any, Any], where: str) -> None:
     unknown = set(data) - {f.name for f in fields(cls)}
     if unknown:
-        raise SpecError(f"unknown {where} keys: {sorted(unknown)}")
-    return cls(**data)
+        raise SpecError(f"unknown {where} keys: {sorted(unknown, key=str)}")
+
+
+def _section(cls: type, value: Any, where: str, key: str) -> dict[str, Any]:
+    """A section's settings as a dict: a string names its ``key``, a mapping is copied."""
+    if isinstance(value, str):
+        return {key: value}
+    if not isinstance(value, Mapping):
+        raise SpecError(f"{where} must be a {where} {key} (a string) or an object of {where} "
+                        f"settings, got {value!r}")
+    _refuse_unknown(cls, value, where)
+    return dict(value)
+
+
+def _build(cls: type, value: Any, where: str, key: str) -> Any:
+    """A section from its dataclass, a string (its ``key`` field) or a dict of its fields."""
+    if isinstance(value, cls):
+        return value
+    return cls(**_section(cls, value, where, key))
 
 
 def _with_preset(
-    presets: dict[str, Any], cls: type, value: str | dict[str, Any], where: str, key: str = "name"
+    presets: dict[str, Any], cls: type, value: Any, where: str, key: str = "name"
 ) -> Any:
     """A preset by name, or a dict whose ``name``/``preset`` picks the preset it overrides."""
-    if isinstance(value, str):
-        value = {key: value}
-    value = dict(value)
+    if isinstance(value, cls):
+        return value
+    value = _section(cls, value, where, key)
     preset_name = value.get(key, next(iter(presets)))
+    if not isinstance(preset_name, str):
+        raise SpecError(f"{where}.{key} must be a string, one of {sorted(presets)}, "
+                        f"got {preset_name!r}")
     if preset_name not in presets:
         raise SpecError(f"unknown {where} preset {preset_name!r}; choose from {sorted(presets)}")
-    unknown = set(value) - {f.name for f in fields(cls)}
-    if unknown:
-        raise SpecError(f"unknown {where} keys: {sorted(unknown)}")
     return dataclasses.replace(presets[preset_name], **value)

@@ -9,7 +9,8 @@ import json
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +70,15 @@ def read_table(path: Path) -> pd.DataFrame:
             # TSV without quoting: SST-2 sentences contain unbalanced quote characters.
             options: dict[str, Any] = (
                 {"sep": "\t", "quoting": csv.QUOTE_NONE} if ext == ".tsv" else {})
+            # pandas renames a repeated header name ("text", "text.1"): look at the raw one.
+            _refuse_duplicate_columns(path, _csv_header(path, **options))
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, **options)
         elif ext == ".jsonl":
             frame = pd.DataFrame(_read_jsonl(path))
         else:
+            import pyarrow.parquet as pq
+
+            _refuse_duplicate_columns(path, pq.read_schema(path).names, "the schema")
             frame = pd.read_parquet(path)
     except DataError:
         raise
@@ -87,14 +93,38 @@ def read_table(path: Path) -> pd.DataFrame:
     return frame
 
 
+def _csv_header(path: Path, sep: str = ",", quoting: int = csv.QUOTE_MINIMAL) -> list[str]:
+    """The column names of a CSV/TSV file's first record, as written (BOM dropped)."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return next(csv.reader(handle, delimiter=sep, quoting=quoting), [])
+
+
+def _refuse_duplicate_columns(path: Path, names: Iterable[Any], where: str = "the header"
+                              ) -> None:
+    """Raise :class:`DataError` when a column name appears more than once (blanks aside)."""
+    counts = Counter(str(n) for n in names if str(n).strip())
+    repeated = [name for name, count in counts.items() if count > 1]
+    if repeated:
+        listed = ", ".join(f"'{name}' ({counts[name]} times)" for name in repeated)
+        raise DataError(f"{path}: {where} has duplicated column names: {listed}; rename or "
+                        f"remove the extra copies so each column appears once")
+
+
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     records = []
     with path.open(encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
+
+            def pairs_to_dict(pairs: list[tuple[str, Any]], line_number: int = line_number
+                              ) -> dict[str, Any]:
+                # json keeps the last of repeated keys; a repeated column is an error here.
+                _refuse_duplicate_columns(path, (k for k, _ in pairs), f"line {line_number}")
+                return dict(pairs)
+
             try:
-                record = json.loads(line)
+                record = json.loads(line, object_pairs_hook=pairs_to_dict)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}: line {line_number} is not valid JSON ({exc.msg}, "
                                 f"column {exc.colno})") from exc
@@ -189,11 +219,14 @@ def encode_labels(train_raw: Sequence[Any], val_raw: Sequence[Any], train_path: 
                     raise DataError(f"{path}: row {row}: label {label!r} is not a class id "
                                     f"0..{len(names) - 1}")
         train_ids, val_ids = list(train), list(val)
-    elif all(isinstance(v, int) for v in values) and min(values) >= 0:
-        # Integer ids are kept as they are, so "3" means class 3 in every file.
+    elif all(isinstance(v, int) for v in values) and set(train) == set(range(max(train) + 1)):
+        # Class ids 0..K-1 (all of them in training) are kept as they are.
         names = [str(i) for i in range(max(train) + 1)]
         train_ids, val_ids = list(train), list(val)
     else:
+        # Names, and integer ids that are sparse ({0, 1000000}), 1-based ({1, 2}) or
+        # negative: dense ids 0..K-1 in sorted order, the original values kept as names,
+        # so the head has one output per class seen and validation maps the same way.
         as_int = all(isinstance(v, int) for v in values)
         key = (lambda v: v) if as_int else str
         uniques = sorted({key(v) for v in train})

@@ -111,16 +111,42 @@ def test_jsonl_file_loads(tmp_path):
     assert len(data.train_texts) + len(data.validation_texts) == 20
 
 
-def test_parquet_file_with_integer_labels_keeps_ids(tmp_path):
+def test_parquet_file_with_integer_labels_0_to_k_keeps_ids(tmp_path):
     frame = pd.DataFrame({"review": [f"text number {i}" for i in range(30)],
-                          "sentiment": [0, 2] * 15})
+                          "sentiment": [0, 2, 1] * 10})
     frame.to_parquet(tmp_path / "train.parquet")
     data = load_data(DatasetSpec(name=str(tmp_path / "train.parquet")))
     assert data.label_names == ["0", "1", "2"]
-    assert set(data.train_labels) == {0, 2}
+    assert set(data.train_labels) == {0, 1, 2}
     text_to_label = dict(zip(frame.review, frame.sentiment, strict=True))
     assert all(text_to_label[t] == y
                for t, y in zip(data.train_texts, data.train_labels, strict=True))
+
+
+@pytest.mark.parametrize("values", [[0, 1000000], [1, 2], [0, 2], [-1, 1]])
+def test_sparse_or_one_based_integer_labels_get_dense_ids_named_by_value(tmp_path, values):
+    frame = pd.DataFrame({"text": [f"text number {i}" for i in range(20)],
+                          "label": values * 10})
+    frame.to_parquet(tmp_path / "train.parquet")
+    data = load_data(DatasetSpec(name=str(tmp_path / "train.parquet")))
+    assert data.label_names == [str(v) for v in sorted(values)]  # one output per class
+    truth = dict(zip(frame.text, frame.label, strict=True))
+    pairs = zip(data.train_texts + data.validation_texts,
+                data.train_labels + data.validation_labels, strict=True)
+    assert all(data.label_names[label] == str(truth[text]) for text, label in pairs)
+
+
+def test_validation_file_labels_map_through_the_training_mapping(tmp_path):
+    pd.DataFrame({"text": [f"train {i}" for i in range(12)],
+                  "label": [7, 1000000, 3] * 4}).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame({"text": ["dev a", "dev b", "dev c"], "label": [1000000, 3, 7]}).to_csv(
+        tmp_path / "dev.csv", index=False)
+    data = load_data(DatasetSpec(name=str(tmp_path / "train.csv"), validation="dev.csv"))
+    assert data.label_names == ["3", "7", "1000000"]
+    assert data.validation_labels == [2, 0, 1]
+    pd.DataFrame({"text": ["dev d"], "label": [5]}).to_csv(tmp_path / "dev.csv", index=False)
+    message = _error(DatasetSpec(name=str(tmp_path / "train.csv"), validation="dev.csv"))
+    assert "row 1: label '5' is not among the training labels ['3', '7', '1000000']" in message
 
 
 def test_folder_with_train_and_dev_files(tmp_path):
@@ -250,6 +276,47 @@ def test_malformed_csv_passes_on_the_parser_line(tmp_path):
     (tmp_path / "x.csv").write_text("text,label\na,0\nb,1,extra\n")
     message = _error(DatasetSpec(name=str(tmp_path / "x.csv")))
     assert "cannot read as CSV" in message and "line 3" in message
+
+
+@pytest.mark.parametrize("header", ["text,label,text", "text,label,label"])
+def test_csv_with_a_duplicated_column_name_is_refused(tmp_path, header):
+    repeated = header.rsplit(",", 1)[1]
+    (tmp_path / "x.csv").write_text(header + "\n" + "a,0,b\nc,1,d\n" * 5)
+    message = _error(DatasetSpec(name=str(tmp_path / "x.csv")))
+    assert message == (f"{tmp_path / 'x.csv'}: the header has duplicated column names: "
+                       f"'{repeated}' (2 times); rename or remove the extra copies so each "
+                       f"column appears once")
+
+
+def test_tsv_with_a_duplicated_column_name_is_refused(tmp_path):
+    (tmp_path / "x.tsv").write_text("sentence\tlabel\tsentence\n" + "a\t0\tb\n" * 6)
+    assert "duplicated column names: 'sentence' (2 times)" in _error(
+        DatasetSpec(name=str(tmp_path / "x.tsv")))
+
+
+def test_csv_with_pandas_style_suffixed_names_is_not_a_duplicate(tmp_path):
+    # "text.1" written by the user is a different column, only a repeated name is refused.
+    rows = [{"text": r["text"], "text.1": "other", "label": r["label"]} for r in _rows()]
+    pd.DataFrame(rows).to_csv(tmp_path / "x.csv", index=False)
+    assert load_data(DatasetSpec(name=str(tmp_path / "x.csv"))).label_names == ["neg", "pos"]
+
+
+def test_jsonl_with_a_repeated_key_names_the_line(tmp_path):
+    path = _write_jsonl(tmp_path / "x.jsonl", _rows())
+    path.write_text(path.read_text() + '{"text": "one", "label": "pos", "text": "two"}\n')
+    assert f"{path}: line 21 has duplicated column names: 'text' (2 times)" in _error(
+        DatasetSpec(name=str(path)))
+
+
+def test_parquet_with_a_duplicated_column_name_is_refused(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table([pa.array(["a", "b"]), pa.array([0, 1]), pa.array([1, 0])],
+                     names=["text", "label", "label"])
+    pq.write_table(table, tmp_path / "x.parquet")
+    assert "the schema has duplicated column names: 'label' (2 times)" in _error(
+        DatasetSpec(name=str(tmp_path / "x.parquet")))
 
 
 def test_file_over_the_upload_limit_is_refused(tmp_path, monkeypatch):
