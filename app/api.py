@@ -2,26 +2,23 @@
 
 ``launch``, ``status``, ``cancel``, ``resume``, ``delete``, ``runs``, ``compare``,
 ``evaluate``, ``disagreements``, ``tradeoffs`` and ``export``. Each returns JSON (dicts and
-lists of row dicts) and reports bad input as an error whose message says what to fix.
+lists of row dicts) and reports bad input as an error whose message says what to fix. Each
+acts as the caller behind the request (``app.context``): in public mode one Client sees and
+manages only its own runs.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from app import gpu
-from app.forms import preflight
+from app.context import AppContext
 from app.helpers import json_safe, to_records, user_errors
 from app.settings import check_training_allowed
-from core import compare as compare_core
-from core import jobs
-from core.export import push_to_hub
-from core.runs import delete_run, leaderboard, list_runs, open_run
 from core.specs import DatasetSpec, JobSpec, SpecError
 
 
@@ -46,25 +43,13 @@ def parse_spec(spec: str | dict[str, Any] | None) -> JobSpec:
     return JobSpec.from_dict(data)
 
 
-def run_status(run_id: str, runs_dir: Path) -> dict[str, Any]:
-    """Progress of a run plus the models it has saved and, when done, their metrics."""
-    if not run_id or not run_id.strip():
-        raise ValueError("give a run id (the value `launch` returned)")
-    status = jobs.progress(run_id.strip(), runs_dir)
-    run = open_run(run_id.strip(), runs_dir)
-    status["models"] = [f"run:{run.id}/{role}" for role in run.models()]
-    if status.get("state") == "done":
-        status["metrics"] = {role: {k: v for k, v in m.items() if not isinstance(v, (dict,
-                                                                                      list))}
-                             for role, m in run.metrics.get("models", {}).items()}
-    return status
-
-
-def register_api(runs_dir: Path) -> None:
+def register_api(ctx: AppContext) -> None:
     """Add the named endpoints to the Blocks being built (call inside ``gr.Blocks()``)."""
+    actions = ctx.actions
+    errors = user_errors(public=ctx.public)
 
-    @user_errors
-    def launch(spec: str = "") -> str:
+    @errors
+    def launch(spec: str = "", request: gr.Request = None) -> str:
         """Queue a distillation job; returns its run id.
 
         Args:
@@ -72,93 +57,99 @@ def register_api(runs_dir: Path) -> None:
                 "dataset": {"name": ...}, "train": {"epochs": 1}}; empty: the bundled default.
         """
         check_training_allowed(os.environ)
-        job = parse_spec(spec)
-        preflight(job, runs_dir)
-        return jobs.submit(job, runs_dir)
+        return actions.submit(parse_spec(spec), ctx.caller(request))
 
-    @user_errors
-    def status(run_id: str) -> dict:
+    @errors
+    def status(run_id: str, request: gr.Request = None) -> dict:
         """Status and progress of a run: state, stage, epoch, step, ETA, log tail, models.
 
         Args:
             run_id: the id `launch` returned.
         """
-        return json_safe(run_status(run_id, runs_dir))
+        return json_safe(actions.status(run_id, ctx.caller(request)))
 
-    @user_errors
-    def cancel(run_id: str) -> dict:
+    @errors
+    def cancel(run_id: str, request: gr.Request = None) -> dict:
         """Stop a running job at its next step (it keeps a checkpoint) or drop a queued one.
 
         Args:
             run_id: the run to stop.
         """
-        return {"run_id": run_id, "state": jobs.cancel(run_id.strip(), runs_dir)}
+        return {"run_id": run_id, "state": actions.cancel(run_id, ctx.caller(request))}
 
-    @user_errors
-    def resume(run_id: str) -> dict:
+    @errors
+    def resume(run_id: str, request: gr.Request = None) -> dict:
         """Queue an interrupted, cancelled or failed run again; it continues from its checkpoint.
 
         Args:
             run_id: the run to resume.
         """
         check_training_allowed(os.environ)
-        jobs.resume(run_id.strip(), runs_dir)
-        return {"run_id": run_id, "state": open_run(run_id.strip(), runs_dir).status()["state"]}
+        return {"run_id": run_id, "state": actions.resume(run_id, ctx.caller(request))}
 
-    @user_errors
-    def delete(run_id: str) -> dict:
+    @errors
+    def delete(run_id: str, request: gr.Request = None) -> dict:
         """Delete a run folder (not while it runs).
 
         Args:
             run_id: the run to delete.
         """
-        delete_run(run_id.strip(), runs_dir)
+        actions.delete(run_id, ctx.caller(request))
         return {"run_id": run_id, "deleted": True}
 
-    @user_errors
-    def runs(per_model: bool = True) -> list[dict]:
+    @errors
+    def runs(per_model: bool = True, request: gr.Request = None) -> list[dict]:
         """The leaderboard: one row per scored model (or per run with per_model=False).
 
         Args:
             per_model: True: accuracy, macro-F1, parameters, MB, latency, throughput, speed-up
                 and accuracy retained per model; False: one row per run with its state.
         """
-        return to_records(leaderboard(runs_dir) if per_model else list_runs(runs_dir))
+        caller = ctx.caller(request)
+        return to_records(actions.leaderboard(caller) if per_model
+                          else actions.runs_table(caller))
 
-    @user_errors
-    def compare(texts: list[str], models: list[str], max_length: int = 128) -> list[dict]:
+    @errors
+    def compare(texts: list[str], models: list[str], max_length: int = 128,
+                request: gr.Request = None) -> list[dict]:
         """Each model's label, confidence, class probabilities and latency on each text.
 
         Args:
             texts: the texts to classify.
-            models: model references: run:<id>/<role>, a model folder.
+            models: model references: run:<id>/<role>, bundled:minilm, a Hub id.
             max_length: truncation length in tokens.
         """
-        return to_records(gpu.compare_models(texts, models, runs_dir, int(max_length)))
+        texts, refs, length = actions.check_compare(texts, models, max_length,
+                                                    ctx.caller(request))
+        return to_records(gpu.compare_models(texts, refs, ctx.runs_dir, length))
 
-    @user_errors
+    @errors
     def evaluate(models: list[str], dataset: str = "bbc_news", validation: str = "",
                  max_eval_examples: int = 0, max_length: int = 128,
-                 measure_speed: bool = False) -> dict:
+                 measure_speed: bool = False, request: gr.Request = None) -> dict:
         """Score models on a dataset's validation set: accuracy, macro-F1, per class, size.
 
         Args:
-            models: model references: run:<id>/<role>, a model folder.
-            dataset: bbc_news, a CSV/TSV/JSONL/Parquet file or folder, or a Hub id (online).
+            models: model references: run:<id>/<role>, bundled:minilm, a Hub id.
+            dataset: bbc_news, an upload:<id>/<file> reference, or a Hub id (online).
             validation: a separate validation file ("": a stratified split of the dataset).
             max_eval_examples: score a stratified subset of this many (0: all).
             max_length: truncation length in tokens.
             measure_speed: also time latency and throughput.
         """
-        data = DatasetSpec(name=dataset.strip() or "bbc_news", validation=validation.strip()
-                           or None, max_eval_examples=int(max_eval_examples) or None)
-        description, table = gpu.evaluate_models(models, data, runs_dir, int(max_length),
+        data = DatasetSpec(name=str(dataset or "").strip() or "bbc_news",
+                           validation=str(validation or "").strip() or None,
+                           max_eval_examples=int(max_eval_examples or 0) or None)
+        refs, data, length = actions.check_evaluation(models, data, max_length,
+                                                      ctx.caller(request))
+        description, table = gpu.evaluate_models(refs, data, ctx.runs_dir, length,
                                                  bool(measure_speed))
         return {"dataset": description, "models": to_records(table)}
 
-    @user_errors
+    @errors
     def disagreements(model_a: str, model_b: str, mode: str = "disagree",
-                      true_label: str = "", predicted_label: str = "") -> list[dict]:
+                      true_label: str = "", predicted_label: str = "",
+                      request: gr.Request = None) -> list[dict]:
         """Validation examples where two run models disagree (or either is wrong).
 
         Args:
@@ -168,35 +159,34 @@ def register_api(runs_dir: Path) -> None:
             true_label: keep only this true label ("" for all).
             predicted_label: keep only examples where either model predicted this label.
         """
-        return to_records(compare_core.disagreements(
-            model_a, model_b, runs_dir=runs_dir, mode=mode, true_label=true_label or None,
+        return to_records(actions.disagreements(
+            model_a, model_b, ctx.caller(request), mode=mode, true_label=true_label or None,
             predicted_label=predicted_label or None))
 
-    @user_errors
-    def tradeoffs() -> list[dict]:
+    @errors
+    def tradeoffs(request: gr.Request = None) -> list[dict]:
         """Every scored model's accuracy, latency, size and throughput, with Pareto flags."""
-        return to_records(compare_core.tradeoffs(runs_dir))
+        return to_records(actions.tradeoffs(ctx.caller(request)))
 
-    @user_errors
+    @errors
     def export(run_id: str, role: str = "student", repo_id: str = "", token: str = "",
-               private: bool = True) -> dict:
+               private: bool = True, request: gr.Request = None) -> dict:
         """Push a run's model with a generated model card to a Hugging Face Hub repository.
 
         Args:
-            run_id: the run.
+            run_id: the run (one of yours).
             role: student, teacher, baseline (a model the run saved).
             repo_id: the Hub repository, e.g. your-name/distilled-bbc (created if missing).
-            token: a write token; "" uses HF_TOKEN (a Space secret) or `hf auth login`.
+            token: a write token for this push (required on a public server; locally ""
+                uses HF_TOKEN or `hf auth login`). Never stored or logged.
             private: create the repository private.
         """
-        if not repo_id.strip():
-            raise SpecError("export: give the Hub repository id, e.g. your-name/distilled-bbc")
-        url = push_to_hub(run_id.strip(), role.strip(), repo_id.strip(),
-                          token=token.strip() or None, private=bool(private), runs_dir=runs_dir)
+        url = actions.export(run_id, role, repo_id, token, private, ctx.caller(request))
         return {"run_id": run_id, "role": role, "url": url}
 
+    # One at a time where a call loads models or writes; compare has its own slot so a short
+    # comparison never waits behind an evaluation.
     for fn, limit in ((launch, 1), (status, None), (cancel, None), (resume, 1), (delete, 1),
                       (runs, None), (compare, 1), (evaluate, 1), (disagreements, None),
                       (tradeoffs, None), (export, 1)):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=limit)
-

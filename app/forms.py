@@ -5,20 +5,14 @@ Pure functions (no gradio), so the spec a form makes is tested without a browser
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core.specs import PRESETS, RECIPES, JobSpec, SpecError
-from core.tables import DEFAULT_MAX_UPLOAD_MB, TABLE_EXTENSIONS
 
-UPLOAD_EXTENSIONS = (".csv", ".tsv", ".jsonl")
 STUDENT_SIZES = {
     "half the layers (DistilBERT)": 2,
     "a third of the layers": 3,
@@ -52,52 +46,6 @@ KNOB_INFO = {
     "batch_size": "Texts per optimisation step.",
     "max_length": "Texts are truncated to this many tokens.",
 }
-
-
-def max_upload_mb() -> float:
-    """The upload limit in MB (``DISTILLAB_MAX_UPLOAD_MB``, the same limit the engine uses)."""
-    raw = os.environ.get("DISTILLAB_MAX_UPLOAD_MB", "").strip()
-    try:
-        return float(raw) if raw else DEFAULT_MAX_UPLOAD_MB
-    except ValueError:
-        return DEFAULT_MAX_UPLOAD_MB
-
-
-def store_upload(path: str | os.PathLike, runs_dir: Path) -> Path:
-    """Copy an uploaded data file into ``runs/_uploads/`` so queued and resumed jobs find it.
-
-    Args:
-        path: the uploaded file (Gradio's temporary copy).
-        runs_dir: the runs folder.
-    Returns:
-        The stored file, named ``<content hash>-<original name>``.
-    Raises:
-        ValueError: a file type other than CSV/TSV/JSONL, an empty file, or one over the limit.
-    """
-    source = Path(path)
-    suffix = source.suffix.lower()
-    if suffix not in UPLOAD_EXTENSIONS:
-        raise ValueError(f"{source.name}: upload a {', '.join(UPLOAD_EXTENSIONS)} file "
-                         f"(Parquet works from a local path: {', '.join(TABLE_EXTENSIONS)})")
-    size = source.stat().st_size
-    limit = max_upload_mb() * 2**20
-    if size == 0:
-        raise ValueError(f"{source.name}: the file is empty")
-    if size > limit:
-        raise ValueError(f"{source.name}: {size / 2**20:,.1f} MB is over the upload limit of "
-                         f"{limit / 2**20:,.0f} MB (DISTILLAB_MAX_UPLOAD_MB)")
-    digest = hashlib.sha256()
-    with open(source, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    safe_name = re.sub(r"[^A-Za-z0-9._-]+", "_", source.name)
-    target = runs_dir / "_uploads" / f"{digest.hexdigest()[:12]}-{safe_name}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.exists():
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    return target
 
 
 def teacher_num_layers(teacher: str, runs_dir: Path) -> int:
@@ -185,26 +133,6 @@ def build_spec(form: dict[str, Any], runs_dir: Path) -> JobSpec:
         "name": (form.get("name") or "").strip(),
     }
     return JobSpec.from_dict(spec)
-
-
-def preflight(spec: JobSpec, runs_dir: Path) -> None:
-    """Fail before queueing on what can be checked quickly: a missing teacher folder or run
-    model, and a local dataset file that cannot be read (columns, labels, size).
-
-    Raises:
-        ValueError: ModelError or DataError with the engine's message.
-    """
-    from core.data import load_data
-    from core.models import resolve_model_ref
-
-    resolve_model_ref(spec.teacher, runs_dir)
-    name = spec.dataset.name.strip()
-    looks_like_file = (name.startswith((".", "/", "~"))
-                       or Path(name).suffix.lower() in (*TABLE_EXTENSIONS, ".txt", ".json"))
-    if Path(name).expanduser().exists():
-        load_data(spec.dataset, seed=spec.seed)
-    elif looks_like_file:
-        raise ValueError(f"dataset file not found: {name}")
 
 
 def recipe_values(name: str) -> tuple[float, float, float, float]:

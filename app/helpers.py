@@ -6,13 +6,13 @@ import functools
 import logging
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
 import pandas as pd
 
-from core.runs import list_run_objects
+from core.access import scrub_paths
+from core.runs import Run
 
 logger = logging.getLogger(__name__)
 
@@ -20,12 +20,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 TERMINAL_STATES = ("done", "failed", "cancelled", "interrupted")
 
 
-def user_errors(fn: F) -> F:
+def user_errors(fn: F | None = None, *, public: bool = False) -> Any:
     """Turn exceptions into ``gr.Error`` toasts with a readable message, never a traceback.
 
     Spec, data, model and run errors from ``core`` are ``ValueError``s whose message says
     what to fix; anything else is logged with its traceback and shown by type and message.
+    Use as ``@user_errors`` or, in public mode, ``@user_errors(public=True)``: messages then
+    carry no server paths and unexpected errors show no details.
     """
+    if fn is None:
+        return functools.partial(user_errors, public=public)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -34,13 +38,19 @@ def user_errors(fn: F) -> F:
         except gr.Error:
             raise
         except (ValueError, FileNotFoundError, KeyError) as error:
-            message = error.args[0] if isinstance(error, KeyError) and error.args else error
-            raise gr.Error(str(message), print_exception=False) from error
+            message = str(error.args[0] if isinstance(error, KeyError) and error.args
+                          else error)
+            if public:
+                message = scrub_paths(message)
+            raise gr.Error(message, print_exception=False) from error
         except Exception as error:
             logger.exception("%s failed", fn.__name__)
-            raise gr.Error(f"{type(error).__name__}: {error}", print_exception=False) from error
+            message = (f"{type(error).__name__}: {error}" if not public else
+                       f"{fn.__name__} failed on the server ({type(error).__name__}); "
+                       "it is logged for the server's owner")
+            raise gr.Error(message, print_exception=False) from error
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def to_records(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -64,38 +74,39 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def run_choices(runs_dir: Path) -> list[tuple[str, str]]:
-    """(label, run id) for every run, newest first; the label adds the run's name."""
+def run_choices(runs: list[Run]) -> list[tuple[str, str]]:
+    """(label, run id) for each of ``runs`` (oldest first), newest first; the label adds
+    the run's name."""
     choices = []
-    for run in reversed(list_run_objects(runs_dir)):
+    for run in reversed(runs):
         name = run.spec.get("name") or ""
         label = f"{run.id} · {name}" if name and name.lower() not in run.id else run.id
         choices.append((label, run.id))
     return choices
 
 
-def latest_run_id(runs_dir: Path) -> str | None:
+def latest_run_id(runs: list[Run]) -> str | None:
     """The run to watch by default: the newest running or queued one, else the newest."""
-    runs = list(reversed(list_run_objects(runs_dir)))
-    for run in runs:
+    newest_first = list(reversed(runs))
+    for run in newest_first:
         if run.status().get("state") in ("running", "queued"):
             return run.id
-    return runs[0].id if runs else None
+    return newest_first[0].id if newest_first else None
 
 
-def model_choices(runs_dir: Path, done_only: bool = True) -> list[str]:
-    """``run:<id>/<role>`` of every saved model, newest run first."""
+def model_choices(runs: list[Run], done_only: bool = True) -> list[str]:
+    """``run:<id>/<role>`` of every saved model of ``runs``, newest run first."""
     refs = []
-    for run in reversed(list_run_objects(runs_dir)):
+    for run in reversed(runs):
         if done_only and run.status().get("state") != "done":
             continue
         refs.extend(f"run:{run.id}/{role}" for role in run.models())
     return refs
 
 
-def default_pair(runs_dir: Path) -> list[str]:
+def default_pair(runs: list[Run]) -> list[str]:
     """The newest done run's teacher and student (what a first comparison looks at)."""
-    for run in reversed(list_run_objects(runs_dir)):
+    for run in reversed(runs):
         if run.status().get("state") == "done":
             roles = [r for r in ("teacher", "student") if r in run.models()] or run.models()
             return [f"run:{run.id}/{role}" for role in roles[:2]]

@@ -112,11 +112,36 @@ class ServeSettings:
     runs_dir: Path | None = None
     space_id: str | None = None
     zero_gpu: bool = False
+    public: bool = False
+
+
+def resolve_public(env: Mapping[str, str], public: bool | None, share: bool,
+                   auth: tuple[str, str] | None, space: str | None) -> bool:
+    """Whether strangers can reach the app, so public mode rules (docs/SECURITY.md).
+
+    On by default on a Space and for a share link without a login; ``--public`` or
+    ``DISTILLAB_PUBLIC=1`` turns it on anywhere. It can be turned off (``--no-public``,
+    ``DISTILLAB_PUBLIC=0``) only together with ``--auth``, which makes every signed-in user
+    the owner.
+
+    Raises:
+        ValueError: public mode turned off where strangers reach the app without a login.
+    """
+    if public is None and env.get("DISTILLAB_PUBLIC", "").strip():
+        public = _flag(env.get("DISTILLAB_PUBLIC"))
+    exposed = space is not None or share
+    if public is None:
+        return exposed and auth is None
+    if not public and exposed and auth is None:
+        where = "a Space" if space else "a share link"
+        raise ValueError(f"public mode stays on for {where} without a login: add --auth "
+                         "user:password (DISTILLAB_AUTH) to turn it off")
+    return public
 
 
 def resolve_settings(env: Mapping[str, str], *, host: str | None = None,
                      port: int | None = None, share: bool = False, auth: str | None = None,
-                     runs_dir: str | os.PathLike | None = None,
+                     runs_dir: str | os.PathLike | None = None, public: bool | None = None,
                      data_dir: Path = SPACE_DATA_DIR, home: Path | None = None
                      ) -> ServeSettings:
     """Command-line values merged with the environment (flags win).
@@ -124,12 +149,12 @@ def resolve_settings(env: Mapping[str, str], *, host: str | None = None,
     Args:
         env: the environment: ``GRADIO_SERVER_NAME``, ``GRADIO_SERVER_PORT``,
             ``DISTILLAB_SHARE``, ``DISTILLAB_AUTH``, ``DISTILLAB_RUNS_DIR`` and the Space's.
-        host, port, share, auth, runs_dir: the flags (None/False: not given).
+        host, port, share, auth, runs_dir, public: the flags (None/False: not given).
         data_dir, home: see :func:`resolve_runs_dir`.
     Returns:
         The settings; host and port None let Gradio choose (127.0.0.1, 7860 or the next free).
     Raises:
-        ValueError: a malformed ``auth`` or port.
+        ValueError: a malformed ``auth`` or port, or public mode off where it must stay on.
     """
     space = space_id(env)
     host = host or env.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if space else None)
@@ -138,8 +163,9 @@ def resolve_settings(env: Mapping[str, str], *, host: str | None = None,
         port = int(raw_port) if raw_port else None
     except ValueError:
         raise ValueError(f"port: give a number, got {raw_port!r}") from None
+    share = share or _flag(env.get("DISTILLAB_SHARE"))
+    login = parse_auth(auth if auth is not None else env.get("DISTILLAB_AUTH"))
     return ServeSettings(
-        host=host, port=port, share=share or _flag(env.get("DISTILLAB_SHARE")),
-        auth=parse_auth(auth if auth is not None else env.get("DISTILLAB_AUTH")),
+        host=host, port=port, share=share, auth=login,
         runs_dir=resolve_runs_dir(env, runs_dir, data_dir, home), space_id=space,
-        zero_gpu=on_zero_gpu(env))
+        zero_gpu=on_zero_gpu(env), public=resolve_public(env, public, share, login, space))

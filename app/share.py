@@ -101,7 +101,7 @@ def serve(demo: gr.Blocks, settings: ServeSettings, block: bool = True,
     if notice:
         print(f"{notice} Serving locally only at {demo.local_url}", flush=True)
     elif share and settings.auth is None:
-        print("Anyone with the share link can use this app and its runs: protect it with "
-              "--auth user:password (or DISTILLAB_AUTH).", flush=True)
+        print("Anyone with the share link can use this app: public mode is on (each visitor "
+              "sees only their own runs; see docs/SECURITY.md).", flush=True)
     if block:
         demo.block_thread()

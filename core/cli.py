@@ -7,7 +7,9 @@
     distillab compare MODEL... --text T                     models side by side on texts
     distillab disagreements MODEL_A MODEL_B                where two models disagree
     distillab tradeoffs                                     accuracy vs latency/size, Pareto
-    distillab cancel RUN_ID                                 ask a running job to stop
+    distillab cancel RUN_ID                                 stop a running job, drop a queued one
+    distillab delete RUN_ID                                 delete a run folder
+    distillab share RUN_ID [--off]                          show a run to every visitor (public)
     distillab export RUN_ID [--out DIR | --zip | --push REPO]  a model with its model card
     distillab bench [--quick] [--json PATH]                 speed against the usual HF paths
 """
@@ -127,8 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tradeoffs", help="accuracy vs latency/size per model, Pareto flags")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("cancel", help="ask a running job to stop (it saves a checkpoint)")
+    p = sub.add_parser("cancel", help="stop a running job (it saves a checkpoint) or drop a "
+                       "queued one")
     p.add_argument("run_id")
+
+    p = sub.add_parser("delete", help="delete a run folder (not while it runs)")
+    p.add_argument("run_id")
+
+    p = sub.add_parser("share", help="show a run to every visitor of a public app, read-only")
+    p.add_argument("run_id")
+    p.add_argument("--off", action="store_true", help="stop sharing it")
 
     p = sub.add_parser("bench", help="time DistilLab against the usual Hugging Face paths")
     p.add_argument("--quick", action="store_true", help="a subsample that fits ~5 min on a CPU")
@@ -307,6 +317,8 @@ def format_results_table(metrics: dict[str, Any]) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from core.access import Caller
+    from core.actions import Actions
     from core.distributed import is_main_process, shared_run
     from core.pipeline import run_job
     from core.runs import Run, create_run, open_run
@@ -314,7 +326,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def make_run() -> Run | None:
         if not args.resume:
-            return create_run(spec_from_args(args).to_dict(), args.runs_dir)
+            # The limits and the quick checks the app makes before queueing, here too.
+            spec = Actions(args.runs_dir).check_job(spec_from_args(args), Caller())
+            return create_run(spec.to_dict(), args.runs_dir)
         run = open_run(args.resume, args.runs_dir)
         state = run.status()["state"]
         if state == "done":
@@ -434,10 +448,30 @@ def cmd_tradeoffs(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from core.runs import open_run
+    from core.access import Caller
+    from core.actions import Actions
 
-    open_run(args.run_id, args.runs_dir).request_cancel()
-    print(f"cancel requested for {args.run_id}")
+    state = Actions(args.runs_dir).cancel(args.run_id, Caller())
+    print(f"{args.run_id}: cancel requested; it stops at its next step" if state == "running"
+          else f"{args.run_id}: {state}")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from core.access import Caller
+    from core.actions import Actions
+
+    Actions(args.runs_dir).delete(args.run_id, Caller())
+    print(f"deleted {args.run_id}")
+    return 0
+
+
+def cmd_share(args: argparse.Namespace) -> int:
+    from core.access import Caller
+    from core.actions import Actions
+
+    Actions(args.runs_dir).share(args.run_id, not args.off, Caller())
+    print(f"{args.run_id}: {'not ' if args.off else ''}shared with every visitor")
     return 0
 
 
@@ -462,7 +496,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": cmd_run, "runs": cmd_runs, "eval": cmd_eval, "predict": cmd_predict,
             "compare": cmd_compare, "disagreements": cmd_disagreements,
-            "tradeoffs": cmd_tradeoffs, "cancel": cmd_cancel, "export": cmd_export,
+            "tradeoffs": cmd_tradeoffs, "cancel": cmd_cancel, "delete": cmd_delete,
+            "share": cmd_share, "export": cmd_export,
             "worker": cmd_worker}
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.runs import RunError, leaderboard, open_run
+from core.runs import Run, RunError, leaderboard, open_run
 
 logger = logging.getLogger(__name__)
 
@@ -293,11 +293,13 @@ def pareto_front(x: Sequence[float], y: Sequence[float], minimize_x: bool) -> np
     return valid & ~dominated
 
 
-def tradeoffs(runs_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+def tradeoffs(runs_dir: str | os.PathLike | None = None,
+              runs: list[Run] | None = None) -> pd.DataFrame:
     """Every scored model across runs with its quality, speed and size, and Pareto flags.
 
     Args:
         runs_dir: the runs folder.
+        runs: the runs to include (default all; the app passes the caller's visible runs).
     Returns:
         One row per model: ``model, run_id, role, accuracy, macro_f1, latency_ms_p50,
         params, params_non_embedding, size_mb, throughput_per_s, device`` and the flags
@@ -305,7 +307,7 @@ def tradeoffs(runs_dir: str | os.PathLike | None = None) -> pd.DataFrame:
         (vs parameters) and ``pareto_throughput`` (vs throughput, larger is better).
         Latencies measured on different devices are not comparable: see ``device``.
     """
-    board = leaderboard(runs_dir)
+    board = leaderboard(runs_dir, runs=runs)
     table = board[TRADEOFF_COLUMNS].copy()
     for column in TRADEOFF_COLUMNS[3:-1]:
         table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")

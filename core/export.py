@@ -318,7 +318,7 @@ def _hub_offline() -> bool:
 
 def push_to_hub(run_id: str, role: str, repo_id: str, token: str | None = None,
                 private: bool = True, runs_dir: str | os.PathLike | None = None,
-                commit_message: str | None = None) -> str:
+                commit_message: str | None = None, use_saved_token: bool = True) -> str:
     """Push a run's model with its model card to a Hub model repository.
 
     Args:
@@ -327,6 +327,8 @@ def push_to_hub(run_id: str, role: str, repo_id: str, token: str | None = None,
         token: a write token; default ``$HF_TOKEN`` or the token of ``hf auth login``.
         private: create the repository private (an existing one keeps its visibility).
         commit_message: default "Upload <role> from DistilLab run <run_id>".
+        use_saved_token: without ``token``, use ``$HF_TOKEN`` or the saved login; False (a
+            public server's visitors) pushes with the given token only.
     Returns:
         The repository's URL.
     Raises:
@@ -345,6 +347,9 @@ def push_to_hub(run_id: str, role: str, repo_id: str, token: str | None = None,
         raise ExportError(f"{repo_id!r} is not a Hub repository id (e.g. 'your-name/"
                           f"distilled-sst2'): {error}") from None
     _open_model(run_id, role, runs_dir)
+    if not token and not use_saved_token:
+        raise ExportError("no Hugging Face token: paste a write token for this push "
+                          "(https://huggingface.co/settings/tokens)")
     token = token or get_token()
     if not token:
         raise ExportError("no Hugging Face token: set HF_TOKEN to a write token "

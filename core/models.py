@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from core.runs import ROLES, RUN_ID_PATTERN
+
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -74,8 +76,9 @@ def resolve_model_ref(ref: str, runs_dir: str | Path | None = None) -> str:
         raise ModelError(f"{ref}: unknown bundled model; bundled: {sorted(BUNDLED_MODELS)}")
     if ref.startswith("run:"):
         run_id, _, role = ref[4:].partition("/")
-        if not run_id or not role:
-            raise ModelError(f"{ref}: a run model is written 'run:<run_id>/<role>'")
+        if not RUN_ID_PATTERN.match(run_id) or role not in ROLES:
+            raise ModelError(f"{ref}: a run model is written 'run:<run_id>/<role>', role one "
+                             f"of {', '.join(ROLES)}")
         runs = runs_dir if runs_dir is not None else os.environ.get("DISTILLAB_RUNS_DIR", "runs")
         run_dir = Path(runs) / run_id
         if not run_dir.is_dir():

@@ -118,11 +118,12 @@ def _run_stages(run: Run, spec: JobSpec, emit: EventSink) -> dict[str, Any]:
     from core.devices import describe_device, resolve_device
     from core.models import load_classifier
     from core.students import check_compatibility
+    from core.uploads import resolve_dataset
 
     device = distributed.local_device(resolve_device(spec.device))
     torch.manual_seed(spec.seed)
     emit({"type": "stage", "stage": "data", "message": f"loading {spec.dataset.name}"})
-    data = load_data(spec.dataset, seed=spec.seed)
+    data = load_data(resolve_dataset(spec.dataset, run.path.parent), seed=spec.seed)
     emit({"type": "log", "message": data.description})
     emit({"type": "log", "message": f"device: {describe_device(device)}"})
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -31,6 +32,8 @@ import pandas as pd
 
 STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 ROLES = ("teacher", "student", "student_int8", "baseline")
+# Run ids are plain folder names: no path separators, no leading '.' or '_' (_uploads, _cache).
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class RunError(ValueError):
@@ -215,11 +218,19 @@ def create_run(spec: dict[str, Any], runs_dir: str | os.PathLike | None = None) 
 
 
 def open_run(run_id: str, runs_dir: str | os.PathLike | None = None) -> Run:
+    """The run ``run_id`` of the runs folder.
+
+    Raises:
+        RunError: an id that is not a plain folder name (``..``, a path, ``_uploads``), or
+            no run by that id.
+    """
     root = runs_root(runs_dir)
+    run_id = (run_id or "").strip()
+    if not RUN_ID_PATTERN.match(run_id):
+        raise RunError(f"{run_id!r} is not a run id (e.g. 20261204-101500-ab12)")
     path = root / run_id
-    if not run_id or "/" in run_id or not (path / "spec.json").exists():
-        known = ", ".join(r.id for r in list_run_objects(root)[-5:]) or "none"
-        raise RunError(f"no run {run_id!r} in {root} (latest: {known})")
+    if not (path / "spec.json").is_file():
+        raise RunError(f"no run {run_id!r} (see `distillab runs` or the Runs tab)")
     return Run(path)
 
 
@@ -236,10 +247,12 @@ def delete_run(run_id: str, runs_dir: str | os.PathLike | None = None) -> None:
     shutil.rmtree(run.path)
 
 
-def list_runs(runs_dir: str | os.PathLike | None = None) -> pd.DataFrame:
-    """One row per run: id, name, state, stage, teacher, dataset, recipe and accuracies."""
+def list_runs(runs_dir: str | os.PathLike | None = None,
+              runs: list[Run] | None = None) -> pd.DataFrame:
+    """One row per run (``runs``, default all): id, name, state, stage, teacher, dataset,
+    recipe and accuracies."""
     rows = []
-    for run in list_run_objects(runs_dir):
+    for run in list_run_objects(runs_dir) if runs is None else runs:
         spec, status, models = run.spec, run.status(), run.metrics.get("models", {})
         rows.append({
             "run_id": run.id,
@@ -261,11 +274,12 @@ LEADERBOARD_COLUMNS = ["run_id", "role", "model", "accuracy", "macro_f1", "param
                        "precision"]
 
 
-def leaderboard(runs_dir: str | os.PathLike | None = None) -> pd.DataFrame:
-    """One row per scored model across runs, with speed-up and accuracy retained vs its
-    run's teacher (both measured in the same run)."""
+def leaderboard(runs_dir: str | os.PathLike | None = None,
+                runs: list[Run] | None = None) -> pd.DataFrame:
+    """One row per scored model across ``runs`` (default all), with speed-up and accuracy
+    retained vs its run's teacher (both measured in the same run)."""
     rows = []
-    for run in list_run_objects(runs_dir):
+    for run in list_run_objects(runs_dir) if runs is None else runs:
         models = run.metrics.get("models", {})
         teacher = models.get("teacher", {})
         for role, m in models.items():

@@ -175,20 +175,24 @@ def test_form_rejects_what_cannot_run(tmp_path: Path) -> None:
         build_spec(form(epochs=0), tmp_path)
 
 
-def test_uploads_are_checked_and_kept_in_the_runs_folder(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.forms import store_upload
+def test_uploads_are_checked_and_kept_per_owner_in_the_runs_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.uploads import resolve_upload, store_upload
 
     train, _ = write_sentiment_csvs(tmp_path)
-    stored = store_upload(train, tmp_path / "runs")
-    assert stored.parent == tmp_path / "runs" / "_uploads"
+    ref = store_upload(train, tmp_path / "runs", "v123")
+    assert ref.startswith("upload:v123/") and ref.endswith("-train.csv")
+    stored = Path(resolve_upload(ref, tmp_path / "runs"))
+    assert stored.parent == tmp_path / "runs" / "_uploads" / "v123"
     assert stored.read_bytes() == Path(train).read_bytes()
     (tmp_path / "notes.xlsx").write_text("x")
     with pytest.raises(ValueError, match="upload a .csv, .tsv, .jsonl file"):
-        store_upload(tmp_path / "notes.xlsx", tmp_path / "runs")
+        store_upload(tmp_path / "notes.xlsx", tmp_path / "runs", "v123")
     monkeypatch.setenv("DISTILLAB_MAX_UPLOAD_MB", "0.001")
     with pytest.raises(ValueError, match="over the upload limit"):
-        store_upload(train, tmp_path / "runs")
+        store_upload(train, tmp_path / "runs", "v123")
+    with pytest.raises(ValueError, match="not an upload reference"):
+        resolve_upload("upload:v123/../../etc/passwd", tmp_path / "runs")
 
 
 def test_launch_spec_parses_json_yaml_or_nothing() -> None:

@@ -10,10 +10,11 @@ import gradio as gr
 import pandas as pd
 
 from app import gpu
+from app.context import AppContext
 from app.helpers import default_pair, model_choices, round_table, user_errors
 from core import compare as compare_core
+from core.access import Caller, open_run_for
 from core.compare import DISAGREEMENT_MODES
-from core.runs import open_run
 from core.specs import DatasetSpec
 
 EXAMPLES_PER_CLICK = 3
@@ -73,23 +74,30 @@ def _split_texts(texts: str) -> list[str]:
     return [line.strip() for line in (texts or "").splitlines() if line.strip()]
 
 
-def _label_names(ref: str | None, runs_dir: Path) -> list[str]:
+def _label_names(ref: str | None, caller: Caller, runs_dir: Path) -> list[str]:
     if not ref or not ref.startswith("run:"):
         return []
     run_id = ref[4:].partition("/")[0]
     try:
-        return list(open_run(run_id, runs_dir).metrics.get("label_names") or [])
+        return list(open_run_for(run_id, caller, runs_dir).metrics.get("label_names") or [])
     except ValueError:
         return []
 
 
-def build_compare_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
-    """The Compare tab's layout and wiring (call inside ``tab``)."""
+def build_compare_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
+    """The Compare tab's layout and wiring (call inside ``tab``; ``ready`` is the page load)."""
+    actions, runs_dir = ctx.actions, ctx.runs_dir
+    errors = user_errors(public=ctx.public)
+    models_from = ("run:<id>/<role> of your runs or the shared examples, bundled:minilm, or "
+                   "a Hub id" if ctx.public else "run:<id>/<role> or a local model folder")
+    data_from = ("bbc_news, an upload:<id>/<file> reference from the Distil tab, or a Hub id"
+                 if ctx.public else "bbc_news, a local CSV/TSV/JSONL/Parquet file or folder, "
+                 "or a Hub id (online)")
     gr.Markdown("Pick two or more models (from any runs, or a model folder), type or paste "
                 "texts (one per line), and compare labels, probabilities and latency.")
     models = gr.Dropdown([], multiselect=True, allow_custom_value=True, label="Models",
                          elem_id="compare-models",
-                         info="run:<id>/<role> or a local model folder")
+                         info=models_from)
     texts = gr.Textbox(label="Texts, one per line", lines=4, elem_id="compare-texts",
                        placeholder="Shares rose sharply after the company beat forecasts.")
     with gr.Row():
@@ -106,8 +114,7 @@ def build_compare_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
     with gr.Accordion("Score these models on a dataset", open=False):
         with gr.Row():
             score_data = gr.Textbox("bbc_news", label="Dataset", scale=2,
-                                    info="bbc_news, a local CSV/TSV/JSONL/Parquet file or "
-                                         "folder, or a Hub id (online)")
+                                    info=data_from)
             score_validation = gr.Textbox(label="Validation file (optional)", scale=2)
             score_limit = gr.Number(0, label="Max examples", precision=0, info="0: all")
             score_timed = gr.Checkbox(False, label="Also time them")
@@ -132,40 +139,47 @@ def build_compare_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
                            interactive=False, wrap=True, max_height=420,
                            elem_id="disagreements")
 
-    def refresh(selected: list[str] | None, a: str | None, b: str | None) -> tuple[Any, ...]:
-        choices = model_choices(runs_dir)
+    def refresh(selected: list[str] | None, a: str | None, b: str | None,
+                request: gr.Request) -> tuple[Any, ...]:
+        caller = ctx.caller(request)
+        runs = actions.visible_runs(caller)
+        choices = model_choices(runs)
         chosen = [m for m in (selected or []) if m in choices or not m.startswith("run:")]
-        chosen = chosen or default_pair(runs_dir)
-        pair = default_pair(runs_dir) + [None, None]
+        chosen = chosen or default_pair(runs)
+        pair = default_pair(runs) + [None, None]
         a = a if a in choices else pair[0]
         b = b if b in choices else pair[1]
-        labels = [""] + _label_names(a, runs_dir)
+        labels = [""] + _label_names(a, caller, runs_dir)
         return (gr.Dropdown(choices=choices, value=chosen), gr.Dropdown(choices=choices, value=a),
                 gr.Dropdown(choices=choices, value=b), gr.Dropdown(choices=labels),
                 gr.Dropdown(choices=labels))
 
     def browse_quietly(a: str | None, b: str | None, how: str, true: str | None,
-                       predicted: str | None) -> tuple[Any, Any, Any]:
+                       predicted: str | None, request: gr.Request) -> tuple[Any, Any, Any]:
         # On opening the tab: fill the browser when it can be, without error toasts.
         try:
-            rows = find.__wrapped__(a, b, how, true, predicted)
+            rows = find.__wrapped__(a, b, how, true, predicted, request)
         except (ValueError, gr.Error):
             return gr.update(), gr.update(), gr.update()
         return (rows, *show_found(rows, how))
 
-    @user_errors
-    def run_compare(text: str, refs: list[str] | None, length: float | None) -> pd.DataFrame:
-        return gpu.compare_models(_split_texts(text), refs or [], runs_dir,
-                                  int(length or 128))
+    @errors
+    def run_compare(text: str, refs: list[str] | None, length: float | None,
+                    request: gr.Request) -> pd.DataFrame:
+        texts, refs, length = actions.check_compare(_split_texts(text), refs or [],
+                                                    int(length or 128), ctx.caller(request))
+        return gpu.compare_models(texts, refs, runs_dir, length)
 
-    @user_errors
+    @errors
     def run_score(refs: list[str] | None, data: str, validation: str, limit: float | None,
-                  length: float | None, timed: bool) -> tuple[str, pd.DataFrame]:
+                  length: float | None, timed: bool, request: gr.Request
+                  ) -> tuple[str, pd.DataFrame]:
         spec = DatasetSpec(name=(data or "").strip() or "bbc_news",
                            validation=(validation or "").strip() or None,
                            max_eval_examples=int(limit) if limit else None)
-        description, table = gpu.evaluate_models(refs or [], spec, runs_dir,
-                                                  int(length or 128), bool(timed))
+        refs, spec, length = actions.check_evaluation(refs or [], spec, int(length or 128),
+                                                      ctx.caller(request))
+        description, table = gpu.evaluate_models(refs, spec, runs_dir, length, bool(timed))
         shown = table[[c for c in SCORE_COLUMNS if c in table.columns]]
         return f"Scored on {description}.", round_table(shown, {
             "accuracy": 4, "macro_f1": 4, "latency_ms_p50": 2, "throughput_per_s": 1})
@@ -183,26 +197,25 @@ def build_compare_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
         widths = ["48px", f"{max(25, 60 - 10 * models)}%", "64px"] + ["auto"] * models
         return note, gr.Dataframe(shown, column_widths=widths), probabilities_table(table)
 
-    @user_errors
-    def add_examples(text: str, refs: list[str] | None) -> str:
+    @errors
+    def add_examples(text: str, refs: list[str] | None, request: gr.Request) -> str:
         run_refs = [r for r in refs or [] if r.startswith("run:")]
         if not run_refs:
             raise gr.Error("pick a run model first: its run's validation examples are used")
-        run = open_run(run_refs[0][4:].partition("/")[0], runs_dir)
+        run = open_run_for(run_refs[0][4:].partition("/")[0], ctx.caller(request), runs_dir)
         table = run.predictions()
         if table.empty:
             raise gr.Error(f"run {run.id} has no validation predictions yet")
         picked = random.sample(table["text"].tolist(), min(EXAMPLES_PER_CLICK, len(table)))
         return "\n".join(_split_texts(text) + [t.replace("\n", " ") for t in picked])
 
-    @user_errors
-    def find(a: str | None, b: str | None, how: str, true: str | None, predicted: str | None
-             ) -> pd.DataFrame:
+    @errors
+    def find(a: str | None, b: str | None, how: str, true: str | None, predicted: str | None,
+             request: gr.Request) -> pd.DataFrame:
         if not a or not b:
             raise gr.Error("pick model A and model B (run models)")
-        return compare_core.disagreements(a, b, runs_dir=runs_dir, mode=how,
-                                          true_label=true or None,
-                                          predicted_label=predicted or None)
+        return actions.disagreements(a, b, ctx.caller(request), mode=how,
+                                     true_label=true or None, predicted_label=predicted or None)
 
     def show_found(rows: pd.DataFrame, how: str) -> tuple[str, pd.DataFrame]:
         shown = rows.copy()
@@ -211,8 +224,8 @@ def build_compare_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
             ["a_confidence", "b_confidence", "confidence_gap"]].round(3)
         return f"{len(rows)} examples ({MODE_LABELS[how]}).", shown
 
-    def labels_of(a: str | None) -> tuple[Any, Any]:
-        labels = [""] + _label_names(a, runs_dir)
+    def labels_of(a: str | None, request: gr.Request) -> tuple[Any, Any]:
+        labels = [""] + _label_names(a, ctx.caller(request), runs_dir)
         return gr.Dropdown(choices=labels, value=""), gr.Dropdown(choices=labels, value="")
 
     def pick_row(a: str | None, b: str | None, rows: pd.DataFrame | None,
@@ -230,7 +243,7 @@ def build_compare_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
     compared, found = gr.State(), gr.State()
     choice_outputs = [models, model_a, model_b, true_label, predicted_label]
     browse_inputs = [model_a, model_b, mode, true_label, predicted_label]
-    for trigger in (demo.load, tab.select):
+    for trigger in (ready.then, tab.select):
         trigger(refresh, [models, model_a, model_b], choice_outputs, concurrency_limit=None,
                 **private).then(browse_quietly, browse_inputs,
                                 [found, browser_summary, browser], **private)

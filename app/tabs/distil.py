@@ -10,6 +10,7 @@ from typing import Any
 import gradio as gr
 
 from app import forms
+from app.context import AppContext
 from app.helpers import (
     TERMINAL_STATES,
     format_eta,
@@ -21,20 +22,14 @@ from app.helpers import (
 )
 from app.plots import training_charts
 from app.settings import check_training_allowed
-from core import jobs
+from core.access import Caller, check_model_ref, scrub_paths
 from core.data import load_data
-from core.runs import RunError, open_run
+from core.runs import Run
 from core.specs import BUNDLED_TEACHER, PRESETS, RECIPES, DatasetSpec, JobSpec
+from core.uploads import UPLOAD_EXTENSIONS, resolve_dataset
 
 POLL_S = 2.0
 STAGES = ("data", "teacher", "student", "baseline", "evaluate", "done")
-# Form widgets in the order their values reach the launch callback.
-FORM_FIELDS = ("teacher", "dataset", "validation", "text_column", "label_column",
-               "max_train_examples", "max_eval_examples", "student_size", "student_layers",
-               "recipe", "temperature", "alpha_kd", "alpha_ce", "alpha_cos", "preset", "epochs",
-               "teacher_epochs", "learning_rate", "teacher_learning_rate", "batch_size",
-               "max_length", "baseline", "seed", "device", "name")
-
 
 def _progress_html(status: dict[str, Any]) -> str:
     """Stage chips and a progress bar for the current stage."""
@@ -72,26 +67,36 @@ def _status_markdown(run_id: str, status: dict[str, Any]) -> str:
     return "  \n".join(lines)
 
 
-def watch(run_id: str | None, runs_dir: Path) -> tuple[Any, ...]:
+def watch(run_id: str | None, ctx: AppContext, caller: Caller) -> tuple[Any, ...]:
     """Everything the watch panel shows about one run, read from its folder."""
     if not run_id:
         return ("No run yet: **launch the default job** above, or set up your own.", "",
                 None, None, "", None, gr.Timer(active=False))
     try:
-        run = open_run(run_id, runs_dir)
-        status = jobs.progress(run_id, runs_dir)
-    except RunError as error:
+        status = ctx.actions.status(run_id, caller)
+        spec = ctx.actions.spec(run_id, caller)
+    except ValueError as error:
         return (f"**Error:** {error}", "", None, None, "", None, gr.Timer(active=False))
+    run = Run(ctx.runs_dir / run_id)
     logs = "\n".join(status.get("log_tail", []))
     if status.get("state") == "failed" and status.get("error"):
         logs += f"\nerror: {status['error']}"
     return (_status_markdown(run_id, status), _progress_html(status), *training_charts(run),
-            logs.strip(), run.spec,
+            logs.strip(), spec,
             gr.Timer(active=status.get("state") not in TERMINAL_STATES))
 
 
-def build_distil_tab(demo: gr.Blocks, runs_dir: Path) -> None:
-    """The Distil tab's layout and wiring (call inside a ``gr.Tab``)."""
+def build_distil_tab(ready: Any, ctx: AppContext) -> None:
+    """The Distil tab's layout and wiring (call inside a ``gr.Tab``; ``ready`` is the page
+    load)."""
+    actions, runs_dir = ctx.actions, ctx.runs_dir
+    errors = user_errors(public=ctx.public)
+    where = ("bbc_news (bundled), an uploaded file, or a Hub id" if ctx.public else
+             "bbc_news (bundled), an uploaded file, a local CSV/TSV/JSONL/Parquet path or "
+             "folder, or a Hub id")
+    teachers_from = ("bundled:minilm, a model from one of your runs, or a Hub id" if ctx.public
+                     else "bundled:minilm, a model from an earlier run, a local folder or a "
+                     "Hub id (online)")
     gr.Markdown("Distil a smaller, faster student from a teacher. One click runs the bundled "
                 "default: **all-MiniLM-L6-v2** fine-tuned on **BBC News** (5 topics), then a "
                 "3-layer student distilled from it, plus a no-teacher baseline (2-5 min on a "
@@ -102,8 +107,7 @@ def build_distil_tab(demo: gr.Blocks, runs_dir: Path) -> None:
         with gr.Row():
             teacher = gr.Dropdown([BUNDLED_TEACHER], value=BUNDLED_TEACHER, label="Teacher",
                                   allow_custom_value=True, scale=2, elem_id="teacher",
-                                  info="bundled:minilm, a model from an earlier run, a local "
-                                       "folder or a Hub id (online)")
+                                  info=teachers_from)
             student_size = gr.Radio(list(forms.STUDENT_SIZES), value=next(iter(
                 forms.STUDENT_SIZES)), label="Student size", scale=2, elem_id="student-size",
                 info="layers copied from the teacher (DistilBERT initialisation)")
@@ -112,16 +116,15 @@ def build_distil_tab(demo: gr.Blocks, runs_dir: Path) -> None:
                                 elem_id="student-layers")
         with gr.Row():
             dataset = gr.Textbox("bbc_news", label="Dataset", scale=2, elem_id="dataset",
-                                 info="bbc_news (bundled), an uploaded file, a local "
-                                      "CSV/TSV/JSONL/Parquet path or folder, or a Hub id")
+                                 info=where)
             validation = gr.Textbox(label="Validation file (optional)", scale=2,
                                     elem_id="validation",
                                     info="a separate validation file; empty: a stratified "
                                          "20% split")
             train_upload = gr.File(label="Upload training data", file_types=list(
-                forms.UPLOAD_EXTENSIONS), height=110, elem_id="upload-train")
+                UPLOAD_EXTENSIONS), height=110, elem_id="upload-train")
             validation_upload = gr.File(label="Upload validation data", file_types=list(
-                forms.UPLOAD_EXTENSIONS), height=110, elem_id="upload-validation")
+                UPLOAD_EXTENSIONS), height=110, elem_id="upload-validation")
         with gr.Row():
             text_column = gr.Textbox(label="Text column", placeholder="auto: text, sentence…")
             label_column = gr.Textbox(label="Label column", placeholder="auto: label, class…")
@@ -190,72 +193,79 @@ def build_distil_tab(demo: gr.Blocks, runs_dir: Path) -> None:
 
     watch_outputs = [status_md, progress_html, loss_plot, val_plot, log_box, spec_json, timer]
 
-    def on_watch(run_id: str | None) -> tuple[Any, ...]:
-        return watch(run_id, runs_dir)
+    def on_watch(run_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+        return watch(run_id, ctx, ctx.caller(request))
 
-    def refresh(teacher_value: str | None, current: str | None) -> tuple[Any, ...]:
-        choices = run_choices(runs_dir)
+    def refresh(teacher_value: str | None, current: str | None, request: gr.Request
+                ) -> tuple[Any, ...]:
+        runs = actions.visible_runs(ctx.caller(request))
+        choices = run_choices(runs)
         known = {value for _, value in choices}
-        run_id = current if current in known else latest_run_id(runs_dir)
-        teachers = [BUNDLED_TEACHER] + model_choices(runs_dir)
+        run_id = current if current in known else latest_run_id(runs)
+        teachers = [BUNDLED_TEACHER] + model_choices(runs)
         return (gr.Dropdown(choices=teachers, value=teacher_value or BUNDLED_TEACHER),
-                gr.Dropdown(choices=choices, value=run_id), *on_watch(run_id))
+                gr.Dropdown(choices=choices, value=run_id), *on_watch(run_id, request))
 
-    def watched(run_id: str) -> tuple[Any, ...]:
-        return (gr.Dropdown(choices=run_choices(runs_dir), value=run_id), *on_watch(run_id))
+    def watched(run_id: str, request: gr.Request) -> tuple[Any, ...]:
+        runs = actions.visible_runs(ctx.caller(request))
+        return (gr.Dropdown(choices=run_choices(runs), value=run_id),
+                *on_watch(run_id, request))
 
     # Actions write only a hidden State and raise gr.Error on bad input, so a mistake shows
     # one message instead of error badges over every panel; the panels update on success.
-    @user_errors
-    def launch_default() -> str:
+    @errors
+    def launch_default(request: gr.Request) -> str:
         check_training_allowed(os.environ)
-        run_id = jobs.submit(JobSpec(), runs_dir)
+        run_id = actions.submit(JobSpec(), ctx.caller(request))
         gr.Info(f"Queued the default job as {run_id}")
         return run_id
 
-    @user_errors
-    def launch(*values: Any) -> str:
+    @errors
+    def launch(values: dict[Any, Any], request: gr.Request) -> str:
         check_training_allowed(os.environ)
-        form = dict(zip(FORM_FIELDS, values, strict=True))
+        caller = ctx.caller(request)
+        form = {name: values[widget] for name, widget in form_widgets.items()}
         form["student_layers"] = parse_int_list(form["student_layers"], "custom layers")
         for key in ("max_train_examples", "max_eval_examples"):
             form[key] = int(form[key]) if form[key] else None
-        spec = forms.build_spec(form, runs_dir)
-        forms.preflight(spec, runs_dir)
-        run_id = jobs.submit(spec, runs_dir)
+        # The teacher is checked before the form reads its config (the layer presets).
+        check_model_ref((form["teacher"] or "").strip() or BUNDLED_TEACHER, caller, runs_dir,
+                        "teacher")
+        run_id = actions.submit(forms.build_spec(form, runs_dir), caller)
         gr.Info(f"Queued {run_id}")
         return run_id
 
-    @user_errors
-    def cancel(run_id: str | None) -> str:
+    @errors
+    def cancel(run_id: str | None, request: gr.Request) -> str:
         if not run_id:
             raise gr.Error("pick a run to cancel")
-        state = jobs.cancel(run_id, runs_dir)
-        gr.Info(f"{run_id}: cancel requested ({state}); it stops at its next step")
+        state = actions.cancel(run_id, ctx.caller(request))
+        gr.Info(f"{run_id}: cancel requested ({state}); it stops at its next step"
+                if state == "running" else f"{run_id}: {state}")
         return run_id
 
-    @user_errors
-    def resume(run_id: str | None) -> str:
+    @errors
+    def resume(run_id: str | None, request: gr.Request) -> str:
         if not run_id:
             raise gr.Error("pick a run to resume")
         check_training_allowed(os.environ)
-        jobs.resume(run_id, runs_dir)
+        actions.resume(run_id, ctx.caller(request))
         gr.Info(f"{run_id} queued to resume from its checkpoint")
         return run_id
 
-    def upload(path: str | None, kind: str) -> tuple[Any, Any]:
+    def upload(path: str | None, kind: str, request: gr.Request) -> tuple[Any, Any]:
         if not path:
             return gr.update(), None
         try:
-            stored = forms.store_upload(path, runs_dir)
+            stored = actions.store_upload(path, ctx.caller(request))
             if kind == "train":
-                data = load_data(DatasetSpec(name=str(stored)))
+                data = load_data(resolve_dataset(DatasetSpec(name=stored), runs_dir))
                 gr.Info(f"{Path(path).name}: {data.description}")
         except ValueError as error:
-            gr.Warning(str(error))
+            gr.Warning(scrub_paths(str(error)) if ctx.public else str(error))
             return gr.update(), None
-        # The stored copy's path goes into the text box; the drop zone is freed for another.
-        return str(stored), None
+        # The upload's reference goes into the text box; the drop zone is freed for another.
+        return stored, None
 
     def set_recipe(name: str) -> tuple[Any, ...]:
         values = forms.recipe_values(name)
@@ -264,10 +274,19 @@ def build_distil_tab(demo: gr.Blocks, runs_dir: Path) -> None:
     def set_preset(name: str) -> tuple[Any, ...]:
         return (forms.PRESET_NOTES.get(name, ""), *forms.preset_values(name))
 
-    form_inputs = [teacher, dataset, validation, text_column, label_column, max_train, max_eval,
-                   student_size, layers, recipe, temperature, alpha_kd, alpha_ce, alpha_cos,
-                   preset, epochs, teacher_epochs, lr, teacher_lr, batch_size, max_length,
-                   baseline, seed, device, name]
+    # Widgets by the form field they fill (forms.build_spec's names); the launch callback
+    # gets their values as one dict, so no list of inputs is matched by position.
+    form_widgets = {
+        "teacher": teacher, "dataset": dataset, "validation": validation,
+        "text_column": text_column, "label_column": label_column,
+        "max_train_examples": max_train, "max_eval_examples": max_eval,
+        "student_size": student_size, "student_layers": layers, "recipe": recipe,
+        "temperature": temperature, "alpha_kd": alpha_kd, "alpha_ce": alpha_ce,
+        "alpha_cos": alpha_cos, "preset": preset, "epochs": epochs,
+        "teacher_epochs": teacher_epochs, "learning_rate": lr, "teacher_learning_rate": teacher_lr,
+        "batch_size": batch_size, "max_length": max_length, "baseline": baseline, "seed": seed,
+        "device": device, "name": name}
+    form_inputs = set(form_widgets.values())
     private = {"api_visibility": "private"}
     acted_on = gr.State()
     for button, action, inputs in ((default_button, launch_default, None),
@@ -281,10 +300,16 @@ def build_distil_tab(demo: gr.Blocks, runs_dir: Path) -> None:
                concurrency_limit=None, **private)
     refresh_button.click(refresh, [teacher, run_picker], [teacher, run_picker, *watch_outputs],
                          **private)
-    demo.load(refresh, [teacher, run_picker], [teacher, run_picker, *watch_outputs], **private)
-    train_upload.upload(lambda p: upload(p, "train"), train_upload, [dataset, train_upload],
-                        **private)
-    validation_upload.upload(lambda p: upload(p, "validation"), validation_upload,
+    ready.then(refresh, [teacher, run_picker], [teacher, run_picker, *watch_outputs], **private)
+
+    def upload_train(path: str | None, request: gr.Request) -> tuple[Any, Any]:
+        return upload(path, "train", request)
+
+    def upload_validation(path: str | None, request: gr.Request) -> tuple[Any, Any]:
+        return upload(path, "validation", request)
+
+    train_upload.upload(upload_train, train_upload, [dataset, train_upload], **private)
+    validation_upload.upload(upload_validation, validation_upload,
                              [validation, validation_upload], **private)
     recipe.input(set_recipe, recipe, [recipe_note, temperature, alpha_kd, alpha_ce, alpha_cos],
                   **private)

@@ -9,10 +9,11 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from app.context import AppContext
 from app.helpers import round_table, run_choices, user_errors
 from app.plots import training_charts
-from core.export import push_to_hub, zip_model
-from core.runs import ROLES, Run, delete_run, leaderboard, list_runs, open_run
+from core.access import Caller
+from core.runs import ROLES, Run
 
 BOARD_COLUMNS = ["run_id", "role", "accuracy", "macro_f1", "params_m", "size_mb",
                  "latency_ms_p50", "latency_ms_p95", "throughput_per_s", "speedup_vs_teacher",
@@ -22,17 +23,17 @@ BOARD_DIGITS = {"accuracy": 4, "macro_f1": 4, "params_m": 2, "size_mb": 1, "late
                 "accuracy_retained": 3}
 
 
-def leaderboard_table(runs_dir: Path) -> pd.DataFrame:
-    """The leaderboard, rounded, parameters in millions, best accuracy first."""
-    board = leaderboard(runs_dir)
+def leaderboard_table(ctx: AppContext, caller: Caller) -> pd.DataFrame:
+    """The caller's leaderboard, rounded, parameters in millions, best accuracy first."""
+    board = ctx.actions.leaderboard(caller)
     board["params_m"] = pd.to_numeric(board["params"], errors="coerce") / 1e6
     board = round_table(board[BOARD_COLUMNS], BOARD_DIGITS)
     return board.sort_values("accuracy", ascending=False, kind="stable", na_position="last")
 
 
-def runs_list_table(runs_dir: Path) -> pd.DataFrame:
-    """One row per run; its accuracies rounded like the leaderboard's."""
-    runs = list_runs(runs_dir)
+def runs_list_table(ctx: AppContext, caller: Caller) -> pd.DataFrame:
+    """One row per run the caller sees; its accuracies rounded like the leaderboard's."""
+    runs = ctx.actions.runs_table(caller)
     return round_table(runs, {c: 4 for c in runs.columns if c.endswith("_accuracy")})
 
 
@@ -76,8 +77,12 @@ def results_files(run: Run) -> list[str]:
     return files
 
 
-def build_runs_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
-    """The Runs tab's layout and wiring (call inside ``tab``)."""
+def build_runs_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
+    """The Runs tab's layout and wiring (call inside ``tab``; ``ready`` is the page load)."""
+    actions = ctx.actions
+    errors = user_errors(public=ctx.public)
+    token_hint = ("required: this public server never uses its own token" if ctx.public
+                  else "empty: HF_TOKEN (a Space secret) or hf auth login")
     with gr.Row():
         gr.Markdown("Every scored model across runs. Click a column header to sort. "
                     "Speed-up and accuracy retained are against the same run's teacher.")
@@ -102,7 +107,7 @@ def build_runs_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
             repo_id = gr.Textbox(label="Repository", placeholder="your-name/distilled-bbc",
                                  scale=2, elem_id="export-repo")
             token = gr.Textbox(label="Write token", type="password", scale=2,
-                               placeholder="empty: HF_TOKEN (a Space secret) or hf auth login",
+                               placeholder=token_hint,
                                elem_id="export-token")
             private_repo = gr.Checkbox(True, label="Private repository", scale=1)
             push_button = gr.Button("Push to the Hub", scale=1, elem_id="export-push")
@@ -122,47 +127,51 @@ def build_runs_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
     with gr.Accordion("Spec", open=False):
         spec_json = gr.JSON(show_label=False)
 
-    def refresh(current: str | None) -> tuple[Any, ...]:
-        choices = run_choices(runs_dir)
+    def refresh(current: str | None, request: gr.Request) -> tuple[Any, ...]:
+        caller = ctx.caller(request)
+        choices = run_choices(actions.visible_runs(caller))
         known = [value for _, value in choices]
         run_id = current if current in known else (known[0] if known else None)
-        return (leaderboard_table(runs_dir), runs_list_table(runs_dir),
+        return (leaderboard_table(ctx, caller), runs_list_table(ctx, caller),
                 gr.Dropdown(choices=choices, value=run_id))
 
-    @user_errors
-    def show(run_id: str | None, role: str | None) -> tuple[Any, ...]:
+    @errors
+    def show(run_id: str | None, role: str | None, request: gr.Request) -> tuple[Any, ...]:
         if not run_id:
             empty = pd.DataFrame()
             return "No runs yet.", None, None, empty, empty
-        run = open_run(run_id, runs_dir)
-        status = run.status()
+        caller = ctx.caller(request)
+        status = actions.status(run_id, caller)
+        run = Run(actions.runs_dir / run_id)
         metrics = run.metrics
         text = (f"**{run.id}** · {status.get('state')} · models: "
                 f"{', '.join(run.models()) or 'none yet'}  \n{metrics.get('dataset', '')}")
+        if not status.get("mine"):
+            text += "  \nA shared example: read-only."
         if status.get("error"):
             text += f"  \n**Error:** {status['error']}"
-        return text, training_charts(run)[1], run.spec, confusion_table(run, role), \
-            per_class_table(run, role)
+        return text, training_charts(run)[1], actions.spec(run_id, caller), \
+            confusion_table(run, role), per_class_table(run, role)
 
-    @user_errors
-    def download_results(run_id: str | None) -> Any:
-        return gr.File(results_files(open_run(run_id or "", runs_dir)), visible=True)
+    @errors
+    def download_results(run_id: str | None, request: gr.Request) -> Any:
+        actions.status(run_id or "", ctx.caller(request))  # a run the caller may read
+        return gr.File(results_files(Run(actions.runs_dir / (run_id or ""))), visible=True)
 
-    @user_errors
-    def download_model(run_id: str | None, role: str | None) -> Any:
+    @errors
+    def download_model(run_id: str | None, role: str | None, request: gr.Request) -> Any:
         if not run_id or not role:
             raise gr.Error("pick a run and a model")
-        return gr.File([str(zip_model(run_id, role, runs_dir))], visible=True)
+        return gr.File([str(actions.zip_model(run_id, role, ctx.caller(request)))],
+                       visible=True)
 
-    @user_errors
+    @errors
     def push_model(run_id: str | None, role: str | None, repo: str, typed_token: str,
-                   private: bool) -> str:
+                   private: bool, request: gr.Request) -> str:
         if not run_id or not role:
             raise gr.Error("pick a run and a model")
-        if not (repo or "").strip():
-            raise gr.Error("give the repository id, e.g. your-name/distilled-bbc")
-        url = push_to_hub(run_id, role, repo.strip(), token=(typed_token or "").strip() or None,
-                          private=bool(private), runs_dir=runs_dir)
+        url = actions.export(run_id, role, repo or "", typed_token, bool(private),
+                             ctx.caller(request))
         gr.Info(f"Pushed {run_id}/{role} to {url}")
         return f"Pushed **{role}** of `{run_id}` to [{url}]({url})."
 
@@ -171,15 +180,15 @@ def build_runs_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
             raise gr.Error("pick a run to delete")
         return gr.Row(visible=True), f"Delete run **{run_id}** and all its models?"
 
-    @user_errors
-    def confirm_delete(run_id: str | None) -> tuple[Any, ...]:
-        delete_run(run_id or "", runs_dir)
+    @errors
+    def confirm_delete(run_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+        actions.delete(run_id or "", ctx.caller(request))
         gr.Info(f"Deleted {run_id}")
-        return (gr.Row(visible=False), *refresh(None))
+        return (gr.Row(visible=False), *refresh(None, request))
 
     private = {"api_visibility": "private"}
     detail_outputs = [details, curves, spec_json, confusion, per_class]
-    for trigger in (demo.load, tab.select, refresh_button.click):
+    for trigger in (ready.then, tab.select, refresh_button.click):
         trigger(refresh, run_picker, [board, runs_table, run_picker], concurrency_limit=None,
                 **private).then(show, [run_picker, role_picker], detail_outputs, **private)
     gr.on([run_picker.input, role_picker.input], show, [run_picker, role_picker],

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from app.context import AppContext
 from app.helpers import user_errors
 from app.plots import CHARTS, tradeoff_chart, tradeoff_points, tradeoff_table
-from core.compare import tradeoffs
 
 CHART_TITLES = {
     "latency": "Accuracy vs latency (batch 1, end to end)",
@@ -19,8 +18,9 @@ CHART_TITLES = {
 }
 
 
-def build_tradeoffs_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
-    """The Trade-offs tab's layout and wiring (call inside ``tab``)."""
+def build_tradeoffs_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
+    """The Trade-offs tab's layout and wiring (call inside ``tab``; ``ready`` is the page
+    load)."""
     with gr.Row():
         gr.Markdown("One point per scored model across runs, coloured by role; diamonds and "
                     "the dashed line are the Pareto frontier (no other model is both at least "
@@ -39,9 +39,9 @@ def build_tradeoffs_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
                     outputs.append(gr.Dataframe(interactive=False, max_height=240,
                                                 elem_id=f"table-{key}"))
 
-    @user_errors
-    def refresh() -> list[Any]:
-        points = tradeoff_points(tradeoffs(runs_dir))
+    @user_errors(public=ctx.public)
+    def refresh(request: gr.Request) -> list[Any]:
+        points = tradeoff_points(ctx.actions.tradeoffs(ctx.caller(request)))
         devices = sorted(points["device"].dropna().unique())
         models, runs = len(points), points["run_id"].nunique()
         note = (f"{models} model{'s' * (models != 1)} from {runs} run{'s' * (runs != 1)}; "
@@ -52,6 +52,6 @@ def build_tradeoffs_tab(demo: gr.Blocks, runs_dir: Path, tab: gr.Tab) -> None:
             values += [tradeoff_chart(points, key), tradeoff_table(points, key)]
         return values
 
-    for trigger in (demo.load, tab.select, refresh_button.click):
+    for trigger in (ready.then, tab.select, refresh_button.click):
         trigger(refresh, None, [summary, *outputs], concurrency_limit=None,
                 api_visibility="private")
