@@ -21,12 +21,17 @@ from app.helpers import json_safe, to_records, user_errors
 from app.settings import check_training_allowed
 from core.specs import DatasetSpec, JobSpec, SpecError
 
+MAX_SPEC_CHARS = 100_000
+
 
 def parse_spec(spec: str | dict[str, Any] | None) -> JobSpec:
     """A JobSpec from JSON text, YAML text or a dict; empty means the bundled default job."""
     if spec is None or (isinstance(spec, str) and not spec.strip()):
         return JobSpec()
     if isinstance(spec, str):
+        if len(spec) > MAX_SPEC_CHARS:
+            raise SpecError(f"the spec is too long ({len(spec):,} characters; at most "
+                            f"{MAX_SPEC_CHARS:,})")
         try:
             data = json.loads(spec)
         except json.JSONDecodeError as json_error:

@@ -319,7 +319,7 @@ class JobSpec:
         _check_field_types(self, "")
         if not self.teacher.strip():
             raise SpecError("teacher: a Hub id, local folder, run model or 'bundled:minilm'")
-        if self.device not in ("auto", "cpu") and not self.device.startswith(("cuda", "mps")):
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d{1,2})?", self.device):
             raise SpecError(f"device must be auto, cpu, cuda[:N] or mps, got {self.device!r}")
 
     def to_dict(self) -> dict[str, Any]:

@@ -110,14 +110,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_app(runs_dir: Path, with_queue: bool = True) -> Iterator[str]:
+def serve_app(runs_dir: Path, with_queue: bool = True, **app_options: object) -> Iterator[str]:
     """The Gradio app on a free loopback port, with a job queue working its runs unless
-    ``with_queue`` is False; yields the app's URL."""
+    ``with_queue`` is False; yields the app's URL. ``app_options`` go to ``build_app``
+    (``public``, ``auth``, ``limits``)."""
     from app.main import build_app, launch_options
     from core.jobs import JobQueue
 
     queue = JobQueue(runs_dir, poll_s=0.5).start() if with_queue else None
-    demo = build_app(runs_dir)
+    demo = build_app(runs_dir, **app_options)
     try:
         _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(),
                                 prevent_thread_lock=True, quiet=True, **launch_options())
@@ -129,11 +130,12 @@ def serve_app(runs_dir: Path, with_queue: bool = True) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def app_client(runs_dir: Path, with_queue: bool = True) -> Iterator[object]:
+def app_client(runs_dir: Path, with_queue: bool = True, **app_options: object
+               ) -> Iterator[object]:
     """A ``gradio_client.Client`` connected to :func:`serve_app`."""
     import gradio_client
 
-    with serve_app(runs_dir, with_queue) as url:
+    with serve_app(runs_dir, with_queue, **app_options) as url:
         client = gradio_client.Client(url, verbose=False)
         try:
             yield client
