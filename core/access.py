@@ -233,6 +233,7 @@ def scrub_paths(message: str) -> str:
     """``message`` with every absolute or home path cut to its last part (``.../name``)."""
     def last_part(match: re.Match[str]) -> str:
         text = match.group(0)
-        name = Path(text.rstrip(".:")).name
-        return f".../{name}" if name else "..."
+        path = text.rstrip(".:")
+        name = Path(path).name
+        return (f".../{name}" if name else "...") + text[len(path):]
     return _ABSOLUTE_PATH.sub(last_part, message)
