@@ -31,6 +31,7 @@ from core.jobs import JobQueue
 from core.limits import Limits
 from core.runs import runs_root
 
+GRADIO_CACHE_CLEANUP = (3600, 7200)  # (every s, older than s)
 CSS = """
 .dl-progress { font-size: 0.95em; }
 .dl-chip { padding: 2px 8px; border-radius: 10px; border: 1px solid #ccc; }
@@ -55,7 +56,9 @@ def build_app(runs_dir: str | os.PathLike | None = None, public: bool = False,
     """
     root = runs_root(runs_dir).resolve()
     ctx = AppContext(Actions(root, limits or Limits.for_mode(public)), public=public, auth=auth)
-    with gr.Blocks(title="DistilLab") as demo:
+    # Gradio's own cache (uploads as received, files served for download): every hour, drop
+    # what is older than two (docs/SECURITY.md; core.cleanup keeps the runs folder's).
+    with gr.Blocks(title="DistilLab", delete_cache=GRADIO_CACHE_CLEANUP) as demo:
         # First, so the endpoints get their plain names (UI events are named after their
         # functions too, and a later duplicate gets a suffix).
         register_api(ctx)

@@ -167,3 +167,37 @@ def test_cli_run_checks_limits_and_types_before_making_a_run(
     assert cli("--runs-dir", runs, "run", "--epochs", "5") == 2
     assert "over this server's limit of 3" in capsys.readouterr().err
     assert not any((tmp_path / "runs").iterdir())
+
+
+# --- when public mode is on -----------------------------------------------------------------
+def test_public_mode_is_on_where_strangers_reach_the_app() -> None:
+    from app.settings import resolve_settings
+
+    space = {"SYSTEM": "spaces", "SPACE_ID": "me/distillab"}
+    assert not resolve_settings({}).public  # a local app, as before
+    assert resolve_settings(space).public
+    assert resolve_settings({}, share=True).public
+    assert not resolve_settings({}, share=True, auth="me:pw").public
+    assert resolve_settings({"DISTILLAB_PUBLIC": "1"}).public
+    assert resolve_settings({}, public=True).public
+    assert not resolve_settings({**space, "DISTILLAB_AUTH": "me:pw"}, public=False).public
+    with pytest.raises(ValueError, match="only together with|add --auth"):
+        resolve_settings({**space, "DISTILLAB_PUBLIC": "0"})
+
+
+def test_a_login_is_the_owner_and_a_session_a_visitor(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from app.context import AppContext
+
+    ctx = AppContext(Actions(tmp_path), public=True, auth=True)
+    assert ctx.caller(SimpleNamespace(username="me", session_hash="s1")).admin
+    api = ctx.caller(SimpleNamespace(username=None, session_hash="s1"))
+    assert not api.admin and api == Caller.visitor("s1")
+    token = ctx.register_browser(None, SimpleNamespace(session_hash="s2"))
+    assert ctx.register_browser(token, SimpleNamespace(session_hash="s3")) == token
+    assert ctx.caller(SimpleNamespace(username=None, session_hash="s3")) == \
+        ctx.caller(SimpleNamespace(username=None, session_hash="s2"))
+    assert ctx.register_browser("../not-a-token", SimpleNamespace(session_hash="s4")) != \
+        "../not-a-token"
+    assert AppContext(Actions(tmp_path), public=False).caller(None) == Caller()
