@@ -17,9 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from app.api import register_api
 from app.context import AppContext
+from app.guard import FileReferenceGuard
 from app.settings import ZERO_GPU_MESSAGE, on_zero_gpu, resolve_settings
 from app.share import serve
 from app.tabs.compare import build_compare_tab
@@ -90,7 +92,9 @@ def launch_options(limits: Limits | None = None) -> dict[str, object]:
     limits = limits or Limits.for_mode(public=False)
     # Bytes: Gradio refuses bigger uploads in the browser before they reach a callback.
     return {"max_file_size": int(limits.max_upload_mb * 2**20), "css": CSS,
-            "footer_links": ["api", "gradio"]}
+            "footer_links": ["api", "gradio"],
+            # Before Gradio reads a request: file references only to this app's uploads.
+            "app_kwargs": {"middleware": [Middleware(FileReferenceGuard)]}}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

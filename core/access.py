@@ -116,7 +116,9 @@ def open_run_for(run_id: str, caller: Caller, runs_dir: str | os.PathLike | None
         AccessError: a malformed id, or a run that does not exist or is not the caller's;
             the message is the same for both, so it tells nothing about others' runs.
     """
-    run_id = (run_id or "").strip()
+    if not isinstance(run_id, str):
+        raise AccessError("a run id is a string, e.g. 20261204-101500-ab12")
+    run_id = run_id.strip()
     missing = AccessError(f"no run {run_id!r} of yours (see the runs list)")
     if not RUN_ID_PATTERN.match(run_id):
         raise AccessError(f"{run_id!r} is not a run id (e.g. 20261204-101500-ab12)")
@@ -155,7 +157,9 @@ def check_model_ref(ref: str, caller: Caller, runs_dir: str | os.PathLike | None
     Raises:
         AccessError: a reference the caller may not use.
     """
-    ref = (ref or "").strip()
+    if not isinstance(ref, str):
+        raise AccessError(f"{what}: a model reference is a string")
+    ref = ref.strip()
     if ref.startswith("run:"):
         run_id, _, role = ref[4:].partition("/")
         if role not in ROLES:
@@ -179,7 +183,9 @@ def check_data_ref(name: str, caller: Caller, runs_dir: str | os.PathLike | None
     Raises:
         AccessError: another visitor's upload, or (public) a server path.
     """
-    name = (name or "").strip()
+    if not isinstance(name, str):
+        raise AccessError(f"{what}: a dataset reference is a string")
+    name = name.strip()
     parsed = parse_upload_ref(name) if name.startswith(UPLOAD_PREFIX) else None
     if parsed is not None:
         owner, file_name = parsed

@@ -267,7 +267,7 @@ class Actions:
     # inference -------------------------------------------------------------------------
     def check_models(self, refs: Sequence[str], caller: Caller) -> list[str]:
         """The model references a caller may load in one compare or evaluate call."""
-        refs = [r for r in (ref.strip() for ref in refs or []) if r]
+        refs = [r for r in (ref.strip() for ref in _strings(refs, "models")) if r]
         if not refs:
             raise SpecError("no models: give at least one model reference")
         limits_module.check_models(refs, self.limits)
@@ -276,7 +276,7 @@ class Actions:
     def check_compare(self, texts: Sequence[str], refs: Sequence[str], max_length: int,
                       caller: Caller) -> tuple[list[str], list[str], int]:
         """(texts, model refs, max_length) of a compare or predict call within the limits."""
-        texts = [str(t) for t in texts or [] if str(t).strip()]
+        texts = [t for t in _strings(texts, "texts") if t.strip()]
         if not texts:
             raise SpecError("no texts to compare: give at least one non-empty text")
         limits_module.check_texts(texts, self.limits)
@@ -301,6 +301,16 @@ class Actions:
         if caller.public and dataset.max_eval_examples is None:
             dataset = replace(dataset, max_eval_examples=cap)
         return refs, resolve_dataset(dataset, self.runs_dir), max_length
+
+
+def _strings(values: Any, what: str) -> list[str]:
+    """``values`` as a list of strings, or a SpecError naming ``what``."""
+    if values is None:
+        return []
+    if isinstance(values, str) or not isinstance(values, (list, tuple)) or not all(
+            isinstance(v, str) for v in values):
+        raise SpecError(f"{what} must be a list of strings")
+    return list(values)
 
 
 def _integer(value: Any, what: str) -> int:

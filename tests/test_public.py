@@ -289,3 +289,38 @@ def test_queue_caps_and_a_double_click(server: dict, visitors: tuple) -> None:
         if alice.predict(run_id, api_name="/status")["state"] == "queued":
             alice.predict(run_id, api_name="/cancel")
         alice.predict(run_id, api_name="/delete")
+
+
+# --- Gradio's file references ---------------------------------------------------------------
+@pytest.mark.parametrize("path", ["/etc/passwd", "/tmp", "/dev/zero",
+                                  "http://169.254.169.254/latest/meta-data"])
+def test_file_references_to_server_files_are_refused_before_gradio_reads_them(
+        server: dict, path: str) -> None:
+    import httpx
+
+    shared = f"run:{server['shared']}/student"
+    file_ref = {"path": path, "meta": {"_type": "gradio.FileData"}}
+    for body in ({"data": [[file_ref], [shared], 128]}, {"data": [file_ref]}):
+        answer = httpx.post(f"{server['url'].rstrip('/')}/gradio_api/call/compare",
+                            json=body, timeout=10)
+        assert answer.status_code == 403, answer.text
+        # No content type at all: FastAPI would still read the body as JSON.
+        answer = httpx.post(f"{server['url'].rstrip('/')}/gradio_api/call/status",
+                            content=json.dumps(body).encode(), timeout=10)
+        assert answer.status_code == 403, answer.text
+
+
+def test_a_real_upload_still_passes_the_file_guard(server: dict, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+
+    from app.guard import foreign_file_refs, upload_folder
+
+    (tmp_path / "notes.txt").write_text("hello")
+    client = gradio_client.Client(server["url"], verbose=False)
+    # Uploaded first (into Gradio's upload folder), then referred to: the guard lets it
+    # through and the endpoint refuses it for its own reasons (a run id must be a string).
+    message = error_of(client, handle_file(str(tmp_path / "notes.txt")), api_name="/status")
+    assert "403" not in message
+    inside = {"path": str(upload_folder() / "abc" / "x.csv"), "meta": {"_type": "gradio.FileData"}}
+    assert foreign_file_refs({"data": [inside]}, upload_folder()) == []
+    client.close()
