@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.runs import Run, RunError, create_run, list_run_objects, open_run, pid_alive, runs_root
+from core.cleanup import clean_storage
+from core.runs import Run, RunError, create_run, list_run_objects, open_run, runs_root, worker_alive
 from core.specs import JobSpec
 
 log = logging.getLogger(__name__)
@@ -32,13 +33,26 @@ def submit(spec: JobSpec, runs_dir: str | os.PathLike | None = None) -> str:
 
 
 def cancel(run_id: str, runs_dir: str | os.PathLike | None = None) -> str:
-    """Stop a running job at its next step (it saves a checkpoint) or drop a queued one."""
+    """Stop a running job at its next step (it saves a checkpoint) or drop a queued one.
+
+    A run whose worker is gone (killed, or the server restarted) is marked ``interrupted``
+    in its status.json, so it can be resumed or deleted.
+
+    Returns:
+        The run's state after the request: ``cancelled`` (was queued), ``running`` (the
+        worker stops at its next step) or ``interrupted`` (no worker was left).
+    Raises:
+        RunError: a run that is done, failed or cancelled already.
+    """
     run = open_run(run_id, runs_dir)
     state = run.status()["state"]
     if state == "queued":
         run.set_status("cancelled", message="cancelled before it started")
     elif state == "running":
         run.request_cancel()
+    elif state == "interrupted":
+        # Written down, so every reader agrees even if the pid is taken again later.
+        run.set_status("interrupted", message="its worker had stopped; resume it to continue")
     else:
         raise RunError(f"run {run_id} is {state}: nothing to cancel")
     return run.status()["state"]
@@ -51,7 +65,7 @@ def resume(run_id: str, runs_dir: str | os.PathLike | None = None) -> None:
     state = status["state"]
     if state not in RESUMABLE:
         raise RunError(f"run {run_id} is {state}; only {', '.join(RESUMABLE)} runs resume")
-    if pid_alive(status.get("pid")) and status.get("pid") != os.getpid():
+    if worker_alive(status) and status.get("pid") != os.getpid():
         raise RunError(f"run {run_id} is still stopping (pid {status['pid']}); try again")
     run.clear_cancel()
     (run.path / "claimed").unlink(missing_ok=True)
@@ -78,13 +92,17 @@ def _claim(run: Run) -> bool:
 
 
 class JobQueue:
-    """Starts worker processes for queued runs, ``max_workers`` at a time."""
+    """Starts worker processes for queued runs, ``max_workers`` at a time, and cleans the
+    runs folder's storage (:func:`core.cleanup.clean_storage`) every ``clean_every_s``
+    seconds (None: never)."""
 
     def __init__(self, runs_dir: str | os.PathLike | None = None, max_workers: int = 1,
-                 poll_s: float = 1.0) -> None:
+                 poll_s: float = 1.0, clean_every_s: float | None = 600.0) -> None:
         self.runs_dir = Path(runs_root(runs_dir)).resolve()
         self.max_workers = max_workers
         self.poll_s = poll_s
+        self.clean_every_s = clean_every_s
+        self._next_clean = 0.0  # time.monotonic() of the next cleanup: the first tick cleans
         self._workers: dict[str, subprocess.Popen] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -110,7 +128,7 @@ class JobQueue:
             self._stop.wait(self.poll_s)
 
     def tick(self) -> None:
-        """Reap finished workers and start queued runs while there is room."""
+        """Reap finished workers, start queued runs while there is room, clean when due."""
         for run_id, proc in list(self._workers.items()):
             if proc.poll() is not None:
                 del self._workers[run_id]
@@ -126,6 +144,17 @@ class JobQueue:
                 break
             if run.status().get("state") == "queued" and _claim(run):
                 self._workers[run.id] = self._start_worker(run)
+        self._clean_if_due()
+
+    def _clean_if_due(self) -> None:
+        """Clean storage if ``clean_every_s`` has passed; a failure is logged, not raised."""
+        if self.clean_every_s is None or time.monotonic() < self._next_clean:
+            return
+        self._next_clean = time.monotonic() + self.clean_every_s
+        try:
+            clean_storage(self.runs_dir)
+        except Exception:  # cleaning is housekeeping: it never stops the queue
+            log.exception("storage cleanup failed")
 
     def _start_worker(self, run: Run) -> subprocess.Popen:
         log.info("starting worker for %s", run.id)

@@ -82,7 +82,7 @@ def read_json(path: Path, default: Any = None) -> Any:
 
 
 def pid_alive(pid: int | None) -> bool:
-    """Whether a process with this pid exists (a run's worker)."""
+    """Whether a process with this pid exists (any process: see :func:`worker_alive`)."""
     if not pid:
         return False
     try:
@@ -92,6 +92,58 @@ def pid_alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """``(state, starttime)`` of ``pid`` from ``/proc/<pid>/stat``; None where unreadable."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        # Field 2 (comm) is in parentheses and may hold spaces or ')': split after the last
+        # ')'. What follows starts at field 3 (state); field 22 (starttime) is 19 further on.
+        fields = stat[stat.rindex(b")") + 2:].split()
+        return fields[0].decode(), int(fields[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_start_time(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (Linux ``/proc``).
+
+    With its pid this names one process for good: a pid is reused once its process is gone,
+    a (pid, start time) pair is not. None where ``/proc`` is missing (macOS) or the process
+    is gone.
+    """
+    stat = _proc_stat(pid)
+    return None if stat is None else stat[1]
+
+
+_own_start: dict[int, int | None] = {}  # keyed by pid: a forked child reads its own
+
+
+def _own_start_time() -> int | None:
+    pid = os.getpid()
+    if pid not in _own_start:
+        _own_start[pid] = process_start_time(pid)
+    return _own_start[pid]
+
+
+def worker_alive(status: dict[str, Any]) -> bool:
+    """Whether the worker that ``status`` records (``pid``, ``pid_start``) still runs.
+
+    True only when a process with that pid exists, is not a zombie, and started when the
+    recorded one did: after a restart the pid may belong to another process. A status
+    without ``pid_start`` (written where ``/proc`` is missing) is judged by its pid alone.
+    """
+    pid = status.get("pid")
+    if not isinstance(pid, int) or not pid_alive(pid):
+        return False
+    stat = _proc_stat(pid)
+    if stat is None:  # no /proc here, or the process ended since pid_alive
+        return "pid_start" not in status and not Path("/proc/self/stat").exists()
+    state, start = stat
+    if state in ("Z", "X"):  # exited, not yet reaped by its parent
+        return False
+    return status.get("pid_start") in (None, start)
 
 
 class Run:
@@ -110,19 +162,26 @@ class Run:
         return read_json(self.path / "spec.json", {})
 
     def status(self) -> dict[str, Any]:
-        """The status; a ``running`` run whose process is gone reads as ``interrupted``."""
+        """The status; a ``running`` run whose worker is gone reads as ``interrupted``
+        (see :func:`worker_alive`: the same pid in another process does not count)."""
         status = read_json(self.path / "status.json", {"state": "queued"})
-        if status.get("state") == "running" and not pid_alive(status.get("pid")):
+        if status.get("state") == "running" and not worker_alive(status):
             status["state"] = "interrupted"
         return status
 
     def set_status(self, state: str, **fields: Any) -> None:
+        """Write ``state`` and ``fields`` into status.json (with ``updated``); ``running``
+        also records this process as the worker: ``pid`` and ``pid_start`` (its start time
+        in clock ticks since boot, absent where ``/proc`` is missing)."""
         if state not in STATES:
             raise ValueError(f"unknown run state {state!r}")
         status = read_json(self.path / "status.json", {})
         status.update(fields, state=state, updated=time.time())
         if state == "running":
             status["pid"] = os.getpid()
+            status.pop("pid_start", None)
+            if (start := _own_start_time()) is not None:
+                status["pid_start"] = start
         atomic_write_json(self.path / "status.json", status)
 
     # logs ----------------------------------------------------------------------------
