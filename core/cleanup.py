@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 TEMP_PREFIX = "distillab-"
 # Runs in these states may still read their data files (a resume reads them again).
-UPLOAD_KEEPING_STATES = ("queued", "running", "interrupted")
+UPLOAD_KEEPING_STATES = ("queued", "running", "interrupted", "cancelled", "failed")
 DATASET_FIELDS = ("name", "validation", "transfer")
 CACHE_RECENT_S = 3600.0  # a teacher cache entry used this recently is never trimmed
 

@@ -320,6 +320,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from core.access import Caller
     from core.actions import Actions
     from core.distributed import is_main_process, shared_run
+    from core.jobs import claim_to_resume_here
     from core.pipeline import run_job
     from core.runs import Run, create_run, open_run
     from core.train import Cancelled
@@ -330,12 +331,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             spec = Actions(args.runs_dir).check_job(spec_from_args(args), Caller())
             return create_run(spec.to_dict(), args.runs_dir)
         run = open_run(args.resume, args.runs_dir)
-        state = run.status()["state"]
-        if state == "done":
+        if run.status()["state"] == "done":
             print(f"run {run.id} is already done", file=sys.stderr)
             return None
-        if state == "running":
-            raise SpecError(f"run {run.id} is still running (pid {run.status().get('pid')})")
+        claim_to_resume_here(run)  # the queue's rules, and out of any queue's reach
         return run
 
     # Under accelerate launch / torchrun rank 0 makes the run and the other ranks join it.

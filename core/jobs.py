@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from core.cleanup import clean_storage
-from core.runs import Run, RunError, create_run, list_run_objects, open_run, runs_root, worker_alive
+from core.runs import (
+    Run,
+    RunError,
+    create_run,
+    list_run_objects,
+    open_run,
+    pid_alive,
+    runs_root,
+    worker_alive,
+)
 from core.specs import JobSpec
 
 log = logging.getLogger(__name__)
@@ -58,18 +67,41 @@ def cancel(run_id: str, runs_dir: str | os.PathLike | None = None) -> str:
     return run.status()["state"]
 
 
-def resume(run_id: str, runs_dir: str | os.PathLike | None = None) -> None:
-    """Queue an interrupted, cancelled or failed run again; it continues from its checkpoint."""
-    run = open_run(run_id, runs_dir)
+def check_resumable(run: Run) -> None:
+    """Refuse to resume a run that is not interrupted, cancelled or failed, or still stopping.
+
+    Raises:
+        RunError: what the run is doing instead.
+    """
     status = run.status()
     state = status["state"]
     if state not in RESUMABLE:
-        raise RunError(f"run {run_id} is {state}; only {', '.join(RESUMABLE)} runs resume")
+        raise RunError(f"run {run.id} is {state}; only {', '.join(RESUMABLE)} runs resume")
     if worker_alive(status) and status.get("pid") != os.getpid():
-        raise RunError(f"run {run_id} is still stopping (pid {status['pid']}); try again")
+        raise RunError(f"run {run.id} is still stopping (pid {status['pid']}); try again")
+
+
+def resume(run_id: str, runs_dir: str | os.PathLike | None = None) -> None:
+    """Queue an interrupted, cancelled or failed run again; it continues from its checkpoint."""
+    run = open_run(run_id, runs_dir)
+    check_resumable(run)
     run.clear_cancel()
     (run.path / "claimed").unlink(missing_ok=True)
     run.set_status("queued", message="queued to resume")
+
+
+def claim_to_resume_here(run: Run) -> None:
+    """Take a resumable run for this process (``distillab run --resume``), by the queue's
+    rules: the same states, and a claim, so no job queue starts it at the same time.
+
+    Raises:
+        RunError: a run that cannot resume, or one another process has just claimed.
+    """
+    check_resumable(run)
+    run.clear_cancel()
+    (run.path / "claimed").unlink(missing_ok=True)
+    if not _claim(run):
+        raise RunError(f"run {run.id} was just claimed by another process")
 
 
 def progress(run_id: str, runs_dir: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -89,6 +121,18 @@ def _claim(run: Run) -> bool:
     os.write(fd, str(os.getpid()).encode())
     os.close(fd)
     return True
+
+
+def _release_stale_claim(run: Run) -> None:
+    """Drop a queued run's claim whose claiming process is gone (a server that died between
+    claiming the run and its worker starting), so the run is not left queued forever."""
+    claimed = run.path / "claimed"
+    try:
+        pid = int(claimed.read_text().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        return
+    if pid and not pid_alive(pid):
+        claimed.unlink(missing_ok=True)
 
 
 class JobQueue:
@@ -140,9 +184,10 @@ class JobQueue:
                     run.set_status("failed", error=f"worker exited with code {proc.returncode}")
                 (run.path / "claimed").unlink(missing_ok=True)
         for run in list_run_objects(self.runs_dir):
-            if len(self._workers) >= self.max_workers:
-                break
-            if run.status().get("state") == "queued" and _claim(run):
+            if run.status().get("state") != "queued":
+                continue
+            _release_stale_claim(run)
+            if len(self._workers) < self.max_workers and _claim(run):
                 self._workers[run.id] = self._start_worker(run)
         self._clean_if_due()
 

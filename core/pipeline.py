@@ -192,6 +192,7 @@ def _prepare_teacher(run: Run, spec: JobSpec, data: Any, device: Any, emit: Even
         emit({"type": "log", "message": f"reusing fine-tuned teacher from cache {key}"})
         if main:
             _link_or_copy_tree(cached, saved)
+            cached.touch()  # recently used: core.cleanup trims the cache least recent first
         distributed.barrier()  # the copy is complete before any rank reads it
         return load_classifier(str(saved), data.label_names)[:2]
     emit({"type": "stage", "stage": "teacher", "message": "fine-tuning the teacher"})

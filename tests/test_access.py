@@ -201,3 +201,30 @@ def test_a_login_is_the_owner_and_a_session_a_visitor(tmp_path: Path) -> None:
     assert ctx.register_browser("../not-a-token", SimpleNamespace(session_hash="s4")) != \
         "../not-a-token"
     assert AppContext(Actions(tmp_path), public=False).caller(None) == Caller()
+
+
+def test_cli_resume_follows_the_queues_rules_and_claims_the_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = str(tmp_path)
+    queued = create_run(JobSpec().to_dict(), tmp_path)
+    assert cli("--runs-dir", runs, "run", "--resume", queued.id) == 2
+    assert "only interrupted, cancelled, failed runs resume" in capsys.readouterr().err
+    running = create_run(JobSpec().to_dict(), tmp_path)
+    running.set_status("running")  # this live process is its worker
+    assert cli("--runs-dir", runs, "run", "--resume", running.id) == 2
+    assert "is running" in capsys.readouterr().err
+    assert not (running.path / "claimed").exists()
+
+
+def test_a_queued_runs_claim_by_a_dead_server_is_released(tmp_path: Path) -> None:
+    from core.jobs import JobQueue
+
+    run = create_run(JobSpec().to_dict(), tmp_path)
+    (run.path / "claimed").write_text("999999999")  # no such process
+    queue = JobQueue(tmp_path, max_workers=0, clean_every_s=None)
+    queue.tick()
+    assert not (run.path / "claimed").exists()
+    held = create_run(JobSpec().to_dict(), tmp_path)
+    (held.path / "claimed").touch()  # an empty claim holds a run back (tests use this)
+    queue.tick()
+    assert (held.path / "claimed").exists()
