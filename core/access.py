@@ -232,7 +232,8 @@ def redacted_spec(spec: dict, caller: Caller) -> dict:
             for key, value in spec.items()}
 
 
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])(?:~|/)[^\s'\"`,;()\[\]{}<>]*")
+# An absolute or home path starts a message or follows a space, a quote, a bracket or '='.
+_ABSOLUTE_PATH = re.compile(r"(?:^|(?<=[\s'\"`(\[{=,]))(?:~|/)[^\s'\"`,;()\[\]{}<>]*")
 
 
 def scrub_paths(message: str) -> str:

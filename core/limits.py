@@ -82,8 +82,12 @@ PUBLIC_LIMITS = Limits(
 
 def _over(name: str, value: float, limit: float, what: str) -> None:
     if value > limit:
-        raise LimitError(f"{what} is {value:g}, over this server's limit of {limit:g} "
-                         f"(DISTILLAB_LIMIT_{name.upper()})")
+        raise LimitError(f"{what} is {_number(value)}, over this server's limit of "
+                         f"{_number(limit)} (DISTILLAB_LIMIT_{name.upper()})")
+
+
+def _number(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() and abs(value) < 1e18 else f"{value:g}"
 
 
 def check_spec(spec: JobSpec, limits: Limits) -> None:
