@@ -107,7 +107,10 @@ def build_spec(form: dict[str, Any], runs_dir: Path) -> JobSpec:
     """
     teacher = (form.get("teacher") or "").strip() or "bundled:minilm"
     layers = student_layers(form["student_size"], form.get("student_layers"), teacher, runs_dir)
-    dataset = {"name": (form.get("dataset") or "").strip() or "bbc_news"}
+    data_name = (form.get("dataset") or "").strip()
+    if not data_name:
+        raise SpecError("Dataset is empty: type bbc_news, or upload a training file")
+    dataset = {"name": data_name}
     for key in ("validation", "text_column", "label_column"):
         value = (form.get(key) or "").strip()
         if value:

@@ -24,7 +24,7 @@ _PRECISION_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16
                     torch.float64: "fp64"}
 
 
-def _mps_available() -> bool:
+def mps_available() -> bool:
     return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
 
 
@@ -43,7 +43,7 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     if text == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", torch.cuda.current_device())
-        if _mps_available():
+        if mps_available():
             return torch.device("mps")
         return torch.device("cpu")
     try:
@@ -60,7 +60,7 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
             raise ValueError(f"device {name!r} was requested but only {count} CUDA device(s) "
                              f"exist (cuda:0 .. cuda:{count - 1})")
         return torch.device("cuda", index)
-    if device.type == "mps" and not _mps_available():
+    if device.type == "mps" and not mps_available():
         raise ValueError(f"device {name!r} was requested but MPS is not available; "
                          "use 'cpu' or 'auto'")
     if device.type not in ("cpu", "cuda", "mps"):

@@ -7,11 +7,13 @@ scored as the role ``student_int8``, like the others: an extra point on the trad
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from core.machine_load import OtherLoad
 from core.runs import Run
 
 SPEED_TEXTS = 256
@@ -39,8 +41,11 @@ def score_model(model: Any, tokenizer: Any, texts: Sequence[str], labels: Sequen
     metrics: dict[str, Any] = {**quality, "params": total, "params_non_embedding": non_embedding,
                                "num_layers": getattr(model.config, "num_hidden_layers", None)}
     if measure:
-        metrics.update(measure_speed(model, tokenizer, list(texts)[:SPEED_TEXTS],
-                                     max_length=max_length, device=device))
+        with OtherLoad() as load:
+            metrics.update(measure_speed(model, tokenizer, list(texts)[:SPEED_TEXTS],
+                                         max_length=max_length, device=device))
+        metrics.update(load.figures)
+    metrics["predicted_classes"] = int(len(np.unique(probs.argmax(-1)))) if len(probs) else 0
     return metrics, probs
 
 
@@ -55,7 +60,19 @@ def score_run(run: Run, data: Any, max_length: int, device: Any,
     emit = emit or (lambda event: None)
     models: dict[str, dict[str, Any]] = {}
     probabilities: dict[str, np.ndarray] = {}
-    for role in run.models():
+    roles = run.models()
+    total = len(roles) + int("student" in roles and _wants_int8(device))
+    started = time.monotonic()
+
+    def progress(done: int, role: str) -> None:
+        # The evaluate stage reports steps (one per model) and an ETA like training does.
+        spent = time.monotonic() - started
+        emit({"type": "step", "stage": "evaluate", "step": done, "total_steps": total,
+              "epoch": None, "epochs": None, "message": f"scoring {role}",
+              "eta_s": spent / done * (total - done) if done else None})
+
+    for role in roles:
+        progress(len(models), role)
         emit({"type": "log", "message": f"scoring {role}"})
         model, tokenizer, _ = load_classifier(str(run.model_dir(role)), data.label_names)
         model.to(device).eval()
@@ -68,6 +85,7 @@ def score_run(run: Run, data: Any, max_length: int, device: Any,
         emit({"type": "scored", "role": role, "accuracy": metrics["accuracy"],
               "latency_ms_p50": metrics.get("latency_ms_p50")})
         if role == "student" and _wants_int8(device):
+            progress(len(models), INT8_ROLE)
             emit({"type": "log", "message": "scoring student_int8 (dynamic int8 on CPU)"})
             metrics, probs = score_int8(run, model, tokenizer, data, max_length, metrics)
             models[INT8_ROLE], probabilities[INT8_ROLE] = metrics, probs

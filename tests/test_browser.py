@@ -78,10 +78,10 @@ def test_a_person_distils_compares_and_reads_the_plots(page: object, tmp_path: P
     teacher.press("Enter")
     page.locator("#upload-train input[type=file]").set_input_files(train)
     expect(page.locator("#dataset textarea, #dataset input").first).to_have_value(
-        re.compile(r"_uploads/.*train\.csv$"))
+        re.compile(r"^upload:.*train\.csv$"))
     page.locator("#upload-validation input[type=file]").set_input_files(dev)
     expect(page.locator("#validation textarea, #validation input").first).to_have_value(
-        re.compile(r"_uploads/.*dev\.csv$"))
+        re.compile(r"^upload:.*dev\.csv$"))
     page.locator("#student-size label", has_text="custom layers").click()
     page.locator("#student-layers textarea, #student-layers input").first.fill("0,2")
     for elem_id, value in (("epochs", 1), ("teacher-epochs", 1), ("batch-size", 16),
@@ -89,6 +89,7 @@ def test_a_person_distils_compares_and_reads_the_plots(page: object, tmp_path: P
         fill_number(page, elem_id, value)
     page.locator("#baseline input[type=checkbox]").uncheck()
     page.locator("#run-name textarea, #run-name input").first.fill("browser")
+    expect(page.locator("#upload-note")).to_contain_text("will be the validation set")
     page.locator("#launch").click()
 
     status = page.locator("#run-status")

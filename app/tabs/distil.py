@@ -1,8 +1,9 @@
-"""Distil tab: choose teacher, data, student and recipe; launch, watch, cancel, resume."""
+"""Distil tab: choose teacher, data, student and recipe; launch, watch, cancel, resume,
+see the results card, edit and relaunch."""
 
 from __future__ import annotations
 
-import html
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,6 @@ from app import forms
 from app.context import AppContext
 from app.helpers import (
     TERMINAL_STATES,
-    format_eta,
     latest_run_id,
     model_choices,
     parse_int_list,
@@ -21,6 +21,8 @@ from app.helpers import (
     user_errors,
 )
 from app.plots import training_charts
+from app.progress import form_values, progress_html, resume_helps, status_markdown
+from app.results import results_card
 from app.settings import check_training_allowed
 from core.access import Caller, check_model_ref, scrub_paths
 from core.data import load_data
@@ -29,61 +31,42 @@ from core.specs import BUNDLED_TEACHER, PRESETS, RECIPES, DatasetSpec, JobSpec
 from core.uploads import UPLOAD_EXTENSIONS, resolve_dataset
 
 POLL_S = 2.0
-STAGES = ("data", "teacher", "student", "baseline", "evaluate", "done")
-
-def _progress_html(status: dict[str, Any]) -> str:
-    """Stage chips and a progress bar for the current stage."""
-    state, stage = status.get("state", "queued"), status.get("stage") or ""
-    reached = STAGES.index(stage) if stage in STAGES else -1
-    chips = []
-    for i, name in enumerate(STAGES[:-1]):
-        kind = ("done" if i < reached or state == "done" else
-                "now" if i == reached and state == "running" else "todo")
-        chips.append(f'<span class="dl-chip dl-{kind}">{name}</span>')
-    step, total = status.get("step"), status.get("total_steps")
-    bar = ""
-    if step and total and state == "running":
-        bar = (f'<progress value="{int(step)}" max="{int(total)}" style="width:100%"></progress>'
-               f'<div class="dl-small">{html.escape(stage)}: step {int(step)}/{int(total)}, '
-               f'epoch {status.get("epoch", "–")}/{status.get("epochs", "–")}, '
-               f'ETA {format_eta(status.get("eta_s"))}</div>')
-    return f'<div class="dl-progress">{" → ".join(chips)}{bar}</div>'
-
-
-def _status_markdown(run_id: str, status: dict[str, Any]) -> str:
-    state = status.get("state", "?")
-    lines = [f"**Run `{run_id}`: {state}**"]
-    if status.get("stage"):
-        lines[0] += f" · stage **{status['stage']}**"
-    if status.get("message"):
-        lines.append(f"{status['message']}")
-    if state == "failed" and status.get("error"):
-        lines.append(f"**Error:** {status['error']}  \n"
-                     "Fix the cause, then **Resume** or launch again.")
-    if state in ("interrupted", "cancelled"):
-        lines.append("Stopped before the end: **Resume** continues from its checkpoint.")
-    if state == "done":
-        lines.append("Finished: see **Runs**, **Compare** and **Trade-offs**.")
-    return "  \n".join(lines)
 
 
 def watch(run_id: str | None, ctx: AppContext, caller: Caller) -> tuple[Any, ...]:
-    """Everything the watch panel shows about one run, read from its folder."""
+    """Everything the watch panel shows about one run, read from its folder: status, progress,
+    charts, log, spec, the results card, which of Resume / Edit and relaunch apply, timer."""
+    hidden = (gr.Button(visible=False), gr.Button(visible=False))
     if not run_id:
         return ("No run yet: **launch the default job** above, or set up your own.", "",
-                None, None, "", None, gr.Timer(active=False))
+                None, None, "", None, "", *hidden, gr.Timer(active=False))
     try:
         status = ctx.actions.status(run_id, caller)
         spec = ctx.actions.spec(run_id, caller)
     except ValueError as error:
-        return (f"**Error:** {error}", "", None, None, "", None, gr.Timer(active=False))
+        return (f"**Error:** {error}", "", None, None, "", None, "", *hidden,
+                gr.Timer(active=False))
     run = Run(ctx.runs_dir / run_id)
+    state = status.get("state")
     logs = "\n".join(status.get("log_tail", []))
-    if status.get("state") == "failed" and status.get("error"):
+    if state == "failed" and status.get("error"):
         logs += f"\nerror: {status['error']}"
-    return (_status_markdown(run_id, status), _progress_html(status), *training_charts(run),
-            logs.strip(), spec,
-            gr.Timer(active=status.get("state") not in TERMINAL_STATES))
+    card = results_card(run.metrics, run.predictions()) if state == "done" else ""
+    mine = bool(status.get("mine"))
+    return (status_markdown(run_id, status), progress_html(status, spec), *training_charts(run),
+            logs.strip(), spec, card,
+            gr.Button(visible=mine and resume_helps(status)),
+            gr.Button(visible=state == "failed" and not resume_helps(status)),
+            gr.Timer(active=state not in TERMINAL_STATES))
+
+
+def available_devices() -> list[str]:
+    """The device choices this machine has: auto and cpu, and cuda / mps where present."""
+    import torch
+
+    from core.devices import mps_available
+
+    return ["auto", "cpu"] + ["cuda"] * torch.cuda.is_available() + ["mps"] * mps_available()
 
 
 def build_distil_tab(ready: Any, ctx: AppContext) -> None:
@@ -103,7 +86,7 @@ def build_distil_tab(ready: Any, ctx: AppContext) -> None:
                 "2-core CPU).")
     default_button = gr.Button("Launch the default job", variant="primary", size="lg",
                                elem_id="launch-default")
-    with gr.Accordion("Set up your own job", open=True):
+    with gr.Accordion("Set up your own job", open=True, elem_id="setup") as setup:
         with gr.Row():
             teacher = gr.Dropdown([BUNDLED_TEACHER], value=BUNDLED_TEACHER, label="Teacher",
                                   allow_custom_value=True, scale=2, elem_id="teacher",
@@ -120,11 +103,12 @@ def build_distil_tab(ready: Any, ctx: AppContext) -> None:
             validation = gr.Textbox(label="Validation file (optional)", scale=2,
                                     elem_id="validation",
                                     info="a separate validation file; empty: a stratified "
-                                         "20% split")
+                                         "split (bbc_news 20%, a file 10%)")
             train_upload = gr.File(label="Upload training data", file_types=list(
                 UPLOAD_EXTENSIONS), height=110, elem_id="upload-train")
             validation_upload = gr.File(label="Upload validation data", file_types=list(
                 UPLOAD_EXTENSIONS), height=110, elem_id="upload-validation")
+        upload_note = gr.Markdown(elem_id="upload-note")
         with gr.Row():
             text_column = gr.Textbox(label="Text column", placeholder="auto: text, sentence…")
             label_column = gr.Textbox(label="Label column", placeholder="auto: label, class…")
@@ -156,9 +140,10 @@ def build_distil_tab(ready: Any, ctx: AppContext) -> None:
             teacher_epochs = gr.Number(quick[1], label="Teacher epochs", precision=0, minimum=0,
                                        info=forms.KNOB_INFO["teacher_epochs"],
                                        elem_id="teacher-epochs")
-            lr = gr.Number(quick[2], label="Learning rate", info=forms.KNOB_INFO["learning_rate"])
-            teacher_lr = gr.Number(quick[3], label="Teacher learning rate",
-                                   info=forms.KNOB_INFO["teacher_learning_rate"])
+            lr = gr.Number(quick[2], label="Learning rate", step=1e-5, minimum=0,
+                           info=forms.KNOB_INFO["learning_rate"])
+            teacher_lr = gr.Number(quick[3], label="Teacher learning rate", step=1e-5,
+                                   minimum=0, info=forms.KNOB_INFO["teacher_learning_rate"])
             batch_size = gr.Number(quick[4], label="Batch size", precision=0, minimum=1,
                                    info=forms.KNOB_INFO["batch_size"], elem_id="batch-size")
             max_length = gr.Number(quick[5], label="Max length", precision=0, minimum=8,
@@ -168,20 +153,26 @@ def build_distil_tab(ready: Any, ctx: AppContext) -> None:
                                    info="the same student trained on labels alone",
                                    elem_id="baseline")
             seed = gr.Number(42, label="Seed", precision=0)
-            device = gr.Dropdown(["auto", "cpu", "cuda", "mps"], value="auto", label="Device")
+            device = gr.Dropdown(available_devices(), value="auto", label="Device",
+                                 info="the devices this server has")
             name = gr.Textbox(label="Run name", placeholder="optional", elem_id="run-name")
         launch_button = gr.Button("Launch with these settings", variant="primary",
                                   elem_id="launch")
+    # A refused launch says why here, where it happened, and stays until the next action.
+    action_error = gr.Markdown(elem_id="action-error")
 
-    gr.Markdown("### Progress")
+    gr.Markdown("### Progress", elem_id="progress-heading")
     with gr.Row():
         run_picker = gr.Dropdown([], label="Run", scale=4, elem_id="watch-run",
                                  info="the run folder is the truth: any browser sees the same")
         refresh_button = gr.Button("↻ Refresh", scale=1)
         cancel_button = gr.Button("■ Cancel", variant="stop", scale=1, elem_id="cancel")
-        resume_button = gr.Button("▶ Resume", scale=1, elem_id="resume")
+        resume_button = gr.Button("▶ Resume", scale=1, elem_id="resume", visible=False)
+        edit_button = gr.Button("✎ Edit and relaunch", scale=1, elem_id="edit-relaunch",
+                                visible=False)
     status_md = gr.Markdown(elem_id="run-status")
-    progress_html = gr.HTML()
+    progress_bar = gr.HTML(elem_id="run-progress")
+    results_md = gr.Markdown(elem_id="results-card")
     with gr.Row():
         loss_plot = gr.Plot(show_label=False, elem_id="loss-plot")
         val_plot = gr.Plot(show_label=False, elem_id="validation-plot")
@@ -191,7 +182,8 @@ def build_distil_tab(ready: Any, ctx: AppContext) -> None:
         spec_json = gr.JSON()
     timer = gr.Timer(POLL_S, active=False)
 
-    watch_outputs = [status_md, progress_html, loss_plot, val_plot, log_box, spec_json, timer]
+    watch_outputs = [status_md, progress_bar, loss_plot, val_plot, log_box, spec_json,
+                     results_md, resume_button, edit_button, timer]
 
     def on_watch(run_id: str | None, request: gr.Request) -> tuple[Any, ...]:
         return watch(run_id, ctx, ctx.caller(request))
@@ -211,16 +203,25 @@ def build_distil_tab(ready: Any, ctx: AppContext) -> None:
         return (gr.Dropdown(choices=run_choices(runs), value=run_id),
                 *on_watch(run_id, request))
 
-    # Actions write only a hidden State and raise gr.Error on bad input, so a mistake shows
-    # one message instead of error badges over every panel; the panels update on success.
-    @errors
+    # Actions return (run id or None, error text): a refused action says why in the panel
+    # under the form, where it stays until the next action (and in a toast); the progress
+    # panels update only when the action went through.
+    def in_panel(action: Any) -> Any:
+        @functools.wraps(action)  # Gradio reads the signature (gr.Request) through this
+        def run(*args: Any) -> tuple[str | None, str]:
+            try:
+                return errors(action)(*args), ""
+            except gr.Error as error:
+                gr.Warning(error.message)
+                return None, f"**Not done:** {error.message}"
+        return run
+
     def launch_default(request: gr.Request) -> str:
         check_training_allowed(os.environ)
         run_id = actions.submit(JobSpec(), ctx.caller(request))
         gr.Info(f"Queued the default job as {run_id}")
         return run_id
 
-    @errors
     def launch(values: dict[Any, Any], request: gr.Request) -> str:
         check_training_allowed(os.environ)
         caller = ctx.caller(request)
@@ -235,16 +236,16 @@ def build_distil_tab(ready: Any, ctx: AppContext) -> None:
         gr.Info(f"Queued {run_id}")
         return run_id
 
-    @errors
     def cancel(run_id: str | None, request: gr.Request) -> str:
         if not run_id:
             raise gr.Error("pick a run to cancel")
         state = actions.cancel(run_id, ctx.caller(request))
-        gr.Info(f"{run_id}: cancel requested ({state}); it stops at its next step"
-                if state == "running" else f"{run_id}: {state}")
+        gr.Info({"running": f"{run_id}: stopping at its next step (it keeps a checkpoint)",
+                 "cancelled": f"{run_id}: cancelled before it started",
+                 "interrupted": f"{run_id}: its worker had stopped; marked interrupted"}.get(
+                     state, f"{run_id}: {state}"))
         return run_id
 
-    @errors
     def resume(run_id: str | None, request: gr.Request) -> str:
         if not run_id:
             raise gr.Error("pick a run to resume")
@@ -253,19 +254,39 @@ def build_distil_tab(ready: Any, ctx: AppContext) -> None:
         gr.Info(f"{run_id} queued to resume from its checkpoint")
         return run_id
 
-    def upload(path: str | None, kind: str, request: gr.Request) -> tuple[Any, Any]:
+    @errors
+    def edit(run_id: str | None, request: gr.Request) -> dict[Any, Any]:
+        if not run_id:
+            raise gr.Error("pick a run to edit")
+        values = form_values(actions.spec(run_id, ctx.caller(request)))
+        updates: dict[Any, Any] = {form_widgets[name]: value for name, value in values.items()
+                                   if value is not None}
+        updates[setup] = gr.Accordion(open=True)
+        updates[action_error] = (f"Settings of `{run_id}` are in the form: fix what failed, "
+                                 "then **Launch with these settings**.")
+        return updates
+
+    def upload(path: str | None, kind: str, request: gr.Request) -> tuple[Any, Any, str]:
+        """(data field, drop zone, note): an accepted file fills the field; a refused one
+        empties it, so Launch refuses rather than train on something else."""
         if not path:
-            return gr.update(), None
+            return gr.update(), None, gr.update()
+        name = Path(path).name
         try:
             stored = actions.store_upload(path, ctx.caller(request))
             if kind == "train":
                 data = load_data(resolve_dataset(DatasetSpec(name=stored), runs_dir))
-                gr.Info(f"{Path(path).name}: {data.description}")
+                note = f"✓ **{name}** will be used: {data.description}."
+            else:
+                note = f"✓ **{name}** will be the validation set."
         except ValueError as error:
-            gr.Warning(scrub_paths(str(error)) if ctx.public else str(error))
-            return gr.update(), None
+            message = scrub_paths(str(error)) if ctx.public else str(error)
+            gr.Warning(message)
+            field = "Dataset" if kind == "train" else "Validation file"
+            return "", None, (f"⚠ **{name} was not accepted:** {message}  \n{field} is now "
+                              "empty: upload a fixed file, or type bbc_news.")
         # The upload's reference goes into the text box; the drop zone is freed for another.
-        return stored, None
+        return stored, None, note
 
     def set_recipe(name: str) -> tuple[Any, ...]:
         values = forms.recipe_values(name)
@@ -289,12 +310,36 @@ def build_distil_tab(ready: Any, ctx: AppContext) -> None:
     form_inputs = set(form_widgets.values())
     private = {"api_visibility": "private"}
     acted_on = gr.State()
-    for button, action, inputs in ((default_button, launch_default, None),
-                                   (launch_button, launch, form_inputs),
-                                   (cancel_button, cancel, run_picker),
-                                   (resume_button, resume, run_picker)):
-        button.click(action, inputs, acted_on, **private).success(
-            watched, acted_on, [run_picker, *watch_outputs], **private)
+    after = [run_picker, *watch_outputs]
+
+    def watched_if(run_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+        if not run_id:
+            return tuple(gr.update() for _ in after)
+        return watched(run_id, request)
+
+    def launched(run_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+        # After a launch the form folds away and Progress comes into view (script below).
+        if not run_id:
+            return (gr.update(), *watched_if(None, request))
+        return (gr.Accordion(open=False), *watched(run_id, request))
+
+    scroll = ("() => { const e = document.querySelector('#action-error');"
+              " if (!e || !e.innerText.trim()) document.querySelector('#progress-heading')"
+              "?.scrollIntoView({behavior: 'smooth', block: 'start'}); }")
+    for button, action in ((default_button, launch_default), (launch_button, launch)):
+        # One job per click: the button is disabled until the submission is answered.
+        button.click(lambda: gr.Button(interactive=False), None, button, queue=False,
+                     **private).then(
+            in_panel(action), form_inputs if action is launch else None,
+            [acted_on, action_error], **private).then(
+            lambda: gr.Button(interactive=True), None, button, queue=False, **private).then(
+            launched, acted_on, [setup, *after], **private).then(None, js=scroll)
+    for button, action in ((cancel_button, cancel), (resume_button, resume)):
+        button.click(in_panel(action), run_picker, [acted_on, action_error], **private).then(
+            watched_if, acted_on, after, **private)
+    edit_button.click(edit, run_picker, [*form_widgets.values(), setup, action_error],
+                      **private).then(None, js="() => document.querySelector('#setup')"
+                                               "?.scrollIntoView({behavior: 'smooth'})")
     run_picker.input(on_watch, run_picker, watch_outputs, **private)
     timer.tick(on_watch, run_picker, watch_outputs, show_progress="hidden",
                concurrency_limit=None, **private)
@@ -302,15 +347,16 @@ def build_distil_tab(ready: Any, ctx: AppContext) -> None:
                          **private)
     ready.then(refresh, [teacher, run_picker], [teacher, run_picker, *watch_outputs], **private)
 
-    def upload_train(path: str | None, request: gr.Request) -> tuple[Any, Any]:
+    def upload_train(path: str | None, request: gr.Request) -> tuple[Any, Any, str]:
         return upload(path, "train", request)
 
-    def upload_validation(path: str | None, request: gr.Request) -> tuple[Any, Any]:
+    def upload_validation(path: str | None, request: gr.Request) -> tuple[Any, Any, str]:
         return upload(path, "validation", request)
 
-    train_upload.upload(upload_train, train_upload, [dataset, train_upload], **private)
+    train_upload.upload(upload_train, train_upload, [dataset, train_upload, upload_note],
+                        **private)
     validation_upload.upload(upload_validation, validation_upload,
-                             [validation, validation_upload], **private)
+                             [validation, validation_upload, upload_note], **private)
     recipe.input(set_recipe, recipe, [recipe_note, temperature, alpha_kd, alpha_ce, alpha_cos],
                   **private)
     preset.input(set_preset, preset, [preset_note, epochs, teacher_epochs, lr, teacher_lr,

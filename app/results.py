@@ -1,0 +1,100 @@
+"""The results card the Distil tab shows when a job ends: scores, what distillation bought,
+and warnings a user should not miss (pure functions over a run's metrics; no gradio)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+ROLE_NAMES = {"teacher": "Teacher", "student": "Distilled student",
+              "student_int8": "Student, int8", "baseline": "No-teacher baseline"}
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def one_class_roles(metrics: dict[str, Any], predictions: pd.DataFrame | None = None
+                    ) -> list[str]:
+    """Roles whose predictions on the validation set are all one class."""
+    labels = metrics.get("label_names") or []
+    found = []
+    for role, model in (metrics.get("models") or {}).items():
+        classes = model.get("predicted_classes")
+        if classes is None and predictions is not None and f"{role}_pred" in predictions:
+            classes = predictions[f"{role}_pred"].nunique()
+        if classes == 1 and len(labels) > 1:
+            found.append(role)
+    return found
+
+
+def warnings_for(metrics: dict[str, Any], predictions: pd.DataFrame | None = None
+                 ) -> list[str]:
+    """What is wrong with a finished run's results, worst first, in plain words."""
+    models = metrics.get("models") or {}
+    notes = []
+    for role in one_class_roles(metrics, predictions):
+        accuracy = models[role].get("accuracy")
+        notes.append(f"**{ROLE_NAMES.get(role, role)} predicts one class for every example** "
+                     f"({_pct(accuracy)} is the share of that class): it learned nothing "
+                     "useful. More data or epochs, a higher learning rate, or a balanced "
+                     "dataset usually help.")
+    student, baseline = models.get("student", {}), models.get("baseline", {})
+    if student.get("accuracy") is not None and baseline.get("accuracy") is not None and \
+            student["accuracy"] <= baseline["accuracy"]:
+        notes.append(f"**The distilled student ({_pct(student['accuracy'])}) is no better than "
+                     f"the same student trained without the teacher "
+                     f"({_pct(baseline['accuracy'])})**: on this data the teacher added "
+                     "nothing; try more epochs, a transfer set of unlabelled text, or another "
+                     "temperature.")
+    busy = [ROLE_NAMES.get(r, r) for r, m in models.items() if m.get("machine_busy")]
+    if busy:
+        notes.append(f"**Timings taken on a busy machine** ({', '.join(busy)}: other processes "
+                     "used the CPUs while timing); the speed-up may be off. Re-time the run "
+                     "on a quiet machine.")
+    return notes
+
+
+def results_card(metrics: dict[str, Any], predictions: pd.DataFrame | None = None) -> str:
+    """Markdown: each model's score, % of the teacher kept, speed-up, the KD gain, warnings.
+
+    Args:
+        metrics: the run's ``metrics.json``.
+        predictions: its ``predictions.parquet`` (for runs scored before
+            ``predicted_classes`` was recorded).
+    Returns:
+        The card, or "" when the run has no scores.
+    """
+    models = metrics.get("models") or {}
+    if not models:
+        return ""
+    teacher = models.get("teacher", {})
+    rows = ["| model | accuracy | macro-F1 | of the teacher | speed-up (batch 1) | size |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for role in [r for r in ROLE_NAMES if r in models] + [r for r in models
+                                                           if r not in ROLE_NAMES]:
+        model = models[role]
+        kept = (model["accuracy"] / teacher["accuracy"] if teacher.get("accuracy") and
+                model.get("accuracy") is not None else None)
+        speedup = (teacher["latency_ms_p50"] / model["latency_ms_p50"]
+                   if teacher.get("latency_ms_p50") and model.get("latency_ms_p50") else None)
+        size = f"{model['size_mb']:.0f} MB" if model.get("size_mb") else "–"
+        rows.append(f"| {ROLE_NAMES.get(role, role)} | {_pct(model.get('accuracy'))} | "
+                    f"{_pct(model.get('macro_f1'))} | {_pct(kept) if role != 'teacher' else '–'}"
+                    f" | {f'{speedup:.2f}x' if speedup and role != 'teacher' else '–'} | "
+                    f"{size} |")
+    lines = ["### Results", "\n".join(rows)]
+    student, baseline = models.get("student", {}), models.get("baseline", {})
+    if student.get("accuracy") is not None and baseline.get("accuracy") is not None:
+        gain = 100 * (student["accuracy"] - baseline["accuracy"])
+        lines.append(f"**What the teacher bought:** {gain:+.1f} accuracy points over the same "
+                     "student trained on the labels alone.")
+    if teacher.get("device"):
+        lines.append(f"<span class='dl-small'>Scored on {metrics.get('validation_size', '?')} "
+                     f"validation examples; timed on {teacher['device']} in "
+                     f"{teacher.get('precision', '?')}, end to end at batch 1.</span>")
+    notes = warnings_for(metrics, predictions)
+    if notes:
+        lines.append("#### Warnings\n" + "\n".join(f"- ⚠ {note}" for note in notes))
+    return "\n\n".join(lines)

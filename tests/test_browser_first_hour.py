@@ -1,0 +1,146 @@
+"""The first hour in the browser: what a new user trips over, in headless Chromium.
+
+The app serves without a job queue, so launched runs stay queued and nothing trains; the
+finished and failed runs the results card and Edit-and-relaunch need are written by hand.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import serve_app
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.test_public import fake_finished_run
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: str
+        ) -> Iterator[dict]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    runs_dir = tmp_path_factory.mktemp("first-hour") / "runs"
+    runs_dir.mkdir()
+    with serve_app(runs_dir, with_queue=False) as url, \
+            sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                             args=CHROMIUM_ARGS)
+        try:
+            yield {"browser": browser, "url": url, "runs_dir": runs_dir,
+                   "model": tiny_bert_dir}
+        finally:
+            browser.close()
+
+
+def open_page(app: dict) -> object:
+    page = app["browser"].new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(60_000)
+    page.goto(app["url"], wait_until="load")
+    page.locator("#launch").wait_for()
+    page.locator("#run-status").get_by_text("Run").or_(
+        page.locator("#run-status").get_by_text("No run yet")).first.wait_for()
+    return page
+
+
+def run_ids(runs_dir: Path) -> set[str]:
+    return {p.name for p in runs_dir.iterdir() if (p / "spec.json").exists()}
+
+
+def test_a_rejected_upload_never_queues_a_job_and_its_error_stays(app: dict,
+                                                                   tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    page = open_page(app)
+    before = run_ids(app["runs_dir"])
+    bad = tmp_path / "no_labels.csv"
+    bad.write_text("text,score_note\n" + "".join(f"row {i},x\n" for i in range(20)))
+    page.locator("#upload-train input[type=file]").set_input_files(str(bad))
+    note = page.locator("#upload-note")
+    expect(note).to_contain_text("no_labels.csv was not accepted")
+    expect(page.locator("#dataset textarea, #dataset input").first).to_have_value("")
+    page.locator("#launch").click()
+    error = page.locator("#action-error")
+    expect(error).to_contain_text("Dataset is empty")
+    time.sleep(15)  # the toast fades; the message where it happened does not
+    expect(error).to_contain_text("Dataset is empty")
+    expect(note).to_contain_text("was not accepted")
+    assert run_ids(app["runs_dir"]) == before
+    page.close()
+
+
+def test_launch_folds_the_form_brings_progress_into_view_and_queues_one_job_per_click(
+        app: dict) -> None:
+    from playwright.sync_api import expect
+
+    page = open_page(app)
+    before = run_ids(app["runs_dir"])
+    page.locator("#launch-default").dblclick()
+    expect(page.locator("#run-status")).to_contain_text("queued")
+    page.wait_for_timeout(1500)  # the smooth scroll
+    heading = page.locator("#progress-heading").bounding_box()
+    assert heading is not None and 0 <= heading["y"] < 900, heading
+    expect(page.locator("#setup #launch")).to_be_hidden()  # the form folded away
+    assert len(run_ids(app["runs_dir"]) - before) == 1
+    page.close()
+
+
+def test_a_degenerate_finished_run_shows_its_results_card_with_warnings(app: dict) -> None:
+    import json
+
+    from playwright.sync_api import expect
+
+    from core.runs import Run
+
+    run_id = fake_finished_run(app["runs_dir"], app["model"], "degenerate")
+    run = Run(app["runs_dir"] / run_id)
+    metrics = run.metrics
+    metrics["models"] = {
+        "teacher": {"accuracy": 0.55, "macro_f1": 0.35, "latency_ms_p50": 10.0,
+                    "predicted_classes": 1, "device": "cpu", "precision": "fp32"},
+        "student": {"accuracy": 0.545, "macro_f1": 0.35, "latency_ms_p50": 5.0,
+                    "predicted_classes": 1, "machine_busy": True},
+        "baseline": {"accuracy": 0.545, "macro_f1": 0.35, "latency_ms_p50": 5.0,
+                     "predicted_classes": 1}}
+    (run.path / "metrics.json").write_text(json.dumps(metrics))
+    page = open_page(app)
+    picker = page.locator("#watch-run input")
+    picker.click()
+    picker.fill(run_id)
+    page.get_by_role("option", name=run_id).first.click()
+    card = page.locator("#results-card")
+    expect(card).to_contain_text("Results")
+    expect(card).to_contain_text("2.00x")  # the student's speed-up
+    expect(card).to_contain_text("predicts one class")
+    expect(card).to_contain_text("no better than")
+    expect(card).to_contain_text("busy machine")
+    page.close()
+
+
+def test_a_failed_run_offers_edit_and_relaunch_instead_of_resume(app: dict) -> None:
+    from playwright.sync_api import expect
+
+    from core.runs import create_run
+
+    run = create_run({"name": "bad-teacher", "teacher": "no-such/teacher",
+                      "train": {"epochs": 3}}, app["runs_dir"])
+    run.set_status("failed", error="ModelError: no-such/teacher: not found on the Hub")
+    page = open_page(app)
+    picker = page.locator("#watch-run input")
+    picker.click()
+    picker.fill(run.id)
+    page.get_by_role("option", name=run.id).first.click()
+    expect(page.locator("#run-status")).to_contain_text("Edit and relaunch")
+    expect(page.locator("#resume")).to_be_hidden()
+    page.locator("#edit-relaunch").click()
+    expect(page.locator("#run-name textarea, #run-name input").first).to_have_value(
+        "bad-teacher")
+    expect(page.locator("#teacher input")).to_have_value("no-such/teacher")
+    expect(page.locator("#epochs input[type=number]")).to_have_value("3")
+    expect(page.locator("#action-error")).to_contain_text("are in the form")
+    page.close()
