@@ -7,8 +7,10 @@ scored as the role ``student_int8``, like the others: an extra point on the trad
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -168,7 +170,15 @@ def evaluate_models(model_refs: Sequence[str], dataset: Any, runs_dir: Any = Non
 
     if not model_refs:
         raise ValueError("evaluate: pick at least one model")
+    whole_file = not dataset.validation and Path(dataset.name).expanduser().is_file()
+    if whole_file:
+        # One labelled file given to score: all its rows, not the 10% a training job holds out.
+        dataset = dataclasses.replace(dataset, validation=dataset.name)
     data = load_data(dataset)
+    if whole_file:
+        data = dataclasses.replace(data, description=f"{Path(dataset.name).name}: all "
+                                   f"{len(data.validation_texts):,} rows, "
+                                   f"{len(data.label_names)} labels")
     target = resolve_device(device)
     models = {}
     for ref in model_refs:

@@ -346,3 +346,16 @@ def test_cuda_attention_leaves_out_cudnn_unless_asked(monkeypatch):
     monkeypatch.setenv("DISTILLAB_CUDNN_ATTENTION", "1")
     with attention_backends("cuda"):
         assert torch.backends.cuda.cudnn_sdp_enabled()
+
+
+def test_scoring_one_labelled_file_scores_all_its_rows(tmp_path, tiny_bert_dir: str) -> None:
+    from core.scoring import evaluate_models
+    from core.specs import DatasetSpec
+    from tests.conftest import write_sentiment_csvs
+
+    train, _ = write_sentiment_csvs(tmp_path, train=40, dev=10)
+    description, models = evaluate_models([tiny_bert_dir], DatasetSpec(name=train),
+                                          measure=False, max_length=16)
+    assert description == "train.csv: all 40 rows, 2 labels"
+    assert sum(models[tiny_bert_dir]["confusion_matrix"][0]) + \
+        sum(models[tiny_bert_dir]["confusion_matrix"][1]) == 40
