@@ -115,14 +115,15 @@ def register_api(ctx: AppContext) -> None:
                           else actions.runs_table(caller))
 
     @errors
-    def compare(texts: list[str], models: list[str], max_length: int = 128,
+    def compare(texts: list[str], models: list[str], max_length: int = 0,
                 request: gr.Request = None) -> list[dict]:
-        """Each model's label, confidence, class probabilities and latency on each text.
+        """Each model's label, confidence, class probabilities and latency on each text
+        (batch 1, end to end, warmed, the median of repeats: as the leaderboard times it).
 
         Args:
             texts: the texts to classify.
             models: model references: run:<id>/<role>, bundled:minilm, a Hub id.
-            max_length: truncation length in tokens.
+            max_length: truncation length in tokens; 0: each model's own (its run's).
         """
         texts, refs, length = actions.check_compare(texts, models, max_length,
                                                     ctx.caller(request))

@@ -40,10 +40,11 @@ def gpu_task(duration: int = 60) -> Callable[[F], F]:
 
 @gpu_task(COMPARE_GPU_S)
 def compare_models(texts: Sequence[str], model_refs: Sequence[str],
-                   runs_dir: str | os.PathLike | None, max_length: int = 128) -> pd.DataFrame:
-    """Each model's label, probabilities and latency on each text (``core.compare.compare``)."""
+                   runs_dir: str | os.PathLike | None, max_length: int = 0) -> pd.DataFrame:
+    """Each model's label, probabilities and latency on each text (``core.compare.compare``;
+    ``max_length`` 0: each model's own)."""
     return compare_core.compare(list(texts), list(model_refs), runs_dir=runs_dir,
-                                max_length=max_length)
+                                max_length=max_length or None)
 
 
 @gpu_task(EVALUATE_GPU_S)

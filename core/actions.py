@@ -281,7 +281,8 @@ class Actions:
             raise SpecError("no texts to compare: give at least one non-empty text")
         limits_module.check_texts(texts, self.limits)
         max_length = _integer(max_length, "max_length")
-        limits_module.check_max_length(max_length, self.limits)
+        if max_length:  # 0: each model's own (its run's), within the limits already
+            limits_module.check_max_length(max_length, self.limits)
         return texts, self.check_models(refs, caller), max_length
 
     def check_evaluation(self, refs: Sequence[str], dataset: DatasetSpec, max_length: int,

@@ -7,21 +7,15 @@ The engine side of the app's Compare and Trade-offs tabs (and their CLI twins):
   examples where they disagree (or either is wrong);
 * :func:`tradeoffs` gathers every scored model across runs with its Pareto flags.
 
-Models are loaded once per process and kept in a small LRU cache keyed by their resolved
-folder (and its ``config.json`` time stamp, so a model re-saved in place is reloaded).
+Models are loaded and run through ``core.inference.Predictor`` (one LRU model cache, the
+run's own max_length, the leaderboard's way of timing).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,10 +24,9 @@ from core.runs import Run, RunError, leaderboard, open_run
 
 logger = logging.getLogger(__name__)
 
-MODEL_CACHE_SIZE = 4
 DISAGREEMENT_MODES = ("disagree", "either_wrong", "all")
 COMPARE_COLUMNS = ["text_index", "text", "model", "label", "confidence", "probabilities",
-                   "latency_ms", "agree"]
+                   "latency_ms", "max_length", "agree"]
 DISAGREEMENT_COLUMNS = ["index", "text", "true_label", "a_label", "a_confidence", "b_label",
                         "b_confidence", "confidence_gap", "a_correct", "b_correct"]
 TRADEOFF_COLUMNS = ["model", "run_id", "role", "accuracy", "macro_f1", "latency_ms_p50",
@@ -48,87 +41,11 @@ class CompareError(ValueError):
     """A comparison that cannot be made, with a message that says why and what to do."""
 
 
-# --- model cache ---------------------------------------------------------------------
-
-_MODELS: OrderedDict[tuple[str, float, str], tuple[Any, Any, list[str]]] = OrderedDict()
-_MODELS_LOCK = threading.Lock()
-
-
-def _check_is_classifier(ref: str, path: str) -> None:
-    config = Path(path) / "config.json"
-    if not config.is_file():
-        return  # a Hub id: load_classifier says what is wrong
-    try:
-        architectures = json.loads(config.read_text()).get("architectures") or []
-    except (OSError, json.JSONDecodeError):
-        return
-    if not any(a.endswith("ForSequenceClassification") for a in architectures):
-        raise CompareError(f"{ref} has no classification head (it is an encoder, not a "
-                           "classifier); compare fine-tuned models, e.g. a run's teacher, "
-                           "student or baseline")
-
-
-def load_cached_model(ref: str, runs_dir: str | os.PathLike | None = None,
-                      device: str = "auto") -> tuple[Any, Any, list[str]]:
-    """A classifier, its tokenizer and label names, loaded once and kept in an LRU cache.
-
-    Args:
-        ref: ``run:<id>/<role>``, a model folder, ``bundled:minilm`` or a Hub id.
-        runs_dir: the runs folder for ``run:`` refs.
-        device: ``auto``, ``cpu``, ``cuda``...
-    Returns:
-        ``(model, tokenizer, label_names)``; the model is in eval mode on ``device``.
-    Raises:
-        CompareError / ModelError: a model that cannot be found or is not a classifier.
-    """
-    from core.devices import resolve_device
-    from core.models import load_classifier, resolve_model_ref
-
-    runs = os.fspath(runs_dir) if runs_dir is not None else None
-    path = resolve_model_ref(ref, runs)
-    _check_is_classifier(ref, path)
-    config = Path(path) / "config.json"
-    stamp = config.stat().st_mtime if config.is_file() else 0.0
-    target = resolve_device(device)
-    key = (str(Path(path).resolve()) if Path(path).is_dir() else path, stamp, str(target))
-    with _MODELS_LOCK:
-        if key in _MODELS:
-            _MODELS.move_to_end(key)
-            return _MODELS[key]
-        model, tokenizer, _ = load_classifier(ref, None, runs_dir=runs)
-        model.to(target).eval()
-        names = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
-        _MODELS[key] = (model, tokenizer, names)
-        while len(_MODELS) > MODEL_CACHE_SIZE:
-            _MODELS.popitem(last=False)
-        return _MODELS[key]
-
-
 # --- compare -------------------------------------------------------------------------
 
 
-def _predict_one(model: Any, tokenizer: Any, text: str, max_length: int) -> tuple[np.ndarray,
-                                                                                  float]:
-    """Probabilities of one text and the end-to-end time: tokenise, forward, softmax, host."""
-    import torch
-
-    from core.devices import forward_context, inference_dtype
-
-    device = next(model.parameters()).device
-    dtype = inference_dtype(device)
-    started = time.perf_counter()
-    # Tokenised here, uncached, so the time is what a caller with a new text waits for.
-    batch = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
-    batch = {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask",
-                                                                "token_type_ids")}
-    with torch.inference_mode(), forward_context(device, dtype):
-        logits = model(**batch).logits
-    probs = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()  # the copy syncs CUDA
-    return probs, (time.perf_counter() - started) * 1000.0
-
-
 def compare(texts: Sequence[str], model_refs: Sequence[str],
-            runs_dir: str | os.PathLike | None = None, max_length: int = 128,
+            runs_dir: str | os.PathLike | None = None, max_length: int | None = None,
             device: str = "auto") -> pd.DataFrame:
     """Every model's prediction on every text, side by side.
 
@@ -136,36 +53,39 @@ def compare(texts: Sequence[str], model_refs: Sequence[str],
         texts: the texts to classify (blank ones are dropped).
         model_refs: model references (``run:<id>/<role>``, folders, ``bundled:...``).
         runs_dir: the runs folder for ``run:`` refs.
-        max_length: truncation length in tokens.
+        max_length: truncation length in tokens; None or 0: each model's own (its run's).
         device: where to run the models.
     Returns:
         One row per (text, model): ``text_index, text, model, label, confidence,
-        probabilities`` (label -> probability), ``latency_ms`` (batch 1, end to end, after
-        two warm-up calls per model) and ``agree`` (every model gave this text the same label).
+        probabilities`` (label -> probability), ``latency_ms`` (batch 1, end to end, warmed,
+        the median of repeats: the leaderboard's latency), ``max_length`` and ``agree``
+        (every model gave this text the same label).
     Raises:
         CompareError: no texts or no models; ModelError for a model that cannot be loaded.
     """
+    from core.inference import Predictor
+
     texts = [t.strip() for t in texts if t and t.strip()]
     refs = list(dict.fromkeys(r.strip() for r in model_refs if r and r.strip()))
     if not texts:
         raise CompareError("no texts to compare: give at least one non-empty text")
     if not refs:
         raise CompareError("no models to compare: give at least one model reference")
-    if max_length < 1:
-        raise CompareError(f"max_length must be at least 1, got {max_length}")
+    if max_length is not None and max_length < 0:
+        raise CompareError(f"max_length must be at least 1 (0: each model's own), got "
+                           f"{max_length}")
     rows = []
     for ref in refs:
-        model, tokenizer, names = load_cached_model(ref, runs_dir, device)
-        for _ in range(2):  # warm-up: lazy initialisation and kernel selection stay untimed
-            _predict_one(model, tokenizer, texts[0], max_length)
+        predictor = Predictor.load(ref, runs_dir, device, max_length or None)
+        names = predictor.label_names
         for i, text in enumerate(texts):
-            probs, latency_ms = _predict_one(model, tokenizer, text, max_length)
+            probs, latency_ms = predictor.time_one(text)
             best = int(probs.argmax())
             rows.append({"text_index": i, "text": text, "model": ref, "label": names[best],
                          "confidence": float(probs[best]),
                          "probabilities": {n: float(p) for n, p in zip(names, probs,
                                                                        strict=True)},
-                         "latency_ms": latency_ms})
+                         "latency_ms": latency_ms, "max_length": predictor.max_length})
     table = pd.DataFrame(rows, columns=COMPARE_COLUMNS[:-1])
     table["agree"] = table.groupby("text_index")["label"].transform("nunique") == 1
     return table[COMPARE_COLUMNS]

@@ -34,6 +34,7 @@ from core.devices import (
     prefer_sdpa,
 )
 from core.evaluation import inference_session, predict_proba
+from core.inference import end_to_end_one, one_batch
 
 logger = logging.getLogger(__name__)
 
@@ -178,13 +179,6 @@ def _spread(texts: Sequence[str], count: int) -> list[str]:
     return [texts[i % len(texts)] for i in range(count)]
 
 
-def _one_batch(tokenizer: Any, text: str, max_length: int, device: torch.device,
-               pad_id: int) -> dict[str, torch.Tensor]:
-    """One text through DistilLab's own path: fast tokenizer, collate, copy to device."""
-    batch = collate(encode_uncached(tokenizer, [text], max_length), [0], pad_id)
-    return {k: v.to(device) for k, v in batch.items()}
-
-
 def _warm_shapes(model: Any, tokenizer: Any, texts: list[str], max_length: int,
                  device: torch.device, pad_id: int) -> None:
     """Run each distinct timed text once, untimed.
@@ -195,7 +189,7 @@ def _warm_shapes(model: Any, tokenizer: Any, texts: list[str], max_length: int,
     every shape the timers will see is seen once before they start.
     """
     for text in dict.fromkeys(texts):
-        model(**_one_batch(tokenizer, text, max_length, device, pad_id))
+        model(**one_batch(tokenizer, text, max_length, device, pad_id))
     sync(device)
 
 
@@ -204,11 +198,8 @@ def _time_latency(model: Any, tokenizer: Any, texts: list[str], max_length: int,
     samples = []
     sync(device)
     for i, text in enumerate(texts):
-        start = time.perf_counter()
-        batch = _one_batch(tokenizer, text, max_length, device, pad_id)
-        probs = torch.softmax(model(**batch).logits.float(), dim=-1)
-        probs.argmax(dim=-1).item()  # the copy to host waits for the device: no sync needed
-        elapsed = time.perf_counter() - start
+        # The copy of the label to the host waits for the device: no sync needed.
+        elapsed = end_to_end_one(model, tokenizer, text, max_length, device, pad_id)[1]
         if i >= warmup:
             samples.append(elapsed)
     return samples
@@ -216,7 +207,7 @@ def _time_latency(model: Any, tokenizer: Any, texts: list[str], max_length: int,
 
 def _time_model_latency(model: Any, tokenizer: Any, texts: list[str], max_length: int,
                         device: torch.device, warmup: int, pad_id: int) -> list[float]:
-    inputs = [_one_batch(tokenizer, text, max_length, device, pad_id) for text in texts]
+    inputs = [one_batch(tokenizer, text, max_length, device, pad_id) for text in texts]
     samples = []
     sync(device)
     for i, batch in enumerate(inputs):

@@ -14,10 +14,10 @@ from core.compare import (
     CompareError,
     compare,
     disagreements,
-    load_cached_model,
     pareto_front,
     tradeoffs,
 )
+from core.inference import InferenceError
 from core.models import ModelError
 from core.runs import RunError, create_run, open_run
 from tests.conftest import make_sentiment_rows
@@ -81,7 +81,7 @@ def test_compare_gives_one_row_per_text_and_model(tiny_run: tuple[Path, str]) ->
     texts = ["the film was great and the plot", "  ", "its cast was dreadful"]
     table = compare(texts, refs, runs_dir=runs_dir, max_length=32, device="cpu")
     assert list(table.columns) == ["text_index", "text", "model", "label", "confidence",
-                                   "probabilities", "latency_ms", "agree"]
+                                   "probabilities", "latency_ms", "max_length", "agree"]
     assert len(table) == 4  # the blank text is dropped
     assert sorted(set(table["model"])) == sorted(refs)
     for row in table.to_dict(orient="records"):
@@ -95,12 +95,33 @@ def test_compare_gives_one_row_per_text_and_model(tiny_run: tuple[Path, str]) ->
         assert group["agree"].all() == (group["label"].nunique() == 1)
 
 
-def test_compare_loads_each_model_once(tiny_run: tuple[Path, str]) -> None:
+def test_compare_loads_each_model_once_at_its_runs_max_length(tiny_run: tuple[Path, str]
+                                                              ) -> None:
+    from core.inference import Predictor
+
     runs_dir, run_id = tiny_run
-    first = load_cached_model(f"run:{run_id}/student", runs_dir, "cpu")
-    again = load_cached_model(f"run:{run_id}/student", runs_dir, "cpu")
-    assert first[0] is again[0]
-    assert first[2] == ["negative", "positive"]
+    first = Predictor.load(f"run:{run_id}/student", runs_dir, "cpu")
+    again = Predictor.load(f"run:{run_id}/student", runs_dir, "cpu")
+    assert first.model is again.model
+    assert first.label_names == ["negative", "positive"]
+    assert first.max_length == 32  # the run's own, not a default
+    assert Predictor.load(f"run:{run_id}/student", runs_dir, "cpu", 16).max_length == 16
+    table = compare(["a fine film"], [f"run:{run_id}/student"], runs_dir=runs_dir)
+    assert table["max_length"].tolist() == [32]
+
+
+def test_one_text_gets_the_same_probabilities_batched_or_alone(tiny_run: tuple[Path, str]
+                                                               ) -> None:
+    from core.inference import Predictor
+
+    runs_dir, run_id = tiny_run
+    predictor = Predictor.load(f"run:{run_id}/teacher", runs_dir, "cpu")
+    texts = ["the film was great", "a dull and tiresome plot", "fine"]
+    batched = predictor.predict_proba(texts)
+    for text, row in zip(texts, batched, strict=True):
+        alone, latency_ms = predictor.time_one(text, repeats=3)
+        assert alone == pytest.approx(row, abs=2e-2)  # bf16 batches pad differently
+        assert latency_ms > 0
 
 
 def test_compare_reports_what_is_missing(tiny_run: tuple[Path, str], minilm_path: str) -> None:
@@ -109,7 +130,7 @@ def test_compare_reports_what_is_missing(tiny_run: tuple[Path, str], minilm_path
         compare(["", " "], [f"run:{run_id}/student"], runs_dir=runs_dir)
     with pytest.raises(CompareError, match="no models"):
         compare(["a text"], [], runs_dir=runs_dir)
-    with pytest.raises(CompareError, match="no classification head"):
+    with pytest.raises(InferenceError, match="no classification head"):
         compare(["a text"], [minilm_path], runs_dir=runs_dir)
     with pytest.raises(ModelError, match="not found"):
         compare(["a text"], ["run:no-such-run/student"], runs_dir=runs_dir)
