@@ -32,12 +32,15 @@ def score_model(model: Any, tokenizer: Any, texts: Sequence[str], labels: Sequen
     Returns:
         The model's metrics dict and its (n, classes) probabilities.
     """
-    from core.evaluation import compute_metrics, predict_proba
+    import torch
+
+    from core.evaluation import compute_metrics
+    from core.inference import Predictor
     from core.saving import count_parameters
     from core.speed import measure_speed
 
-    probs = predict_proba(model, tokenizer, texts, max_length=max_length, device=device,
-                          batch_tokens=batch_tokens)
+    predictor = Predictor(model, tokenizer, label_names, max_length, torch.device(device))
+    probs = predictor.predict_proba(list(texts), batch_tokens=batch_tokens)
     quality = compute_metrics(labels, probs.argmax(-1), label_names)
     total, non_embedding = count_parameters(model)
     metrics: dict[str, Any] = {**quality, "params": total, "params_non_embedding": non_embedding,
