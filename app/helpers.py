@@ -12,7 +12,7 @@ import gradio as gr
 import pandas as pd
 
 from core.access import scrub_paths
-from core.runs import Run
+from core.runs import ModelRef, Run
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def model_choices(runs: list[Run], done_only: bool = True) -> list[str]:
     for run in reversed(runs):
         if done_only and run.status().get("state") != "done":
             continue
-        refs.extend(f"run:{run.id}/{role}" for role in run.models())
+        refs.extend(str(ModelRef(run.id, role)) for role in run.models())
     return refs
 
 
@@ -109,7 +109,7 @@ def default_pair(runs: list[Run]) -> list[str]:
     for run in reversed(runs):
         if run.status().get("state") == "done":
             roles = [r for r in ("teacher", "student") if r in run.models()] or run.models()
-            return [f"run:{run.id}/{role}" for role in roles[:2]]
+            return [str(ModelRef(run.id, role)) for role in roles[:2]]
     return []
 
 

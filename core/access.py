@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.runs import (
-    ROLES,
     RUN_ID_PATTERN,
+    ModelRef,
     Run,
     RunError,
     atomic_write_json,
@@ -160,12 +160,12 @@ def check_model_ref(ref: str, caller: Caller, runs_dir: str | os.PathLike | None
     if not isinstance(ref, str):
         raise AccessError(f"{what}: a model reference is a string")
     ref = ref.strip()
-    if ref.startswith("run:"):
-        run_id, _, role = ref[4:].partition("/")
-        if role not in ROLES:
-            raise AccessError(f"{what}: {ref!r}: a run model is run:<id>/<role>, role one of "
-                              f"{', '.join(ROLES)}")
-        open_run_for(run_id, caller, runs_dir)
+    if ModelRef.is_run_ref(ref):
+        try:
+            model = ModelRef.parse(ref)
+        except RunError as error:
+            raise AccessError(f"{what}: {error}") from None
+        open_run_for(model.run_id, caller, runs_dir)
         return ref
     if not caller.public or ref in BUNDLED_MODEL_NAMES or (
             ref.startswith("bundled:") and RUN_ID_PATTERN.match(ref[8:])):

@@ -23,7 +23,7 @@ from core import access, jobs
 from core import limits as limits_module
 from core.access import AccessError, Caller
 from core.limits import LimitError, Limits
-from core.runs import Run, create_run, leaderboard, list_runs, runs_root
+from core.runs import ModelRef, Run, create_run, leaderboard, list_runs, runs_root
 from core.specs import DatasetSpec, JobSpec, SpecError
 from core.uploads import resolve_dataset, store_upload
 
@@ -177,7 +177,7 @@ class Actions:
         status = jobs.progress(run.id, self.runs_dir)
         for key in [key for key in status if key.startswith("pid")]:
             del status[key]  # the worker's process is the server's business
-        status["models"] = [f"run:{run.id}/{role}" for role in run.models()]
+        status["models"] = [str(ModelRef(run.id, role)) for role in run.models()]
         status["mine"] = access.can_manage(run, caller)
         if status.get("state") == "done":
             status["metrics"] = {role: {k: v for k, v in m.items()
@@ -257,7 +257,7 @@ class Actions:
         from core.compare import disagreements
 
         for ref in (model_a, model_b):
-            if not (ref or "").strip().startswith("run:"):
+            if not ModelRef.is_run_ref(ref):
                 raise SpecError(f"{ref!r}: the browser reads the validation predictions saved "
                                 "with runs, so give models as run:<id>/<role>")
             access.check_model_ref(ref, caller, self.runs_dir)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from core.runs import Run, RunError, leaderboard, open_run
+from core.runs import ModelRef, Run, RunError, leaderboard, open_run
 
 logger = logging.getLogger(__name__)
 
@@ -95,12 +95,11 @@ def compare(texts: Sequence[str], model_refs: Sequence[str],
 
 
 def _parse_run_ref(ref: str) -> tuple[str, str]:
-    ref = ref.strip()
-    run_id, _, role = ref[4:].partition("/") if ref.startswith("run:") else ("", "", "")
-    if not run_id or not role:
+    if not ModelRef.is_run_ref(ref):
         raise CompareError(f"{ref!r} is not a run model: disagreements read the validation "
                            "predictions saved with runs, so give models as run:<id>/<role>")
-    return run_id, role
+    model = ModelRef.parse(ref)
+    return model.run_id, model.role
 
 
 def _role_predictions(ref: str, runs_dir: str | os.PathLike | None) -> pd.DataFrame:

@@ -137,12 +137,10 @@ class Predictor:
 def run_max_length(ref: str, runs_dir: str | os.PathLike | None) -> int | None:
     """The truncation length a run's model was scored with (``metrics.json``, else its
     spec), or None for a model from no run."""
-    from core.runs import RunError, open_run
+    from core.runs import ModelRef, RunError, open_run
 
-    if not ref.startswith("run:"):
-        return None
     try:
-        run = open_run(ref[4:].partition("/")[0], runs_dir)
+        run = open_run(ModelRef.parse(ref).run_id, runs_dir)
     except RunError:
         return None
     length = run.metrics.get("max_length") or (run.spec.get("train") or {}).get("max_length")

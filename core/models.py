@@ -17,11 +17,12 @@ import os
 import re
 import socket
 from collections.abc import Callable
+from dataclasses import astuple
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from core.runs import ROLES, RUN_ID_PATTERN
+from core.runs import ModelRef, RunError
 
 if TYPE_CHECKING:
     import torch
@@ -74,11 +75,11 @@ def resolve_model_ref(ref: str, runs_dir: str | Path | None = None) -> str:
         return BUNDLED_MODELS[key]()
     if ref.startswith("bundled:"):
         raise ModelError(f"{ref}: unknown bundled model; bundled: {sorted(BUNDLED_MODELS)}")
-    if ref.startswith("run:"):
-        run_id, _, role = ref[4:].partition("/")
-        if not RUN_ID_PATTERN.match(run_id) or role not in ROLES:
-            raise ModelError(f"{ref}: a run model is written 'run:<run_id>/<role>', role one "
-                             f"of {', '.join(ROLES)}")
+    if ModelRef.is_run_ref(ref):
+        try:
+            run_id, role = astuple(ModelRef.parse(ref))
+        except RunError as error:
+            raise ModelError(str(error)) from None
         runs = runs_dir if runs_dir is not None else os.environ.get("DISTILLAB_RUNS_DIR", "runs")
         run_dir = Path(runs) / run_id
         if not run_dir.is_dir():

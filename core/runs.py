@@ -25,6 +25,7 @@ import secrets
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,43 @@ RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 class RunError(ValueError):
     """A run that does not exist or cannot be used, with a message that says which."""
+
+
+RUN_REF_PREFIX = "run:"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model saved by a run, written ``run:<run_id>/<role>`` everywhere (UI, API, CLI).
+
+    ``parse`` reads the text form, ``str()`` writes it; nothing else spells it out.
+    """
+
+    run_id: str
+    role: str
+
+    def __str__(self) -> str:
+        return f"{RUN_REF_PREFIX}{self.run_id}/{self.role}"
+
+    @staticmethod
+    def is_run_ref(text: str) -> bool:
+        """Whether ``text`` is meant as a run model (it starts with ``run:``)."""
+        return isinstance(text, str) and text.strip().startswith(RUN_REF_PREFIX)
+
+    @classmethod
+    def parse(cls, text: str) -> ModelRef:
+        """``run:<run_id>/<role>`` as a ModelRef.
+
+        Raises:
+            RunError: not a run model, a run id that is not a plain folder name, or an
+                unknown role.
+        """
+        body = text.strip()[len(RUN_REF_PREFIX):] if cls.is_run_ref(text) else ""
+        run_id, _, role = body.partition("/")
+        if not RUN_ID_PATTERN.match(run_id) or role not in ROLES:
+            raise RunError(f"{text!r}: a run model is written run:<run_id>/<role>, role one "
+                           f"of {', '.join(ROLES)}")
+        return cls(run_id, role)
 
 
 def runs_root(runs_dir: str | os.PathLike | None = None) -> Path:
@@ -343,7 +381,7 @@ def leaderboard(runs_dir: str | os.PathLike | None = None,
         teacher = models.get("teacher", {})
         for role, m in models.items():
             row = {c: m.get(c) for c in LEADERBOARD_COLUMNS}
-            row.update(run_id=run.id, role=role, model=f"run:{run.id}/{role}")
+            row.update(run_id=run.id, role=role, model=str(ModelRef(run.id, role)))
             if teacher.get("latency_ms_p50") and m.get("latency_ms_p50"):
                 row["speedup_vs_teacher"] = teacher["latency_ms_p50"] / m["latency_ms_p50"]
             if teacher.get("accuracy") and m.get("accuracy") is not None:

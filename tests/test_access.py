@@ -137,7 +137,7 @@ def test_cli_cancel_drops_a_queued_run_and_refuses_a_finished_one(
     assert "cancelled" in capsys.readouterr().out
     done = create_run(JobSpec().to_dict(), tmp_path)
     done.set_status("done")
-    assert cli("--runs-dir", runs, "cancel", done.id) == 2
+    assert cli("--runs-dir", runs, "cancel", done.id) == 1
     assert "nothing to cancel" in capsys.readouterr().err
 
 
