@@ -2,6 +2,12 @@
 
 import os
 
+from app.cli import parse_args
+
+# --help and a bad argument end here, before gradio and torch load (seconds); main() reads
+# the same arguments again.
+parse_args()
+
 # Before gradio is imported: it reads the flag at import time.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 

@@ -9,7 +9,6 @@ runs on persistent storage, in public mode (see ``app.settings`` and docs/SECURI
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
@@ -20,6 +19,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from app.api import register_api
+from app.cli import parse_args
 from app.context import AppContext
 from app.guard import FileReferenceGuard
 from app.settings import ZERO_GPU_MESSAGE, on_zero_gpu, resolve_settings
@@ -95,28 +95,6 @@ def launch_options(limits: Limits | None = None) -> dict[str, object]:
             "footer_links": ["api", "gradio"],
             # Before Gradio reads a request: file references only to this app's uploads.
             "app_kwargs": {"middleware": [Middleware(FileReferenceGuard)]}}
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """``python -m app``'s command line (every flag also has an environment variable)."""
-    parser = argparse.ArgumentParser(prog="python -m app", description="Serve DistilLab's app.")
-    parser.add_argument("--host", help="address to listen on (default 127.0.0.1; "
-                        "GRADIO_SERVER_NAME; 0.0.0.0 on a Space)")
-    parser.add_argument("--port", type=int, help="port (default 7860 or the next free one; "
-                        "GRADIO_SERVER_PORT)")
-    parser.add_argument("--share", action="store_true", help="also serve at a temporary "
-                        "public gradio.live link (DISTILLAB_SHARE=1)")
-    parser.add_argument("--auth", metavar="USER:PASSWORD", help="ask for this login "
-                        "(DISTILLAB_AUTH); use it with --share")
-    parser.add_argument("--public", action="store_true", default=None,
-                        help="public mode: visitors are strangers who see only their own runs, "
-                        "give no server paths and use no server token (DISTILLAB_PUBLIC=1; on "
-                        "by default on a Space and with --share without --auth)")
-    parser.add_argument("--no-public", dest="public", action="store_false",
-                        help="turn public mode off (only together with --auth)")
-    parser.add_argument("--runs-dir", help="the runs folder (DISTILLAB_RUNS_DIR; default ./runs, "
-                        "on a Space /data/distillab-runs or ~/distillab-runs)")
-    return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

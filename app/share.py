@@ -22,6 +22,7 @@ from app.settings import ServeSettings
 
 SHARE_PROBE_TIMEOUT_S = 5.0
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+SHARE_HINT = "To create a public link, run with --share (or DISTILLAB_SHARE=1)."
 
 
 def share_server_address(env: Mapping[str, str]) -> tuple[str, int]:
@@ -74,13 +75,18 @@ def serve(demo: gr.Blocks, settings: ServeSettings, block: bool = True,
           env: Mapping[str, str] | None = None, **launch_options: Any) -> None:
     """Launch ``demo`` as ``settings`` say; a share link that cannot be made is one line.
 
+    Without a share link Gradio would end its lines with "set `share=True` in `launch()`",
+    advice for its Python API: Gradio stays quiet then and this prints the address and the
+    app's own switch (``--share``) instead.
+
     Args:
         demo: the app.
         settings: address, share, auth (see :func:`app.settings.resolve_settings`).
         block: wait until the server stops (False: return once it serves, for tests).
         env: the environment for the share probe (default ``os.environ``).
-        launch_options: more ``launch()`` keyword arguments.
+        launch_options: more ``launch()`` keyword arguments (``quiet=True``: only notices).
     """
+    quiet = bool(launch_options.pop("quiet", False))
     share, notice = settings.share, None
     if share and settings.space_id:
         # Gradio refuses share links on Spaces; the Space's own URL is the public one.
@@ -91,15 +97,18 @@ def serve(demo: gr.Blocks, settings: ServeSettings, block: bool = True,
         if problem:
             share = False
             notice = f"Public share link not created: {problem}."
-    if notice:
-        launch_options.setdefault("quiet", True)  # Gradio's own hint would contradict it
     demo.launch(server_name=settings.host, server_port=settings.port, share=share,
-                auth=settings.auth, prevent_thread_lock=True, **launch_options)
+                auth=settings.auth, prevent_thread_lock=True, quiet=quiet or not share,
+                **launch_options)
     if share and not demo.share_url:
         notice = ("Public share link not created: Gradio's share tunnel failed "
                   "(its message is above).")
     if notice:
         print(f"{notice} Serving locally only at {demo.local_url}", flush=True)
+    elif not share and not quiet:
+        print(f"* Running on local URL:  {demo.local_url}", flush=True)
+        if not settings.space_id:
+            print(f"* {SHARE_HINT}", flush=True)
     elif share and settings.auth is None:
         print("Anyone with the share link can use this app: public mode is on (each visitor "
               "sees only their own runs; see docs/SECURITY.md).", flush=True)

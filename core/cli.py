@@ -27,6 +27,7 @@ from typing import Any
 from core.specs import PRESETS, RECIPES, JobSpec, SpecError
 
 ERRORS_EXIT = 2
+NOTHING_TO_CANCEL_EXIT = 1  # `distillab cancel` of a run that had finished already
 
 
 def _parse_layers(value: str) -> tuple[int, ...]:
@@ -86,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs-dir", help="runs folder (default $DISTILLAB_RUNS_DIR or ./runs)")
     parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command")
+    # COMMAND, not argparse's {choice,...} list, which would name the hidden worker command.
+    sub = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     _add_run_parser(sub)
 
     p = sub.add_parser("runs", help="list runs")
@@ -130,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("cancel", help="stop a running job (it saves a checkpoint) or drop a "
-                       "queued one")
+                       "queued one; exit status 1 if the run had finished already")
     p.add_argument("run_id")
 
     p = sub.add_parser("delete", help="delete a run folder (not while it runs)")
@@ -162,7 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: private)")
     p.add_argument("--token", help="Hub write token (default: $HF_TOKEN or `hf auth login`)")
 
-    p = sub.add_parser("worker", help=argparse.SUPPRESS)
+    # The job queue's: no help, so it is left out of the list (help=SUPPRESS would print
+    # "==SUPPRESS==" there).
+    p = sub.add_parser("worker")
     p.add_argument("run_id")
     return parser
 
@@ -447,12 +451,25 @@ def cmd_tradeoffs(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
+    """Cancel a run: 0 once it is cancelled, stopping or marked interrupted; 1 when it had
+    finished already (done, failed or cancelled), so a script can tell the two apart."""
     from core.access import Caller
     from core.actions import Actions
+    from core.runs import RunError
 
-    state = Actions(args.runs_dir).cancel(args.run_id, Caller())
-    print(f"{args.run_id}: cancel requested; it stops at its next step" if state == "running"
-          else f"{args.run_id}: {state}")
+    try:
+        state = Actions(args.runs_dir).cancel(args.run_id, Caller())
+    except RunError as error:
+        if "nothing to cancel" not in str(error):
+            raise  # no such run, not a run id: the usual error exit
+        print(f"distillab cancel: {error}", file=sys.stderr)
+        return NOTHING_TO_CANCEL_EXIT
+    messages = {"cancelled": "cancelled (it had not started)",
+                "running": "stopping at its next step",
+                "interrupted": "interrupted (its worker had stopped)"}
+    print(f"{args.run_id}: {messages.get(state, state)}")
+    if state in ("running", "interrupted"):
+        print(f"resume with: distillab run --resume {args.run_id}")
     return 0
 
 

@@ -1,7 +1,9 @@
 """One job, start to finish: data → teacher → student → baseline → evaluate → measure.
 
 Every stage writes into the run folder as it goes, so a job killed at any point resumes:
-a stage whose model is saved is skipped, a stage with a checkpoint continues from it.
+a stage whose model is saved is skipped, a stage with a checkpoint continues from it. A
+finished run keeps no ``checkpoint/``; a default extracted student's layers are written into
+``spec.json`` once it is built.
 
 Under ``accelerate launch``/``torchrun`` every rank runs this with the same run folder (see
 ``core/distributed.py``): rank 0 alone writes it (status, events, models, checkpoints,
@@ -15,6 +17,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,7 @@ import numpy as np
 
 from core import distributed
 from core.losses import IGNORE_LABEL
-from core.runs import Run, runs_root
+from core.runs import Run, atomic_write_json, runs_root
 from core.specs import RECIPES, JobSpec
 
 log = logging.getLogger(__name__)
@@ -106,6 +109,8 @@ def run_job(run: Run, on_event: EventSink | None = None) -> dict[str, Any]:
         raise
     if not main:
         return metrics
+    # Every model is saved and scored: the resumable state has no use left.
+    shutil.rmtree(run.path / "checkpoint", ignore_errors=True)
     run.set_status("done", stage="done", message="finished")
     run.append_event({"type": "stage", "stage": "done", "message": "finished"})
     return metrics
@@ -131,6 +136,7 @@ def _run_stages(run: Run, spec: JobSpec, emit: EventSink) -> dict[str, Any]:
     teacher, tokenizer = _prepare_teacher(run, spec, data, device, emit)
 
     student, student_tokenizer = _build_student(run, spec, teacher, tokenizer, data)
+    spec = _record_student_layers(run, spec, student)
     check_compatibility(teacher, tokenizer, student, student_tokenizer,
                         needs_hidden_states=spec.recipe.needs_hidden_states)
     _train_stage(run, spec, "student", student, student_tokenizer, data, device, emit,
@@ -214,6 +220,22 @@ def _build_student(run: Run, spec: JobSpec, teacher: Any, tokenizer: Any, data: 
                                        runs_dir=run.path.parent)
     return build_fresh_student(teacher, student_spec.num_layers, student_spec.hidden_size,
                                student_spec.num_heads), tokenizer
+
+
+def _record_student_layers(run: Run, spec: JobSpec, student: Any) -> JobSpec:
+    """Write the teacher layers a default extracted student keeps into spec.json.
+
+    The run's spec then shows the layers used, not ``null``, and a resumed run (it re-reads
+    spec.json) builds the same student. Returns the spec with those layers.
+    """
+    if spec.student.kind != "extract" or spec.student.layers is not None:
+        return spec
+    layers = tuple(student.config.distillab_teacher_layers)
+    if distributed.is_main_process():
+        saved = run.spec
+        saved["student"] = {**saved.get("student", {}), "layers": list(layers)}
+        atomic_write_json(run.path / "spec.json", saved)
+    return replace(spec, student=replace(spec.student, layers=layers))
 
 
 def _train_stage(run: Run, spec: JobSpec, stage: str, model: Any, tokenizer: Any, data: Any,

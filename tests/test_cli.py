@@ -1,12 +1,17 @@
-"""The command line as a user types it: run, runs, predict, eval, and clear errors."""
+"""The command line as a user types it: run, runs, predict, eval, cancel, help, and clear
+errors."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
 from core.cli import build_parser, main, spec_from_args
+from core.runs import atomic_write_json, create_run
+from core.specs import JobSpec
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +126,54 @@ def test_progress_bar_counts_from_the_first_reported_step(capsys):
     assert (bars._bar.initial, bars._bar.n, bars._bar.total) == (1, 1, 5)
     bars.close()
     assert "teacher" in capsys.readouterr().err
+
+
+def test_help_lists_the_public_commands_without_the_internal_worker(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "SUPPRESS" not in out and "worker" not in out
+    for command in ("run", "runs", "eval", "cancel", "export", "bench"):
+        assert f"\n    {command} " in out, command
+    assert build_parser().parse_args(["worker", "some-run"]).run_id == "some-run"
+
+
+def test_help_answers_without_loading_torch():
+    code = ("import sys\nfrom core.cli import main\ntry:\n    main(['--help'])\n"
+            "except SystemExit:\n    pass\nprint('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.splitlines()[-1] == "False", done.stderr
+
+
+@pytest.mark.parametrize(("state", "exit_code", "stream", "words"), [
+    ("queued", 0, "out", "cancelled"),
+    ("running", 0, "out", "stopping at its next step"),
+    ("interrupted", 0, "out", "interrupted"),
+    ("done", 1, "err", "nothing to cancel"),
+    ("failed", 1, "err", "nothing to cancel"),
+    ("cancelled", 1, "err", "nothing to cancel"),
+])
+def test_cancel_says_what_happened_and_exits_1_only_for_a_finished_run(
+        state, exit_code, stream, words, tmp_path, capsys):
+    run = create_run(JobSpec().to_dict(), tmp_path)
+    if state == "running":
+        run.set_status("running")  # this process is its worker
+    elif state == "interrupted":
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()  # a worker that has exited: its pid names no process now
+        atomic_write_json(run.path / "status.json", {"state": "running", "pid": gone.pid})
+    elif state != "queued":
+        run.set_status(state)
+    assert main(["--runs-dir", str(tmp_path), "cancel", run.id]) == exit_code
+    out, err = capsys.readouterr()
+    assert words in (out if stream == "out" else err)
+    expected = {"queued": "cancelled", "running": "running", "interrupted": "interrupted"}
+    assert run.status()["state"] == expected.get(state, state)
+    assert run.cancel_requested() == (state == "running")
+
+
+def test_cancel_of_a_missing_run_is_an_error_exit_2(tmp_path, capsys):
+    assert main(["--runs-dir", str(tmp_path), "cancel", "no-such-run"]) == 2
+    assert "no run 'no-such-run'" in capsys.readouterr().err

@@ -24,11 +24,12 @@ REQUIRED_METRICS = ("accuracy", "macro_f1", "params", "params_non_embedding", "s
                     "latency_ms_p50", "latency_ms_p95", "throughput_per_s", "device")
 
 
-def tiny_spec(teacher: str, train_csv: str, dev_csv: str, **train: object) -> JobSpec:
+def tiny_spec(teacher: str, train_csv: str, dev_csv: str,
+              layers: tuple[int, ...] | None = (0, 2), **train: object) -> JobSpec:
     return JobSpec.from_dict({
         "teacher": teacher,
         "dataset": {"name": train_csv, "validation": dev_csv},
-        "student": {"kind": "extract", "layers": [0, 2]},
+        "student": {"kind": "extract", "layers": layers},
         "recipe": "distilbert",
         "train": {"preset": "quick", "epochs": 2, "teacher_epochs": 2, "batch_size": 16,
                   "learning_rate": 5e-3, "teacher_learning_rate": 5e-3, "max_length": 32,
@@ -67,7 +68,7 @@ def test_a_job_writes_the_whole_run_folder(finished_run):
         assert all(key in metrics["models"][role] for key in REQUIRED_METRICS), role
     assert json.loads((run.path / "metrics.json").read_text()) == json.loads(
         json.dumps(metrics, default=float))
-    assert not (run.path / "checkpoint" / "student").exists()  # dropped once saved
+    assert not (run.path / "checkpoint").exists()  # resumable state, dropped once done
     assert any(e["type"] == "epoch" for e in events)  # the subscriber saw progress
     assert any(e["type"] == "step" and e["stage"] == "teacher" for e in events)
     stages = [e["stage"] for e in run.events(("stage",))]
@@ -116,7 +117,10 @@ def test_a_job_killed_after_a_checkpoint_resumes_to_the_same_metrics(finished_ru
                                                                        tmp_path):
     _, _, _, paths, _ = finished_run
     runs_dir = tmp_path / "runs"
-    spec = tiny_spec(tiny_bert_dir, *paths, epochs=3, checkpoint_every_steps=2).to_dict()
+    # The default layers (every other one): the killed run writes the ones it used into
+    # spec.json, and the resumed run reads them back.
+    spec = tiny_spec(tiny_bert_dir, *paths, layers=None, epochs=3,
+                     checkpoint_every_steps=2).to_dict()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     killed = create_run(spec, runs_dir)
     proc = subprocess.Popen([sys.executable, "-m", "core", "--runs-dir", str(runs_dir),
@@ -130,15 +134,19 @@ def test_a_job_killed_after_a_checkpoint_resumes_to_the_same_metrics(finished_ru
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert killed.status()["state"] == "interrupted"
+    assert killed.checkpoint_dir("student").exists()  # kept for the resume
+    assert killed.spec["student"]["layers"] == [0, 2]  # a 4-layer teacher's every other one
 
     resumed = subprocess.run([sys.executable, "-m", "core", "--runs-dir", str(runs_dir), "run",
                               "--resume", killed.id], env=env, cwd=REPO, capture_output=True,
                              text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert any(e["type"] == "resumed" for e in killed.events())
+    assert not (killed.path / "checkpoint").exists()
 
     straight = create_run(spec, runs_dir)
     run_job(straight)
+    assert straight.spec["student"] == killed.spec["student"]
     cut, whole = killed.metrics["models"], straight.metrics["models"]
     for role in ("teacher", "student", "baseline"):
         for key in ("accuracy", "macro_f1", "confusion_matrix", "per_class"):

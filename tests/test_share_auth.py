@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from app.settings import ServeSettings, parse_auth, resolve_settings
-from app.share import share_server_problem
+from app.share import SHARE_HINT, serve, share_server_problem
 from tests.conftest import free_port
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -47,6 +47,56 @@ def test_malformed_auth_is_refused_with_the_expected_form(text: str) -> None:
     with pytest.raises(ValueError, match="give user:password"):
         parse_auth(text)
     assert parse_auth("  ") is None
+
+
+def test_help_and_bad_arguments_answer_before_gradio_and_torch_load() -> None:
+    code = ("import runpy, sys\nsys.argv = ['app', {arg!r}]\ntry:\n"
+            "    runpy.run_module('app', run_name='__main__', alter_sys=True)\n"
+            "except SystemExit as done:\n    print('exit', done.code)\n"
+            "print('gradio' in sys.modules, 'torch' in sys.modules)")
+    for arg, code_expected in (("--help", 0), ("--port=x", 2)):
+        done = subprocess.run([sys.executable, "-c", code.format(arg=arg)], cwd=REPO,
+                              capture_output=True, text=True, timeout=60)
+        assert done.stdout.splitlines()[-2:] == [f"exit {code_expected}", "False False"], (
+            done.stdout, done.stderr)
+
+
+class RecordedLaunch:
+    """A stand-in for ``gr.Blocks``: records ``launch()``'s arguments and serves nothing."""
+
+    local_url = "http://127.0.0.1:7860/"
+
+    def __init__(self, share_url: str | None = None) -> None:
+        self.share_url = share_url
+        self.options: dict[str, object] = {}
+
+    def launch(self, **options: object) -> None:
+        self.options = options
+
+
+@pytest.mark.parametrize(("space_id", "quiet"), [(None, False), ("me/space", False),
+                                                 (None, True)])
+def test_without_a_share_link_the_hint_names_the_apps_switch_not_gradios(
+        space_id: str | None, quiet: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    demo = RecordedLaunch()
+    serve(demo, ServeSettings(space_id=space_id), block=False, quiet=quiet)
+    # Gradio's own lines would say "set `share=True` in `launch()`".
+    assert demo.options["quiet"] is True and demo.options["share"] is False
+    out = capsys.readouterr().out
+    assert "share=True" not in out
+    assert ("--share" in out and SHARE_HINT in out) == (space_id is None and not quiet)
+    assert (demo.local_url in out) == (not quiet)
+
+
+def test_a_share_link_leaves_gradio_its_own_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    demo = RecordedLaunch(share_url="https://abc.gradio.live")
+    with socket.socket() as listener:  # a share server that answers the probe
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        env = {"GRADIO_SHARE_SERVER_ADDRESS": f"127.0.0.1:{listener.getsockname()[1]}"}
+        serve(demo, ServeSettings(share=True, auth=("a", "b")), block=False, env=env)
+    assert demo.options["quiet"] is False and demo.options["share"] is True
+    assert SHARE_HINT not in capsys.readouterr().out
 
 
 def test_share_probe_names_an_unreachable_share_server_and_passes_a_listening_one() -> None:
