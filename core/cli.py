@@ -263,8 +263,9 @@ class _ProgressBars:
                 # made since the bar appeared, not all of them over a near-zero time.
                 self._bar = self._tqdm(total=event["total_steps"], desc=f"{self._stage:>8}",
                                        unit="step", dynamic_ncols=True, initial=event["step"])
-            self._bar.set_postfix(epoch=f"{event['epoch']}/{event['epochs']}",
-                                  loss=f"{event['loss']:.3f}", refresh=False)
+            if "loss" in event:  # training steps; evaluation's steps are one per model
+                self._bar.set_postfix(epoch=f"{event['epoch']}/{event['epochs']}",
+                                      loss=f"{event['loss']:.3f}", refresh=False)
             self._bar.update(event["step"] - self._bar.n)
         elif kind == "epoch":
             self._write(f"  {event['stage']} epoch {event['epoch']}/{event['epochs']}: "
