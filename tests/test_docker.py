@@ -165,3 +165,11 @@ def test_healthcheck_fails_when_nothing_listens():
     done = subprocess.run(_healthcheck(), env={"GRADIO_SERVER_PORT": str(port)},
                           capture_output=True, timeout=30)
     assert done.returncode != 0
+
+
+def test_ci_runs_the_readmes_test_command_verbatim() -> None:
+    readme = (REPO / "README.md").read_text()
+    commands = re.findall(r"```bash\n(pip install -q torch[^\n]*pytest[^\n]*)\n```", readme)
+    assert len(commands) == 1, "the README's set-up has one test command"
+    ci_lines = (REPO / ".ci" / "run").read_text().splitlines()
+    assert ci_lines[-1] == commands[0], "CI's last line must be the README's test command"
