@@ -33,6 +33,7 @@ RUN pip install -r requirements.txt
 COPY pyproject.toml README.md ./
 COPY core ./core
 COPY app ./app
+COPY assets ./assets
 RUN pip install --no-deps . && python -c "import core, app" && distillab --help > /dev/null
 
 USER user

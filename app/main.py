@@ -34,14 +34,7 @@ from core.limits import Limits
 from core.runs import runs_root
 
 GRADIO_CACHE_CLEANUP = (3600, 7200)  # (every s, older than s)
-CSS = """
-.dl-progress { font-size: 0.95em; }
-.dl-chip { padding: 2px 8px; border-radius: 10px; border: 1px solid #ccc; }
-.dl-done { background: #d1fae5; border-color: #10b981; }
-.dl-now { background: #fef3c7; border-color: #f59e0b; font-weight: 600; }
-.dl-todo { color: #888; }
-.dl-small { font-size: 0.85em; color: #666; }
-"""
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
 def build_app(runs_dir: str | os.PathLike | None = None, public: bool = False,
@@ -91,7 +84,12 @@ def launch_options(limits: Limits | None = None) -> dict[str, object]:
     """Keyword arguments of ``launch()`` shared by ``main`` and the tests."""
     limits = limits or Limits.for_mode(public=False)
     # Bytes: Gradio refuses bigger uploads in the browser before they reach a callback.
-    return {"max_file_size": int(limits.max_upload_mb * 2**20), "css": CSS,
+    css, logo = ASSETS / "app.css", ASSETS / "logo.svg"
+    # The assets sit beside app/ in a checkout or the Docker image; an install without them
+    # serves unstyled rather than failing.
+    return {"max_file_size": int(limits.max_upload_mb * 2**20),
+            "css": css.read_text() if css.is_file() else None,
+            "favicon_path": str(logo) if logo.is_file() else None,
             "footer_links": ["api", "gradio"],
             # Before Gradio reads a request: file references only to this app's uploads.
             "app_kwargs": {"middleware": [Middleware(FileReferenceGuard)]}}

@@ -36,6 +36,7 @@ from core.tables import (
     read_labelled,
     read_table,
 )
+from core.uploads import display_name
 
 logger = logging.getLogger(__name__)
 
@@ -187,12 +188,12 @@ def _load_local(spec: DatasetSpec, path: Path, seed: int
         val_texts, val_raw = read_labelled(val_path, spec)
         label_names, train_labels, val_labels = encode_labels(train_raw, val_raw, train_path,
                                                                val_path)
-        source = f"{train_path.name} + {val_path.name}"
+        source = f"{display_name(train_path)} + {display_name(val_path)}"
     else:
         label_names, train_labels, _ = encode_labels(train_raw, [], train_path, None)
         train_texts, train_labels, val_texts, val_labels = _split(train_texts, train_labels,
                                                                   0.1, seed)
-        source = f"{train_path.name} (90/10 split)"
+        source = f"{display_name(train_path)} (90/10 split)"
     if path.is_dir():
         source = f"{path.name}/ {source}"
     return source, train_texts, train_labels, val_texts, val_labels, label_names

@@ -21,6 +21,7 @@ from core.tables import TABLE_EXTENSIONS, DataError, max_upload_bytes
 UPLOAD_PREFIX = "upload:"
 UPLOAD_EXTENSIONS = (".csv", ".tsv", ".jsonl")
 _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+_STORED_NAME = re.compile(r"^[0-9a-f]{12}-(.+)$")  # <sha12>-<original name>
 
 
 def uploads_dir(runs_dir: str | os.PathLike) -> Path:
@@ -68,6 +69,12 @@ def store_upload(path: str | os.PathLike, runs_dir: str | os.PathLike, owner: st
     else:
         target.touch()  # recently used: cleanup keeps it
     return f"{UPLOAD_PREFIX}{owner}/{file_name}"
+
+
+def display_name(path: Path) -> str:
+    """A data file's name as its user knows it: a stored upload without its content hash."""
+    match = _STORED_NAME.match(path.name)
+    return match.group(1) if match and path.parent.parent.name == "_uploads" else path.name
 
 
 def parse_upload_ref(ref: str) -> tuple[str, str] | None:

@@ -1,7 +1,7 @@
 """Take the README's screenshots of the app on a real runs folder.
 
 Usage: ``python scripts/screenshots.py RUNS_DIR [OUT_DIR]`` (OUT_DIR defaults to
-docs/screenshots). RUNS_DIR is a folder a ``distillab run`` wrote, such as the bare run on the
+assets/screenshots). RUNS_DIR is a folder a ``distillab run`` wrote, such as the bare run on the
 bundled BBC News default; the app is served on it (no job queue: nothing is trained here) and
 headless Debian Chromium, driven by Playwright, visits the four tabs.
 """
@@ -91,7 +91,7 @@ def main(argv: list[str]) -> int:
     if not runs_dir.is_dir():
         print(f"no runs folder at {runs_dir}", file=sys.stderr)
         return 2
-    out_dir = Path(argv[1] if len(argv) > 1 else "docs/screenshots")
+    out_dir = Path(argv[1] if len(argv) > 1 else "assets/screenshots")
     for path in take(runs_dir, out_dir):
         print(path)
     return 0

@@ -144,3 +144,18 @@ def test_a_failed_run_offers_edit_and_relaunch_instead_of_resume(app: dict) -> N
     expect(page.locator("#epochs input[type=number]")).to_have_value("3")
     expect(page.locator("#action-error")).to_contain_text("are in the form")
     page.close()
+
+
+def test_the_example_files_fill_the_form_with_what_will_run(app: dict) -> None:
+    import re
+
+    from playwright.sync_api import expect
+
+    page = open_page(app)
+    page.locator("#use-examples").click()
+    expect(page.locator("#upload-note")).to_contain_text(
+        re.compile(r"example files will be used: reviews_train\.csv \+ reviews_dev\.csv: "
+                   r"240 train / 60 validation, 2 labels"))
+    expect(page.locator("#dataset textarea, #dataset input").first).to_have_value(
+        re.compile(r"^upload:.*reviews_train\.csv$"))
+    page.close()

@@ -31,6 +31,7 @@ from core.specs import BUNDLED_TEACHER, PRESETS, RECIPES, DatasetSpec, JobSpec
 from core.uploads import UPLOAD_EXTENSIONS, resolve_dataset
 
 POLL_S = 2.0
+EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
 
 
 def watch(run_id: str | None, ctx: AppContext, caller: Caller) -> tuple[Any, ...]:
@@ -108,7 +109,10 @@ def build_distil_tab(ready: Any, ctx: AppContext) -> None:
                 UPLOAD_EXTENSIONS), height=110, elem_id="upload-train")
             validation_upload = gr.File(label="Upload validation data", file_types=list(
                 UPLOAD_EXTENSIONS), height=110, elem_id="upload-validation")
-        upload_note = gr.Markdown(elem_id="upload-note")
+        with gr.Row():
+            upload_note = gr.Markdown(elem_id="upload-note")
+            example_button = gr.Button("Use the example files (movie reviews)", size="sm",
+                                       scale=0, min_width=280, elem_id="use-examples")
         with gr.Row():
             text_column = gr.Textbox(label="Text column", placeholder="auto: text, sentence…")
             label_column = gr.Textbox(label="Label column", placeholder="auto: label, class…")
@@ -288,6 +292,15 @@ def build_distil_tab(ready: Any, ctx: AppContext) -> None:
         # The upload's reference goes into the text box; the drop zone is freed for another.
         return stored, None, note
 
+    @errors
+    def use_examples(request: gr.Request) -> tuple[str, str, str]:
+        caller = ctx.caller(request)
+        train = actions.store_upload(EXAMPLES / "reviews_train.csv", caller)
+        dev = actions.store_upload(EXAMPLES / "reviews_dev.csv", caller)
+        data = load_data(resolve_dataset(DatasetSpec(name=train, validation=dev), runs_dir))
+        return train, dev, (f"✓ The example files will be used: {data.description}. "
+                            "A tiny teacher trains on them in a minute or two.")
+
     def set_recipe(name: str) -> tuple[Any, ...]:
         values = forms.recipe_values(name)
         return (forms.RECIPE_NOTES.get(name, ""), *values)
@@ -357,6 +370,7 @@ def build_distil_tab(ready: Any, ctx: AppContext) -> None:
                         **private)
     validation_upload.upload(upload_validation, validation_upload,
                              [validation, validation_upload, upload_note], **private)
+    example_button.click(use_examples, None, [dataset, validation, upload_note], **private)
     recipe.input(set_recipe, recipe, [recipe_note, temperature, alpha_kd, alpha_ce, alpha_cos],
                   **private)
     preset.input(set_preset, preset, [preset_note, epochs, teacher_epochs, lr, teacher_lr,
