@@ -5,19 +5,17 @@ Pure functions (no gradio), so the spec a form makes is tested without a browser
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from core.specs import PRESETS, RECIPES, JobSpec, SpecError
 
+# The Distil form's choices -> core.students sizes (None: the layers typed in).
 STUDENT_SIZES = {
-    "half the layers (DistilBERT)": 2,
-    "a third of the layers": 3,
-    "a quarter of the layers": 4,
-    "custom layers": 0,
+    "half the layers (DistilBERT)": "half",
+    "a third of the layers": "third",
+    "a quarter of the layers": "quarter",
+    "custom layers": None,
 }
 RECIPE_NOTES = {
     "distilbert": "DistilBERT (Sanh et al. 2019): soft targets at temperature T, hard labels "
@@ -48,22 +46,6 @@ KNOB_INFO = {
 }
 
 
-def teacher_num_layers(teacher: str, runs_dir: Path) -> int:
-    """The teacher's layer count, read from its ``config.json`` (no weights loaded)."""
-    from core.models import resolve_model_ref
-
-    path = Path(resolve_model_ref(teacher, runs_dir))
-    config = path / "config.json"
-    if not config.is_file():
-        raise SpecError(f"cannot read {teacher}'s layer count offline: give the student's "
-                        "layers explicitly (custom layers)")
-    data = json.loads(config.read_text())
-    layers = data.get("num_hidden_layers") or data.get("n_layers")
-    if not layers:
-        raise SpecError(f"{teacher}: config.json has no layer count; give custom layers")
-    return int(layers)
-
-
 def student_layers(size: str, custom: list[int] | None, teacher: str,
                    runs_dir: Path) -> list[int] | None:
     """The teacher layers the student keeps, or None for the engine's default (every other).
@@ -76,18 +58,19 @@ def student_layers(size: str, custom: list[int] | None, teacher: str,
     Returns:
         Layer indices, evenly spread from the first to the last layer, or None.
     """
+    from core.preflight import teacher_depth
+    from core.students import layers_for_size
+
     if size not in STUDENT_SIZES:
         raise SpecError(f"student size must be one of {list(STUDENT_SIZES)}, got {size!r}")
-    divisor = STUDENT_SIZES[size]
-    if divisor == 0:
+    core_size = STUDENT_SIZES[size]
+    if core_size is None:
         if not custom:
             raise SpecError("custom layers: list the teacher layers to keep, e.g. 0,2,4")
         return custom
-    if divisor == 2:
+    if core_size == "half":
         return None  # the engine's DistilBERT default: every other layer
-    total = teacher_num_layers(teacher, runs_dir)
-    keep = max(1, total // divisor)
-    return sorted({int(round(i)) for i in np.linspace(0, total - 1, keep)}) if keep > 1 else [0]
+    return layers_for_size(core_size, teacher_depth(teacher, runs_dir))
 
 
 def build_spec(form: dict[str, Any], runs_dir: Path) -> JobSpec:

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.specs import PRESETS, RECIPES, JobSpec, SpecError
+from core.specs import BUNDLED_TEACHER, PRESETS, RECIPES, JobSpec, SpecError
 
 ERRORS_EXIT = 2
 NOTHING_TO_CANCEL_EXIT = 1  # `distillab cancel` of a run that had finished already
@@ -52,6 +52,9 @@ def _add_run_parser(sub: Any) -> None:
     p.add_argument("--student-layers", type=_parse_layers,
                    help="teacher layers to keep, e.g. 0,2,4")
     p.add_argument("--student", help="a pretrained student checkpoint (same tokenizer)")
+    p.add_argument("--student-size", choices=("half", "third", "quarter"),
+                   help="the student's depth as a share of the teacher's layers (half: the "
+                   "DistilBERT default); the UI's student-size presets")
     p.add_argument("--student-fresh", metavar="LxHxA",
                    help="a fresh student: layers x hidden x heads, e.g. 4x256x4")
     p.add_argument("--recipe", choices=sorted(RECIPES), help="loss preset")
@@ -168,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     # "==SUPPRESS==" there).
     p = sub.add_parser("worker")
     p.add_argument("run_id")
+    # --runs-dir also after the command (distillab run --runs-dir X); SUPPRESS keeps the
+    # one given before it when this one is absent.
+    for command in sub.choices.values():
+        if not any("--runs-dir" in a.option_strings for a in command._actions):
+            command.add_argument("--runs-dir", default=argparse.SUPPRESS,
+                                 help="runs folder (default $DISTILLAB_RUNS_DIR or ./runs)")
     return parser
 
 
@@ -191,6 +200,13 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
     student = dict(data.get("student") or {})
     if args.student_layers:
         student.update(kind="extract", layers=args.student_layers)
+    elif args.student_size:
+        from core.preflight import teacher_depth
+        from core.students import layers_for_size
+
+        teacher = args.teacher or data.get("teacher") or BUNDLED_TEACHER
+        student.update(kind="extract", layers=layers_for_size(
+            args.student_size, teacher_depth(teacher, args.runs_dir)))
     if args.student:
         student.update(kind="pretrained", checkpoint=args.student)
     if args.student_fresh:

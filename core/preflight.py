@@ -137,6 +137,21 @@ def _hub_config(ref: str, role: str) -> dict[str, Any] | None:
     return _read_config(config_path, f"{role} {ref}") if config_path is not None else None
 
 
+def teacher_depth(teacher: str, runs_dir: Path | str | None) -> int:
+    """The teacher's layer count, from its ``config.json`` (no weights loaded).
+
+    Raises:
+        ModelError / SpecError: a teacher that cannot be found, or whose config (a Hub id not
+            cached here) or layer count cannot be read.
+    """
+    config = model_config(teacher, runs_dir, "teacher")
+    depth = _depth(config) if config is not None else None
+    if depth is None:
+        raise SpecError(f"cannot read the layer count of {teacher} here: give the student's "
+                        "layers explicitly (--student-layers, or custom layers)")
+    return depth
+
+
 def _depth(config: dict[str, Any]) -> int | None:
     depth = config.get("num_hidden_layers", config.get("n_layers"))
     return depth if isinstance(depth, int) and not isinstance(depth, bool) else None

@@ -54,6 +54,33 @@ def default_student_layers(num_teacher_layers: int) -> list[int]:
     return [2 * i for i in range(lower)] + [top - 2 * j for j in reversed(range(n - lower))]
 
 
+STUDENT_SIZES = {"half": 2, "third": 3, "quarter": 4}  # name -> teacher layers per student layer
+
+
+def layers_for_size(size: str, num_teacher_layers: int) -> list[int]:
+    """The teacher layers a student of ``size`` keeps (the UI's presets, the CLI's
+    ``--student-size``).
+
+    ``half`` is the DistilBERT rule (:func:`default_student_layers`); ``third`` and
+    ``quarter`` keep ``T // 3`` or ``T // 4`` layers (at least one) spread evenly from the
+    first to the last, so the layer feeding the head is kept: 12 -> [0, 4, 7, 11] (third),
+    [0, 6, 11] (quarter); 6 -> [0, 5] (third), [0] (quarter).
+
+    Raises:
+        ModelError: an unknown size.
+    """
+    if size not in STUDENT_SIZES:
+        raise ModelError(f"student size must be one of {', '.join(STUDENT_SIZES)}, got "
+                         f"{size!r}")
+    if size == "half":
+        return default_student_layers(num_teacher_layers)
+    keep = max(1, num_teacher_layers // STUDENT_SIZES[size])
+    if keep == 1:
+        return [0]
+    step = (num_teacher_layers - 1) / (keep - 1)
+    return sorted({round(i * step) for i in range(keep)})
+
+
 def _layer_list_path(model: PreTrainedModel) -> str:
     """Where the transformer blocks live: BERT/RoBERTa/ELECTRA or DistilBERT layout."""
     import torch.nn as nn

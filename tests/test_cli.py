@@ -177,3 +177,24 @@ def test_cancel_says_what_happened_and_exits_1_only_for_a_finished_run(
 def test_cancel_of_a_missing_run_is_an_error_exit_2(tmp_path, capsys):
     assert main(["--runs-dir", str(tmp_path), "cancel", "no-such-run"]) == 2
     assert "no run 'no-such-run'" in capsys.readouterr().err
+
+
+def test_runs_dir_may_follow_the_command() -> None:
+    from core.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["run", "--runs-dir", "X"]).runs_dir == "X"
+    assert parser.parse_args(["--runs-dir", "Y", "run"]).runs_dir == "Y"
+    assert parser.parse_args(["--runs-dir", "Y", "runs", "--runs-dir", "Z"]).runs_dir == "Z"
+
+
+def test_student_size_is_the_uis_presets_on_the_command_line() -> None:
+    from core.cli import build_parser, spec_from_args
+    from core.students import layers_for_size
+
+    assert layers_for_size("half", 12) == [0, 2, 4, 7, 9, 11]
+    assert layers_for_size("third", 12) == [0, 4, 7, 11]
+    assert layers_for_size("quarter", 12) == [0, 6, 11]
+    assert layers_for_size("third", 6) == [0, 5] and layers_for_size("quarter", 6) == [0]
+    args = build_parser().parse_args(["run", "--student-size", "third"])
+    assert spec_from_args(args).student.layers == (0, 5)  # the bundled 6-layer MiniLM
