@@ -85,6 +85,22 @@ def _add_run_parser(sub: Any) -> None:
     p.add_argument("--name", help="a short name for the run")
 
 
+def _add_bench_parser(sub: Any) -> None:
+    p = sub.add_parser("bench", help="time DistilLab against the usual Hugging Face paths")
+    p.add_argument("--quick", action="store_true",
+                   help="a subsample that fits ~5 min on a 2-core CPU")
+    p.add_argument("--json", help="write every figure to this JSON file")
+    p.add_argument("--model-size", default="minilm",
+                   help="minilm (bundled, 6-layer teacher, 3-layer student) or bert-base "
+                        "(12x768 teacher, 6x768 student, random weights, no Hub needed)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--sections", default="eval,distill,speedup,mfu",
+                   help="comma list of eval, distill, speedup, mfu (batch 128 x 128 training "
+                        "FLOP/s, CUDA only)")
+    p.add_argument("--sst2-dir", default="../shared/data/sst2",
+                   help="folder holding SST-2's train.tsv and dev.tsv")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="distillab", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -145,15 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id")
     p.add_argument("--off", action="store_true", help="stop sharing it")
 
-    p = sub.add_parser("bench", help="time DistilLab against the usual Hugging Face paths")
-    p.add_argument("--quick", action="store_true", help="a subsample that fits ~5 min on a CPU")
-    p.add_argument("--json", help="write every figure to this JSON file")
-    p.add_argument("--model-size", default="minilm",
-                   help="minilm (bundled) or bert-base (random weights, no Hub needed)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--sections", default="eval,distill,speedup",
-                   help="comma list of eval, distill, speedup")
-    p.add_argument("--sst2-dir", default="../shared/data/sst2")
+    _add_bench_parser(sub)
 
     p = sub.add_parser("export", help="a run's model as a folder, a zip or a Hub repository, "
                        "with a generated model card")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from core.bench import add_bench_arguments, forward_flops, run_bench_cli
+from core.bench import forward_flops
+from core.bench.report import compute_ratios
+from core.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 HEADLINE_RATIOS = ("eval_vs_pipeline", "eval_vs_evaluator", "distill_vs_naive",
@@ -19,15 +20,21 @@ HEADLINE_RATIOS = ("eval_vs_pipeline", "eval_vs_evaluator", "distill_vs_naive",
 @pytest.fixture(scope="module")
 def bench_json(tmp_path_factory: pytest.TempPathFactory, sst2_dir: Path) -> dict:
     path = tmp_path_factory.mktemp("bench") / "bench.json"
-    parser = argparse.ArgumentParser()
-    add_bench_arguments(parser)
-    args = parser.parse_args(["--quick", "--json", str(path), "--model-size", "tiny",
-                              "--device", "cpu", "--sst2-dir", str(sst2_dir)])
-    assert run_bench_cli(args) == 0
+    # Through the command line a user types (distillab bench), not a parser of its own.
+    assert main(["bench", "--quick", "--json", str(path), "--model-size", "tiny",
+                 "--device", "cpu", "--sst2-dir", str(sst2_dir)]) == 0
     return json.loads(path.read_text())
 
 
 def test_bench_json_has_the_headline_ratios_and_positive_figures(bench_json: dict):
+    # Each headline ratio is DistilLab's figure over the other contender's, from the same run.
+    teacher_short = bench_json["eval"]["short"]["teacher"]
+    assert bench_json["ratios"]["eval_vs_pipeline"] == pytest.approx(
+        teacher_short["distillab"]["sent_per_s"] / teacher_short["pipeline"]["sent_per_s"])
+    assert bench_json["ratios"]["distill_vs_naive"] == pytest.approx(
+        bench_json["distill"]["distillab"]["samples_per_s"]
+        / bench_json["distill"]["naive"]["samples_per_s"])
+    assert compute_ratios(bench_json) == pytest.approx(bench_json["ratios"])
     for key in HEADLINE_RATIOS:
         assert bench_json["ratios"][key] > 0, key
     for kind in ("short", "long"):
@@ -73,9 +80,8 @@ def test_evaluate_shim_is_removed_after_the_bench(bench_json: dict):
 
 
 def test_bench_rejects_an_unknown_section(capsys: pytest.CaptureFixture, sst2_dir: Path):
-    args = SimpleNamespace(quick=True, json=None, model_size="tiny", device="cpu",
-                           sections="eval,bogus", sst2_dir=str(sst2_dir))
-    assert run_bench_cli(args) == 2
+    assert main(["bench", "--quick", "--model-size", "tiny", "--device", "cpu",
+                 "--sections", "eval,bogus", "--sst2-dir", str(sst2_dir)]) == 2
     assert "--sections" in capsys.readouterr().err
 
 

@@ -124,13 +124,20 @@ def test_int8_models_get_fp32_inputs_by_default(tiny_model):
     assert not is_int8_quantized(model)
 
 
-def test_configure_cpu_threads_stays_within_the_available_cpus():
+def test_configure_cpu_threads_stays_within_the_available_cpus(
+        monkeypatch: pytest.MonkeyPatch):
     before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    available = len(os.sched_getaffinity(0))
     try:
-        threads = configure_cpu_threads()
-        assert threads == torch.get_num_threads()
-        if not (os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS")):
-            assert 1 <= threads <= len(os.sched_getaffinity(0))
+        torch.set_num_threads(available * 4)  # as torch counts a container's host cores
+        configure_cpu_threads()
+        assert torch.get_num_threads() == available
+        monkeypatch.setenv("OMP_NUM_THREADS", str(available * 4))  # an explicit choice stays
+        torch.set_num_threads(available * 4)
+        configure_cpu_threads()
+        assert torch.get_num_threads() == available * 4
     finally:
         torch.set_num_threads(before)
 

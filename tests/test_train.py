@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -54,10 +55,33 @@ def test_distillation_uses_transfer_rows_without_labels(tiny_bert_dir, data):
     labels[::2] = IGNORE_LABEL  # half the rows are unlabelled transfer texts
     partly_labelled = TrainData(data.tokenizer, data.texts, labels, data.validation_texts,
                                 data.validation_labels, data.label_names)
+    unlabelled = TrainData(data.tokenizer, data.texts, np.full_like(labels, IGNORE_LABEL),
+                           data.validation_texts, data.validation_labels, data.label_names)
+
+    def gap_to_teacher(model: torch.nn.Module) -> float:
+        """KL(teacher || model) on the validation texts."""
+        batch = data.tokenizer(data.validation_texts, padding=True, truncation=True,
+                               max_length=CONFIG.max_length, return_tensors="pt")
+        with torch.no_grad():
+            target = torch.log_softmax(teacher.eval()(**batch).logits, -1)
+            ours = torch.log_softmax(model.eval()(**batch).logits, -1)
+        return float(torch.sum(target.exp() * (target - ours), -1).mean())
+
     result = train(student, partly_labelled, stage="student", recipe=RECIPES["distilbert"],
                    config=CONFIG, epochs=1, learning_rate=1e-3, device=torch.device("cpu"),
                    seed=0, teacher=teacher)
-    assert result.history[0]["train_loss"] > 0
+    assert np.isfinite(result.history[0]["train_loss"])
+    # With no labels at all, only the teacher's soft targets and hidden states can teach:
+    # the student must move towards the teacher.
+    only_transfer = seeded_model(tiny_bert_dir, seed=2)
+    torch.manual_seed(5)  # a head of its own: the tiny folder's saved head is the teacher's
+    only_transfer.classifier.reset_parameters()
+    before = gap_to_teacher(only_transfer)
+    assert before > 1e-4
+    train(only_transfer, unlabelled, stage="student", recipe=RECIPES["distilbert"],
+          config=CONFIG, epochs=2, learning_rate=1e-3, device=torch.device("cpu"), seed=0,
+          teacher=teacher)
+    assert gap_to_teacher(only_transfer) < 0.5 * before
 
 
 def test_distillation_without_a_teacher_is_refused(tiny_bert_dir, data):

@@ -31,7 +31,6 @@ from core.bench.settings import (
     DISTILL_INCLUDES,
     EVAL_INCLUDES,
     LABEL_NAMES,
-    SECTIONS,
     BenchSettings,
 )
 from core.devices import (
@@ -41,22 +40,6 @@ from core.devices import (
     precision_name,
     resolve_device,
 )
-
-
-def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``distillab bench``'s flags to ``parser``."""
-    parser.add_argument("--quick", action="store_true",
-                        help="a subsample that fits ~5 min on a 2-core CPU")
-    parser.add_argument("--json", help="write every figure to this JSON file")
-    parser.add_argument("--model-size", default="minilm",
-                        help="minilm (bundled, 6-layer teacher, 3-layer student) or bert-base "
-                             "(12x768 teacher, 6x768 student, random weights, no Hub needed)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    parser.add_argument("--sections", default=",".join(SECTIONS),
-                        help="comma list of eval, distill, speedup, mfu (batch 128 x 128 "
-                             "training FLOP/s, CUDA only)")
-    parser.add_argument("--sst2-dir", default="../shared/data/sst2",
-                        help="folder holding SST-2's train.tsv and dev.tsv")
 
 
 def run_bench_cli(args: argparse.Namespace) -> int:
