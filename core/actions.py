@@ -217,6 +217,20 @@ class Actions:
                            private=bool(private), runs_dir=self.runs_dir,
                            use_saved_token=not caller.public)
 
+    def time_run(self, run_id: str, caller: Caller, rounds: int = 3) -> dict[str, Any]:
+        """Re-time one of the caller's finished runs on this machine (``core.timing``); the
+        dated timing is kept beside the run's own."""
+        from core.timing import time_run
+
+        run = access.open_run_for(run_id, caller, self.runs_dir, manage=True)
+        if run.status().get("state") != "done":
+            raise SpecError(f"run {run.id} is {run.status().get('state')}: only finished runs "
+                            "are re-timed")
+        rounds = _integer(rounds, "rounds")
+        if not 1 <= rounds <= 10:
+            raise LimitError(f"rounds must be 1 to 10, got {rounds}")
+        return time_run(run, rounds=rounds)
+
     def zip_model(self, run_id: str, role: str, caller: Caller) -> Path:
         """A zip of a readable run's model with its model card."""
         from core.export import zip_model

@@ -8,6 +8,7 @@
     distillab disagreements MODEL_A MODEL_B                where two models disagree
     distillab tradeoffs                                     accuracy vs latency/size, Pareto
     distillab cancel RUN_ID                                 stop a running job, drop a queued one
+    distillab time RUN_ID [--rounds N]                      re-time a run's models here
     distillab delete RUN_ID                                 delete a run folder
     distillab share RUN_ID [--off]                          show a run to every visitor (public)
     distillab export RUN_ID [--out DIR | --zip | --push REPO]  a model with its model card
@@ -153,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cancel", help="stop a running job (it saves a checkpoint) or drop a "
                        "queued one; exit status 1 if the run had finished already")
     p.add_argument("run_id")
+
+    p = sub.add_parser("time", help="re-time a finished run's models on this machine "
+                       "(interleaved rounds; kept beside the run's own timing)")
+    p.add_argument("run_id")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of interleaved timing")
 
     p = sub.add_parser("delete", help="delete a run folder (not while it runs)")
     p.add_argument("run_id")
@@ -498,6 +504,33 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_time(args: argparse.Namespace) -> int:
+    from core.access import Caller
+    from core.actions import Actions
+
+    timing = Actions(args.runs_dir).time_run(args.run_id, Caller(), rounds=args.rounds)
+    print(format_timing(timing))
+    return 0
+
+
+def format_timing(timing: dict[str, Any]) -> str:
+    """The re-timing as a table: latency, throughput and speed-up with their spreads."""
+    lines = [f"timed on {timing['device']}, max length {timing['max_length']}, "
+             f"{timing['rounds']} interleaved rounds, {timing['time']}",
+             f"{'model':<14}{'latency p50':>16}{'throughput':>18}{'speed-up':>16}"]
+    for role, m in timing["models"].items():
+        lines.append(f"{role:<14}{m['latency_ms_p50']:>9.2f} ±{m['latency_ms_p50_spread']:.2f} ms"
+                     f"{m['throughput_per_s']:>11.1f} ±{m['throughput_spread']:.1f}/s"
+                     f"{m['speedup_vs_teacher']:>10.2f}x ±{m['speedup_spread']:.2f}")
+    share = timing.get("others_cpu_share_max")
+    lines.append(f"other processes used at most {share:.0%} of the CPUs while timing; load "
+                 f"average {timing.get('load_avg_1m')}" if share is not None else
+                 f"load average {timing.get('load_avg_1m')}")
+    if timing.get("machine_busy"):
+        lines.append("warning: the machine was busy while timing; time again when it is quiet")
+    return "\n".join(lines)
+
+
 def cmd_delete(args: argparse.Namespace) -> int:
     from core.access import Caller
     from core.actions import Actions
@@ -537,8 +570,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": cmd_run, "runs": cmd_runs, "eval": cmd_eval, "predict": cmd_predict,
             "compare": cmd_compare, "disagreements": cmd_disagreements,
-            "tradeoffs": cmd_tradeoffs, "cancel": cmd_cancel, "delete": cmd_delete,
-            "share": cmd_share, "export": cmd_export,
+            "tradeoffs": cmd_tradeoffs, "cancel": cmd_cancel, "time": cmd_time,
+            "delete": cmd_delete, "share": cmd_share, "export": cmd_export,
             "worker": cmd_worker}
 
 

@@ -263,6 +263,14 @@ class Run:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def timings(self) -> list[dict[str, Any]]:
+        """Every re-timing of this run's models (``distillab time``), oldest first."""
+        return _read_jsonl(self.path / "timings.jsonl")
+
+    def append_timing(self, timing: dict[str, Any]) -> None:
+        with open(self.path / "timings.jsonl", "a") as handle:
+            handle.write(json.dumps(timing, default=_json_default) + "\n")
+
     def model_dir(self, role: str) -> Path:
         return self.path / "models" / role
 
@@ -367,8 +375,8 @@ def list_runs(runs_dir: str | os.PathLike | None = None,
 
 LEADERBOARD_COLUMNS = ["run_id", "role", "model", "accuracy", "macro_f1", "params",
                        "params_non_embedding", "size_mb", "latency_ms_p50", "latency_ms_p95",
-                       "throughput_per_s", "speedup_vs_teacher", "accuracy_retained", "device",
-                       "precision"]
+                       "throughput_per_s", "speedup_vs_teacher", "speedup_spread",
+                       "accuracy_retained", "device", "precision", "timed", "machine_busy"]
 
 
 def leaderboard(runs_dir: str | os.PathLike | None = None,
@@ -379,11 +387,19 @@ def leaderboard(runs_dir: str | os.PathLike | None = None,
     for run in list_run_objects(runs_dir) if runs is None else runs:
         models = run.metrics.get("models", {})
         teacher = models.get("teacher", {})
+        retimed = (run.timings() or [{}])[-1]  # the latest re-timing supersedes scoring's
         for role, m in models.items():
             row = {c: m.get(c) for c in LEADERBOARD_COLUMNS}
-            row.update(run_id=run.id, role=role, model=str(ModelRef(run.id, role)))
+            row.update(run_id=run.id, role=role, model=str(ModelRef(run.id, role)),
+                       timed="when scored")
             if teacher.get("latency_ms_p50") and m.get("latency_ms_p50"):
                 row["speedup_vs_teacher"] = teacher["latency_ms_p50"] / m["latency_ms_p50"]
+            timing = (retimed.get("models") or {}).get(role)
+            if timing:
+                row.update({k: timing.get(k) for k in (
+                    "latency_ms_p50", "latency_ms_p95", "throughput_per_s",
+                    "speedup_vs_teacher", "speedup_spread", "device", "precision")},
+                    timed=retimed.get("time"), machine_busy=retimed.get("machine_busy"))
             if teacher.get("accuracy") and m.get("accuracy") is not None:
                 row["accuracy_retained"] = m["accuracy"] / teacher["accuracy"]
             rows.append(row)

@@ -223,3 +223,28 @@ def test_tradeoffs_lists_every_scored_model_with_pareto_flags(
 def test_tradeoffs_of_an_empty_runs_folder_is_an_empty_table(tmp_path: Path) -> None:
     table = tradeoffs(tmp_path / "runs")
     assert len(table) == 0 and "pareto_latency" in table.columns
+
+
+# --- re-timing ------------------------------------------------------------------------
+
+
+def test_distillab_time_retimes_a_run_in_rounds_and_the_leaderboard_shows_it(
+        tiny_run: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
+    from core.cli import main
+    from core.runs import leaderboard
+
+    runs_dir, run_id = tiny_run
+    assert main(["--runs-dir", str(runs_dir), "time", run_id, "--rounds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "2 interleaved rounds" in out and "speed-up" in out
+    run = open_run(run_id, runs_dir)
+    timing = run.timings()[-1]
+    assert timing["rounds"] == 2 and set(timing["models"]) >= {"teacher", "student"}
+    student = timing["models"]["student"]
+    assert student["speedup_spread"] >= 0 and student["latency_ms_p50"] > 0
+    assert timing["models"]["teacher"]["speedup_vs_teacher"] == pytest.approx(1.0)
+    board = leaderboard(runs_dir).set_index("role")
+    assert board.loc["student", "timed"] == timing["time"]
+    assert board.loc["student", "speedup_vs_teacher"] == pytest.approx(
+        student["speedup_vs_teacher"])
+    assert main(["--runs-dir", str(runs_dir), "time", run_id, "--rounds", "0"]) == 2

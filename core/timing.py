@@ -1,0 +1,138 @@
+"""Time a run's models side by side, in rounds, and record each timing with its spread.
+
+A speed-up is a ratio of two latencies, and a latency moves with whatever else the machine
+does. So the models of a run are timed **interleaved** (teacher, student, int8, baseline,
+then again), each warmed on every shape it will see (``core.speed.measure_speed``), and the
+speed-up is taken **per round** before its median and spread across rounds are reported.
+Other processes' CPU use during the timing is recorded beside it (``core.machine_load``).
+
+``distillab time RUN`` (and the Runs tab's button) re-times a finished run on this machine
+and appends the result to ``runs/<id>/timings.jsonl``, dated, beside the figures recorded when
+the run was scored, so a figure can be checked, or models trained elsewhere timed on the
+hardware they will serve on.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from core.machine_load import OtherLoad
+from core.runs import Run
+
+log = logging.getLogger(__name__)
+
+ROUNDS = 3
+SPEED_TEXTS = 128  # timed texts per model per round (taken from the validation set)
+LATENCY_SAMPLES = 15  # batch-1 calls per model per round
+
+
+def spread(values: list[float]) -> float:
+    """Half the range of ``values``: the ± that covers every round."""
+    return float((max(values) - min(values)) / 2) if values else 0.0
+
+
+def time_models(models: dict[str, tuple[Any, Any]], texts: list[str], *, max_length: int,
+                device: Any, rounds: int = ROUNDS) -> dict[str, Any]:
+    """Latency and throughput of several models, interleaved in ``rounds`` rounds.
+
+    Args:
+        models: role -> (model, tokenizer); the first role is the reference (the teacher).
+        texts: sample texts (``SPEED_TEXTS`` of them are used).
+        max_length: truncation length in tokens.
+        device: where to run.
+        rounds: how many times every model is timed, in turn.
+    Returns:
+        ``{"rounds": n, "models": {role: {latency_ms_p50, latency_ms_p50_spread,
+        throughput_per_s, throughput_spread, speedup_vs_teacher, speedup_spread, ...}},
+        "others_cpu_share_max", "load_avg_1m", "machine_busy", "time"}``; each role's
+        other fields (device, precision, what each timer includes...) are its last round's.
+    """
+    from core.speed import measure_speed
+
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    sample = list(texts)[:SPEED_TEXTS]
+    per_round: dict[str, list[dict[str, Any]]] = {role: [] for role in models}
+    loads: list[dict[str, Any]] = []
+    gc.collect()  # what training left behind goes before the first timer starts
+    for _ in range(rounds):
+        for role, (model, tokenizer) in models.items():
+            with OtherLoad() as load:
+                figures = measure_speed(model, tokenizer, sample, max_length=max_length,
+                                        device=device, latency_samples=LATENCY_SAMPLES,
+                                        throughput_texts=len(sample), throughput_repeats=2)
+            per_round[role].append(figures)
+            loads.append(load.figures)
+    reference = next(iter(models))
+    result: dict[str, Any] = {}
+    for role, figures in per_round.items():
+        latencies = [f["latency_ms_p50"] for f in figures]
+        throughputs = [f["throughput_per_s"] for f in figures]
+        speedups = [t["latency_ms_p50"] / f["latency_ms_p50"]
+                    for t, f in zip(per_round[reference], figures, strict=True)]
+        result[role] = {**figures[-1],
+                        "latency_ms_p50": float(np.median(latencies)),
+                        "latency_ms_p50_spread": spread(latencies),
+                        "latency_ms_p95": float(np.median([f["latency_ms_p95"]
+                                                           for f in figures])),
+                        "throughput_per_s": float(np.median(throughputs)),
+                        "throughput_spread": spread(throughputs),
+                        "speedup_vs_teacher": float(np.median(speedups)),
+                        "speedup_spread": spread(speedups)}
+    shares = [x["others_cpu_share"] for x in loads if x["others_cpu_share"] is not None]
+    return {"rounds": rounds, "models": result,
+            "others_cpu_share_max": max(shares) if shares else None,
+            "load_avg_1m": loads[-1]["load_avg_1m"] if loads else None,
+            "machine_busy": any(x["machine_busy"] for x in loads),
+            "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def time_run(run: Run, *, rounds: int = ROUNDS, device: str = "auto") -> dict[str, Any]:
+    """Re-time a finished run's models on this machine and append the timing to the run.
+
+    Args:
+        run: a run with saved models and validation predictions.
+        rounds: rounds of interleaved timing.
+        device: where to time them.
+    Returns:
+        The timing as :func:`time_models` returns it, plus ``host`` and ``device``.
+    Raises:
+        ValueError: a run without saved models or validation texts.
+    """
+    from core.devices import describe_device, resolve_device
+    from core.models import load_classifier
+    from core.quantize import int8_supported, quantize_dynamic_int8
+
+    target = resolve_device(device)
+    texts = run.predictions().get("text")
+    if texts is None or not len(texts):
+        raise ValueError(f"run {run.id} has no validation texts to time on (not scored yet)")
+    roles = [r for r in ("teacher", "student", "baseline") if r in run.models()]
+    if not roles:
+        raise ValueError(f"run {run.id} has no saved models")
+    label_names = run.metrics.get("label_names")
+    models: dict[str, tuple[Any, Any]] = {}
+    for role in roles:
+        model, tokenizer, _ = load_classifier(str(run.model_dir(role)), label_names)
+        models[role] = (model.to(target).eval(), tokenizer)
+    if ("student" in models and target.type == "cpu" and "student_int8" in
+            (run.metrics.get("models") or {}) and int8_supported()):
+        # Dynamic int8 is a function of the float weights: the same model the run saved.
+        models["student_int8"] = (quantize_dynamic_int8(models["student"][0]),
+                                  models["student"][1])
+    max_length = int(run.metrics.get("max_length") or (run.spec.get("train") or {}).get(
+        "max_length") or 128)
+    timing = time_models(models, [str(t) for t in texts], max_length=max_length,
+                         device=target, rounds=rounds)
+    timing.update(host=os.uname().nodename if hasattr(os, "uname") else "",
+                  device=describe_device(target), max_length=max_length)
+    run.append_timing(timing)
+    log.info("timed %s: %s", run.id, {r: round(m["speedup_vs_teacher"], 2)
+                                      for r, m in timing["models"].items()})
+    return timing
