@@ -52,23 +52,27 @@ def warnings_for(metrics: dict[str, Any], predictions: pd.DataFrame | None = Non
     if busy:
         notes.append(f"**Timings taken on a busy machine** ({', '.join(busy)}: other processes "
                      "used the CPUs while timing); the speed-up may be off. Re-time the run "
-                     "on a quiet machine.")
+                     "on a quiet machine (`distillab time RUN_ID`).")
     return notes
 
 
-def results_card(metrics: dict[str, Any], predictions: pd.DataFrame | None = None) -> str:
+def results_card(metrics: dict[str, Any], predictions: pd.DataFrame | None = None,
+                 timing: dict[str, Any] | None = None) -> str:
     """Markdown: each model's score, % of the teacher kept, speed-up, the KD gain, warnings.
 
     Args:
         metrics: the run's ``metrics.json``.
         predictions: its ``predictions.parquet`` (for runs scored before
             ``predicted_classes`` was recorded).
+        timing: the run's latest re-timing (``distillab time``): its speed-ups, with their
+            spread across rounds, replace the ones measured when the run was scored.
     Returns:
         The card, or "" when the run has no scores.
     """
     models = metrics.get("models") or {}
     if not models:
         return ""
+    timed = (timing or {}).get("models") or {}
     teacher = models.get("teacher", {})
     rows = ["| model | accuracy | macro-F1 | of the teacher | speed-up (batch 1) | size |",
             "| --- | --- | --- | --- | --- | --- |"]
@@ -79,22 +83,32 @@ def results_card(metrics: dict[str, Any], predictions: pd.DataFrame | None = Non
                 model.get("accuracy") is not None else None)
         speedup = (teacher["latency_ms_p50"] / model["latency_ms_p50"]
                    if teacher.get("latency_ms_p50") and model.get("latency_ms_p50") else None)
+        shown = f"{speedup:.2f}x" if speedup else "–"
+        if role in timed:
+            shown = (f"{timed[role]['speedup_vs_teacher']:.2f}x ± "
+                     f"{timed[role]['speedup_spread']:.2f}")
         size = f"{model['size_mb']:.0f} MB" if model.get("size_mb") else "–"
         rows.append(f"| {ROLE_NAMES.get(role, role)} | {_pct(model.get('accuracy'))} | "
                     f"{_pct(model.get('macro_f1'))} | {_pct(kept) if role != 'teacher' else '–'}"
-                    f" | {f'{speedup:.2f}x' if speedup and role != 'teacher' else '–'} | "
-                    f"{size} |")
+                    f" | {shown if role != 'teacher' else '–'} | {size} |")
     lines = ["### Results", "\n".join(rows)]
     student, baseline = models.get("student", {}), models.get("baseline", {})
     if student.get("accuracy") is not None and baseline.get("accuracy") is not None:
         gain = 100 * (student["accuracy"] - baseline["accuracy"])
         lines.append(f"**What the teacher bought:** {gain:+.1f} accuracy points over the same "
                      "student trained on the labels alone.")
-    if teacher.get("device"):
+    if timing:
+        lines.append(f"<span class='dl-small'>Speed-ups re-timed {timing.get('time')} on "
+                     f"{timing.get('device')}: {timing.get('rounds')} interleaved rounds, the "
+                     "median and ± half the range across rounds.</span>")
+    elif teacher.get("device"):
         lines.append(f"<span class='dl-small'>Scored on {metrics.get('validation_size', '?')} "
                      f"validation examples; timed on {teacher['device']} in "
                      f"{teacher.get('precision', '?')}, end to end at batch 1.</span>")
     notes = warnings_for(metrics, predictions)
+    if timing and timing.get("machine_busy"):
+        notes.append("**The re-timing ran on a busy machine** (other processes used the CPUs); "
+                     "time it again when the machine is quiet.")
     if notes:
         lines.append("#### Warnings\n" + "\n".join(f"- ⚠ {note}" for note in notes))
     return "\n\n".join(lines)

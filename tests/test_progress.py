@@ -76,3 +76,14 @@ def test_other_load_measures_other_processes_not_this_one() -> None:
     assert set(figures) == {"others_cpu_share", "load_avg_1m", "machine_busy"}
     if figures["others_cpu_share"] is not None:
         assert 0.0 <= figures["others_cpu_share"] <= 1.0
+
+
+def test_a_retiming_shows_its_speedups_with_their_spread() -> None:
+    metrics = {"label_names": ["a", "b"], "models": {
+        "teacher": {"accuracy": 0.9, "latency_ms_p50": 20.0},
+        "student": {"accuracy": 0.88, "latency_ms_p50": 10.0}}}
+    timing = {"time": "2026-12-04 10:00:00", "device": "cpu", "rounds": 3,
+              "models": {"teacher": {"speedup_vs_teacher": 1.0, "speedup_spread": 0.0},
+                         "student": {"speedup_vs_teacher": 1.74, "speedup_spread": 0.06}}}
+    card = results_card(metrics, timing=timing)
+    assert "1.74x ± 0.06" in card and "3 interleaved rounds" in card

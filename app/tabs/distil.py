@@ -52,7 +52,8 @@ def watch(run_id: str | None, ctx: AppContext, caller: Caller) -> tuple[Any, ...
     logs = "\n".join(status.get("log_tail", []))
     if state == "failed" and status.get("error"):
         logs += f"\nerror: {status['error']}"
-    card = results_card(run.metrics, run.predictions()) if state == "done" else ""
+    card = (results_card(run.metrics, run.predictions(), (run.timings() or [None])[-1])
+            if state == "done" else "")
     mine = bool(status.get("mine"))
     return (status_markdown(run_id, status), progress_html(status, spec), *training_charts(run),
             logs.strip(), spec, card,
