@@ -26,12 +26,21 @@ CHART_WIDTH = 560
 CHART_HEIGHT = 260
 FIT = {"type": "fit", "contains": "padding"}
 CHARTS = {
-    # key: (x column, x title, Pareto flag, x on a log scale)
-    "latency": ("latency_ms_p50", "latency p50, batch 1 (ms)", "pareto_latency", True),
-    "size_mb": ("size_mb", "size on disk (MB)", "pareto_size", False),
-    "params": ("params_m", "parameters (millions)", "pareto_params", False),
-    "throughput": ("throughput_per_s", "throughput (texts/s)", "pareto_throughput", True),
+    # key: (x column, x title, Pareto flag, x on a log scale, the table's short header)
+    "latency": ("latency_ms_p50", "latency p50, batch 1 (ms)", "pareto_latency", True,
+                "p50 ms"),
+    "size_mb": ("size_mb", "size on disk (MB)", "pareto_size", False, "MB"),
+    "params": ("params_m", "parameters (millions)", "pareto_params", False, "params M"),
+    "throughput": ("throughput_per_s", "throughput (texts/s)", "pareto_throughput", True,
+                   "texts/s"),
 }
+# Trade-off tables under half-page charts (about 590 px at 1280): role, the plotted metric,
+# accuracy and the frontier flag in fixed widths, the run id (wrapping) in the rest.
+TRADEOFF_DIGITS = {"latency": 2, "size_mb": 1, "params": 2, "throughput": 1}
+TRADEOFF_WIDTHS = {"role": "132px", "metric": "88px", "accuracy": "92px", "frontier": "92px",
+                   "run": "30%", "device": "30%"}
+SCORE_PAD = 0.01  # the validation chart's y axis spans at least ±this around the scores
+METRIC_NAMES = {"val_accuracy": "accuracy", "val_macro_f1": "macro-F1"}
 
 
 def loss_curve(run: Run) -> pd.DataFrame:
@@ -47,15 +56,74 @@ def loss_curve(run: Run) -> pd.DataFrame:
 
 
 def validation_curve(run: Run) -> pd.DataFrame:
-    """Validation accuracy and macro-F1 after each epoch, one series per stage and metric."""
+    """Validation accuracy and macro-F1 after each epoch: one row per stage, metric and
+    epoch (``series`` is ``"<stage> <metric>"``)."""
     history = run.history()
     rows = []
     for record in history.to_dict(orient="records") if len(history) else []:
-        for metric in ("val_accuracy", "val_macro_f1"):
-            if record.get(metric) is not None:
-                rows.append({"epoch": int(record["epoch"]), "value": float(record[metric]),
-                             "series": f"{record.get('stage')} {metric[4:]}"})
-    return pd.DataFrame(rows, columns=["epoch", "value", "series"])
+        for key, metric in METRIC_NAMES.items():
+            if record.get(key) is not None:
+                stage = str(record.get("stage"))
+                rows.append({"epoch": int(record["epoch"]), "value": float(record[key]),
+                             "stage": stage, "metric": metric, "series": f"{stage} {metric}"})
+    return pd.DataFrame(rows, columns=["epoch", "value", "stage", "metric", "series"])
+
+
+def score_domain(values: pd.Series, pad: float = SCORE_PAD) -> list[float]:
+    """A readable y range for scores in [0, 1]: the values' range widened by ``pad`` (or a
+    tenth of the range, if larger) on each side, clamped to [0, 1]."""
+    low, high = float(values.min()), float(values.max())
+    margin = max(pad, (high - low) / 10)
+    return [max(0.0, low - margin), min(1.0, high + margin)]
+
+
+def role_scale(roles: list[str]) -> dict[str, Any]:
+    """A colour scale giving each role its usual colour (others grey), roles in order."""
+    present = set(roles)
+    ordered = [r for r in ROLE_COLORS if r in present] + sorted(present - set(ROLE_COLORS))
+    return {"domain": ordered, "range": [ROLE_COLORS.get(r, "#7f7f7f") for r in ordered]}
+
+
+def validation_chart(scores: pd.DataFrame) -> PlotData:
+    """Validation scores per epoch: colour is the stage, dash and point shape the metric.
+
+    Each epoch is a band with the six series side by side in it (``xOffset``), so values
+    that nearly coincide (one epoch, all stages within 0.001) stay apart; the y axis spans
+    at least ±``SCORE_PAD`` around them, within [0, 1].
+
+    Args:
+        scores: rows of :func:`validation_curve`.
+    Returns:
+        Vega-Lite, ready for ``gr.Plot``.
+    """
+    metric = {"field": "metric", "type": "nominal", "title": "metric",
+              "scale": {"domain": list(METRIC_NAMES.values())}}
+    stages = role_scale(scores["stage"].tolist())
+    series = [f"{stage} {name}" for stage in stages["domain"] for name in METRIC_NAMES.values()]
+    spec = {
+        "width": CHART_WIDTH, "height": CHART_HEIGHT, "autosize": FIT,
+        "title": "Validation accuracy and macro-F1 per epoch",
+        "data": {"values": to_records(scores)},
+        "config": {"legend": {"orient": "bottom", "direction": "horizontal"}},
+        "mark": {"type": "line", "point": {"size": 70, "filled": True}, "tooltip": True},
+        "encoding": {
+            "x": {"field": "epoch", "type": "ordinal", "title": "epoch",
+                  "axis": {"labelAngle": 0}},
+            "xOffset": {"field": "series", "type": "nominal", "scale": {"domain": series}},
+            "y": {"field": "value", "type": "quantitative", "title": "score",
+                  "scale": {"domain": score_domain(scores["value"]), "zero": False,
+                            "nice": False},
+                  "axis": {"format": ".3~f"}},
+            "color": {"field": "stage", "type": "nominal", "title": "stage", "scale": stages},
+            "strokeDash": metric,
+            "shape": metric,
+            "tooltip": [{"field": "stage", "type": "nominal"},
+                        {"field": "metric", "type": "nominal"},
+                        {"field": "epoch", "type": "ordinal"},
+                        {"field": "value", "type": "quantitative", "format": ".4f"}],
+        },
+    }
+    return PlotData(type="altair", plot=json.dumps(spec))
 
 
 def line_chart(table: pd.DataFrame, x: str, y: str, color: str, x_title: str, y_title: str,
@@ -91,9 +159,7 @@ def training_charts(run: Run) -> tuple[PlotData | None, PlotData | None]:
     loss, scores = loss_curve(run), validation_curve(run)
     return (line_chart(loss, "step", "loss", "stage", "step", "loss", "Training loss")
             if len(loss) else None,
-            line_chart(scores, "epoch", "value", "series", "epoch", "score",
-                       "Validation accuracy and macro-F1 per epoch", points=True)
-            if len(scores) else None)
+            validation_chart(scores) if len(scores) else None)
 
 
 def tradeoff_points(table: pd.DataFrame) -> pd.DataFrame:
@@ -112,14 +178,14 @@ def tradeoff_chart(points: pd.DataFrame, key: str) -> PlotData:
     Returns:
         Vega-Lite, ready for ``gr.Plot``.
     """
-    column, title, flag, log_x = CHARTS[key]
+    column, title, flag, log_x, _ = CHARTS[key]
     values = to_records(points[["model", "role", "run_id", "accuracy", "macro_f1", column,
                                 "device", flag]].dropna(subset=["accuracy", column]))
     x = {"field": column, "type": "quantitative", "title": title,
          "scale": {"type": "log"} if log_x else {"zero": False}}
     y = {"field": "accuracy", "type": "quantitative", "title": "validation accuracy",
          "scale": {"zero": False}, "axis": {"format": ".3f"}}
-    roles = sorted({v["role"] for v in values}, key=lambda r: (r not in ROLE_COLORS, r))
+    roles = role_scale([v["role"] for v in values])
     spec: dict[str, Any] = {
         "width": CHART_WIDTH, "height": CHART_HEIGHT, "autosize": FIT,
         "data": {"values": values},
@@ -133,8 +199,7 @@ def tradeoff_chart(points: pd.DataFrame, key: str) -> PlotData:
              "encoding": {
                  "x": x, "y": y,
                  "color": {"field": "role", "type": "nominal", "title": "role",
-                           "scale": {"domain": roles,
-                                     "range": [ROLE_COLORS.get(r, "#7f7f7f") for r in roles]}},
+                           "scale": roles},
                  "shape": {"field": flag, "type": "nominal", "title": "Pareto frontier",
                            "scale": {"domain": [True, False],
                                      "range": ["diamond", "circle"]}},
@@ -153,20 +218,26 @@ def tradeoff_chart(points: pd.DataFrame, key: str) -> PlotData:
 def tradeoff_table(points: pd.DataFrame, key: str) -> pd.DataFrame:
     """The rows one chart plots, frontier first, for the table under it.
 
-    Columns that say the same on every row are left out (the tab's summary names the run
-    count and the devices): ``model`` when every model is a role of one run, ``device``
-    when all were timed on one device.
+    Columns: ``role``, the plotted metric (its short header), ``accuracy``, ``frontier``
+    (yes/no), then ``run`` only when the models come from more than one run, and ``device``
+    only when a run's models were timed on more than one device (otherwise the run says
+    which; the tab's summary names the runs and devices).
     """
-    column, _, flag, _ = CHARTS[key]
-    one_run = (points["run_id"].nunique() == 1
-               and points["model"].astype(str).str.startswith("run:").all())
-    columns = ["role"] if one_run else ["model", "role"]
-    columns += ["accuracy", "macro_f1", column, flag]
-    if points["device"].nunique(dropna=False) > 1:
-        columns.append("device")
-    table = points[columns].copy()
-    table = table.rename(columns={flag: "on_frontier"})
-    table[["accuracy", "macro_f1"]] = table[["accuracy", "macro_f1"]].round(4)
-    table[column] = table[column].round(3)
-    return table.sort_values(["on_frontier", "accuracy"], ascending=[False, False],
-                             kind="stable").reset_index(drop=True)
+    column, _, flag, _, header = CHARTS[key]
+    table = pd.DataFrame({"role": points["role"],
+                          header: points[column].round(TRADEOFF_DIGITS[key]),
+                          "accuracy": points["accuracy"].round(4),
+                          "frontier": points[flag].astype(bool)})
+    if points["run_id"].nunique() > 1:
+        table["run"] = points["run_id"]
+    if points.groupby("run_id")["device"].nunique(dropna=False).max() > 1:
+        table["device"] = points["device"]
+    table = table.sort_values(["frontier", "accuracy"], ascending=[False, False],
+                              kind="stable").reset_index(drop=True)
+    table["frontier"] = table["frontier"].map({True: "yes", False: "no"})
+    return table
+
+
+def tradeoff_widths(table: pd.DataFrame) -> list[str]:
+    """Column widths for a :func:`tradeoff_table` (the metric's column by its position)."""
+    return [TRADEOFF_WIDTHS.get(name, TRADEOFF_WIDTHS["metric"]) for name in table.columns]

@@ -231,18 +231,114 @@ def test_compare_columns_are_roles_when_all_models_come_from_one_run() -> None:
     assert short_names(["run:a/teacher", "/models/x"])["run:a/teacher"] == "run:a/teacher"
 
 
-def test_tradeoff_tables_leave_out_columns_that_repeat_on_every_row() -> None:
+def test_tradeoff_tables_show_role_metric_accuracy_frontier_and_the_run_when_several(
+        ) -> None:
     import pandas as pd
 
-    from app.plots import tradeoff_points, tradeoff_table
+    from app.plots import tradeoff_points, tradeoff_table, tradeoff_widths
 
     rows = [{"model": f"run:a/{role}", "run_id": "a", "role": role, "accuracy": acc,
              "macro_f1": acc, "latency_ms_p50": ms, "params": 1e6, "size_mb": 1.0,
-             "throughput_per_s": 1.0, "device": "cpu", "pareto_latency": True}
+             "throughput_per_s": 1.0, "device": "cpu", "pareto_latency": role == "teacher"}
             for role, acc, ms in (("teacher", 0.97, 10.0), ("student", 0.96, 5.0))]
     one_run = tradeoff_table(tradeoff_points(pd.DataFrame(rows)), "latency")
-    assert "model" not in one_run.columns and "device" not in one_run.columns
-    assert set(one_run["role"]) == {"teacher", "student"}
+    assert list(one_run.columns) == ["role", "p50 ms", "accuracy", "frontier"]
+    assert one_run["frontier"].tolist() == ["yes", "no"]
     rows[1] |= {"model": "run:b/student", "run_id": "b", "device": "cuda"}
     two_runs = tradeoff_table(tradeoff_points(pd.DataFrame(rows)), "latency")
-    assert {"model", "device"} <= set(two_runs.columns)
+    assert list(two_runs.columns) == ["role", "p50 ms", "accuracy", "frontier", "run"]
+    assert len(tradeoff_widths(two_runs)) == 5  # a device per run: the run says which
+    rows[0]["run_id"] = "b"  # one run timed on two devices: the device is shown too
+    assert list(tradeoff_table(tradeoff_points(pd.DataFrame(rows)), "latency").columns)[-1] \
+        == "device"
+
+
+def test_validation_chart_pads_a_narrow_score_range_and_keeps_series_apart() -> None:
+    import pandas as pd
+
+    from app.plots import score_domain, validation_chart
+
+    low, high = score_domain(pd.Series([0.96236, 0.96246]))
+    assert low == pytest.approx(0.95236) and high == pytest.approx(0.97246)
+    assert score_domain(pd.Series([0.995, 1.0])) == [pytest.approx(0.985), 1.0]
+    assert score_domain(pd.Series([0.0, 0.5])) == [0.0, pytest.approx(0.55)]
+    scores = pd.DataFrame([{"epoch": 1, "value": 0.9624, "stage": stage, "metric": metric,
+                            "series": f"{stage} {metric}"}
+                           for stage in ("baseline", "teacher", "student")
+                           for metric in ("accuracy", "macro-F1")])
+    spec = json.loads(validation_chart(scores).plot)
+    encoding = spec["encoding"]
+    assert encoding["color"]["scale"]["domain"] == ["teacher", "student", "baseline"]
+    assert encoding["xOffset"]["scale"]["domain"][:2] == ["teacher accuracy", "teacher macro-F1"]
+    assert encoding["strokeDash"]["field"] == encoding["shape"]["field"] == "metric"
+    assert encoding["y"]["scale"]["domain"] == [pytest.approx(0.9524), pytest.approx(0.9724)]
+
+
+def fake_scored_run(runs_dir: Path, name: str, state: str = "done", int8: bool = False
+                    ) -> str:
+    """A run folder with metrics (and int8 predictions when ``int8``), no models."""
+    import numpy as np
+
+    from core.evaluation import predictions_table
+    from core.runs import create_run
+
+    run = create_run({"name": name}, runs_dir)
+    roles = ["teacher", "student"] + ["student_int8"] * int8
+    run.write_metrics({"models": {role: {"accuracy": 0.9 - 0.01 * i, "latency_ms_p50": 2.0,
+                                         "params": 2e6, "device": "cpu"}
+                                  for i, role in enumerate(roles)},
+                       "label_names": ["neg", "pos"]})
+    run.write_predictions(predictions_table(["a", "b"], [0, 1], {
+        role: np.array([[0.8, 0.2], [0.3, 0.7]]) for role in roles}, ["neg", "pos"]))
+    run.set_status(state)
+    return run.id
+
+
+def test_runs_tab_tables_lead_with_key_columns_and_open_on_the_newest_done_run(
+        tmp_path: Path) -> None:
+    from app.context import AppContext
+    from app.tabs.runs import BOARD, leaderboard_table, newest_done, runs_list_table
+    from core.access import Caller
+    from core.actions import Actions
+    from core.runs import list_run_objects
+
+    done = fake_scored_run(tmp_path, "a-done", int8=True)
+    failed = fake_scored_run(tmp_path, "b-failed", state="failed")
+    ctx = AppContext(Actions(tmp_path))
+    board = leaderboard_table(ctx, Caller())
+    assert list(board.columns) == [header for _, header, *_ in BOARD]
+    assert list(board.columns[:5]) == ["role", "accuracy", "macro-F1", "speed-up", "retained"]
+    assert board.columns[-1] == "run" and board["accuracy"].is_monotonic_decreasing
+    assert "student_int8" in set(board["role"])
+    runs = runs_list_table(ctx, Caller())
+    assert runs["run"].tolist() == [failed, done]  # newest first, the id last
+    assert {"int8 acc", "teacher acc"} <= set(runs.columns) and "yours" not in runs.columns
+    assert newest_done(list_run_objects(tmp_path)) == done
+    assert newest_done(list_run_objects(tmp_path)[1:]) == failed  # no done run: the newest
+    assert newest_done([]) is None
+
+
+def test_int8_student_shows_in_run_details_and_the_browser_but_is_not_loaded_to_compare(
+        tmp_path: Path) -> None:
+    import pandas as pd
+
+    from app.tabs.compare import BROWSER_HEADERS, browser_rows, int8_refs, loadable
+    from app.tabs.runs import models_line, scored_roles
+    from core.runs import open_run
+
+    with_int8 = fake_scored_run(tmp_path, "a", int8=True)
+    without = fake_scored_run(tmp_path, "b")
+    run = open_run(with_int8, tmp_path)
+    assert scored_roles(run) == ["teacher", "student", "student_int8"]
+    assert "student_int8 (int8 weights" in models_line(run)
+    runs = [run, open_run(without, tmp_path)]
+    assert int8_refs(runs) == [f"run:{with_int8}/student_int8"]
+    assert loadable([f"run:{with_int8}/teacher", f"run:{with_int8}/student_int8", ""]) == [
+        f"run:{with_int8}/teacher"]
+    found = pd.DataFrame([{"index": 3, "text": "long\ntext", "true_label": "pos",
+                           "a_label": "neg", "a_confidence": 0.812, "b_label": "pos",
+                           "b_confidence": 0.6, "confidence_gap": 0.212, "a_correct": False,
+                           "b_correct": True}])
+    shown = browser_rows(found)
+    assert list(shown.columns) == BROWSER_HEADERS
+    assert shown.iloc[0].tolist() == ["neg", "pos", "pos", 0.81, 0.6, "✗", "✓", "long text", 3]

@@ -8,13 +8,15 @@ from typing import Any
 
 import gradio as gr
 import pandas as pd
+import pyarrow.parquet
 
 from app import gpu
 from app.context import AppContext
 from app.helpers import default_pair, model_choices, round_table, user_errors
-from core import compare as compare_core
 from core.access import Caller, open_run_for
 from core.compare import DISAGREEMENT_MODES
+from core.runs import Run
+from core.scoring import INT8_ROLE as INT8
 from core.specs import DatasetSpec
 
 EXAMPLES_PER_CLICK = 3
@@ -23,6 +25,16 @@ SCORE_COLUMNS = ["model", "accuracy", "macro_f1", "params", "latency_ms_p50",
 MODE_LABELS = {"disagree": "models disagree", "either_wrong": "either is wrong",
                "all": "all examples"}
 PREVIEW_CHARS = 240  # a table cell shows this much of a text; a news article runs to pages
+# The disagreement browser as shown: (source column, header, width), labels and confidences
+# first, the text's preview after them (one line, cut at its column's edge; a click compares
+# the whole text), the example's number last (it finds the whole text again).
+TEXT_HEADER = "text (click to compare)"
+BROWSER = [("a_label", "A says", "128px"), ("b_label", "B says", "128px"),
+           ("true_label", "true", "128px"), ("a_confidence", "A conf", "72px"),
+           ("b_confidence", "B conf", "72px"), ("a_correct", "A ✓", "52px"),
+           ("b_correct", "B ✓", "52px"), ("text", TEXT_HEADER, "45%"), ("index", "#", "56px")]
+BROWSER_HEADERS = [header for _, header, _ in BROWSER]
+BROWSER_INDEX, BROWSER_TEXT = BROWSER_HEADERS.index("#"), BROWSER_HEADERS.index(TEXT_HEADER)
 
 
 def _one_line(text: str) -> str:
@@ -68,6 +80,39 @@ def probabilities_table(table: pd.DataFrame) -> pd.DataFrame:
              "latency_ms": round(r["latency_ms"], 2)}
             for r in table.to_dict(orient="records")]
     return pd.DataFrame(rows)
+
+
+def browser_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Found disagreements as the browser shows them (see ``BROWSER``)."""
+    shown = rows.copy()
+    shown["text"] = shown["text"].map(preview)
+    for column in ("a_confidence", "b_confidence"):
+        shown[column] = shown[column].round(2)
+    for column in ("a_correct", "b_correct"):
+        shown[column] = shown[column].map({True: "✓", False: "✗"})
+    return shown[[source for source, _, _ in BROWSER]].set_axis(BROWSER_HEADERS, axis=1)
+
+
+def int8_refs(runs: list[Run]) -> list[str]:
+    """``run:<id>/student_int8`` of the done runs that saved its validation predictions.
+
+    The int8 student is saved as quantised weights without ``config.json``, which
+    ``core.inference.Predictor`` (so ``core.compare.compare``) cannot load; its saved
+    predictions are enough for the disagreement browser.
+    """
+    refs = []
+    for run in reversed(runs):
+        path = run.path / "predictions.parquet"
+        if (run.status().get("state") == "done" and INT8 in run.metrics.get("models", {})
+                and path.exists()
+                and f"{INT8}_pred_name" in pyarrow.parquet.read_schema(path).names):
+            refs.append(f"run:{run.id}/{INT8}")
+    return refs
+
+
+def loadable(refs: list[str]) -> list[str]:
+    """The refs :func:`core.compare.compare` can load (not the int8 students)."""
+    return [ref for ref in refs if ref and not ref.endswith(f"/{INT8}")]
 
 
 def _split_texts(texts: str) -> list[str]:
@@ -125,19 +170,20 @@ def build_compare_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
     gr.Markdown("### Disagreement browser\nValidation examples where two models disagree or "
                 "either is wrong, largest confidence gap first. Click a row to compare it.")
     with gr.Row():
-        model_a = gr.Dropdown([], label="Model A", allow_custom_value=True)
-        model_b = gr.Dropdown([], label="Model B", allow_custom_value=True)
+        model_a = gr.Dropdown([], label="Model A", allow_custom_value=True, elem_id="model-a")
+        model_b = gr.Dropdown([], label="Model B", allow_custom_value=True, elem_id="model-b")
         mode = gr.Radio([(MODE_LABELS[m], m) for m in DISAGREEMENT_MODES], value="disagree",
                         label="Show", elem_id="disagreement-mode")
     with gr.Row():
         true_label = gr.Dropdown([""], value="", label="True label", info="empty: any")
         predicted_label = gr.Dropdown([""], value="", label="Predicted label (either model)",
                                       info="empty: any")
-        find_button = gr.Button("Find examples", scale=0, min_width=160)
+        find_button = gr.Button("Find examples", scale=0, min_width=160,
+                                elem_id="find-examples")
     browser_summary = gr.Markdown(elem_id="disagreement-summary")
-    browser = gr.Dataframe(pd.DataFrame(columns=compare_core.DISAGREEMENT_COLUMNS),
-                           interactive=False, wrap=True, max_height=420,
-                           elem_id="disagreements")
+    browser = gr.Dataframe(pd.DataFrame(columns=BROWSER_HEADERS), interactive=False,
+                           max_height=420, elem_id="disagreements",
+                           column_widths=[width for _, _, width in BROWSER])
 
     def refresh(selected: list[str] | None, a: str | None, b: str | None,
                 request: gr.Request) -> tuple[Any, ...]:
@@ -146,13 +192,15 @@ def build_compare_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
         choices = model_choices(runs)
         chosen = [m for m in (selected or []) if m in choices or not m.startswith("run:")]
         chosen = chosen or default_pair(runs)
+        # The browser reads saved predictions, so it also offers the int8 students.
+        browsable = choices + int8_refs(runs)
         pair = default_pair(runs) + [None, None]
-        a = a if a in choices else pair[0]
-        b = b if b in choices else pair[1]
+        a = a if a in browsable else pair[0]
+        b = b if b in browsable else pair[1]
         labels = [""] + _label_names(a, caller, runs_dir)
-        return (gr.Dropdown(choices=choices, value=chosen), gr.Dropdown(choices=choices, value=a),
-                gr.Dropdown(choices=choices, value=b), gr.Dropdown(choices=labels),
-                gr.Dropdown(choices=labels))
+        return (gr.Dropdown(choices=choices, value=chosen),
+                gr.Dropdown(choices=browsable, value=a), gr.Dropdown(choices=browsable, value=b),
+                gr.Dropdown(choices=labels), gr.Dropdown(choices=labels))
 
     def browse_quietly(a: str | None, b: str | None, how: str, true: str | None,
                        predicted: str | None, request: gr.Request) -> tuple[Any, Any, Any]:
@@ -186,8 +234,9 @@ def build_compare_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
 
     def show_compare(table: pd.DataFrame) -> tuple[Any, ...]:
         agreed = table.groupby("text_index")["agree"].first()
-        note = (f"**{int(agreed.sum())} of {len(agreed)}** texts: all {table['model'].nunique()}"
-                " models agree.")
+        count = table["model"].nunique()
+        note = (f"**{int(agreed.sum())} of {len(agreed)}** texts: all {count} models agree."
+                if count > 1 else f"One model on {len(agreed)} text{'s' * (len(agreed) > 1)}.")
         refs = list(dict.fromkeys(table["model"]))
         if any(name != ref for ref, name in short_names(refs).items()):  # columns: roles only
             note += f" Models of run `{refs[0][4:].partition('/')[0]}`."
@@ -218,11 +267,7 @@ def build_compare_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
                                      true_label=true or None, predicted_label=predicted or None)
 
     def show_found(rows: pd.DataFrame, how: str) -> tuple[str, pd.DataFrame]:
-        shown = rows.copy()
-        shown["text"] = shown["text"].map(preview)
-        shown[["a_confidence", "b_confidence", "confidence_gap"]] = shown[
-            ["a_confidence", "b_confidence", "confidence_gap"]].round(3)
-        return f"{len(rows)} examples ({MODE_LABELS[how]}).", shown
+        return f"{len(rows)} examples ({MODE_LABELS[how]}).", browser_rows(rows)
 
     def labels_of(a: str | None, request: gr.Request) -> tuple[Any, Any]:
         labels = [""] + _label_names(a, ctx.caller(request), runs_dir)
@@ -231,13 +276,17 @@ def build_compare_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
     def pick_row(a: str | None, b: str | None, rows: pd.DataFrame | None,
                  evt: gr.SelectData) -> tuple[str, list[str]]:
         # The table shows previews; the whole text comes from the found rows, by the example's
-        # index (columns follow core.compare.DISAGREEMENT_COLUMNS: index, text, ...).
+        # number (the "#" column, whichever cell was clicked).
         row = evt.row_value or []
-        text = str(row[1]) if len(row) > 1 else ""
-        if rows is not None and row:
-            match = rows.loc[rows["index"].astype(str) == str(row[0]), "text"]
+        text = str(row[BROWSER_TEXT]) if len(row) == len(BROWSER) else ""
+        if rows is not None and len(row) > BROWSER_INDEX:
+            match = rows.loc[rows["index"].astype(str) == str(row[BROWSER_INDEX]), "text"]
             text = str(match.iloc[0]) if len(match) else text
-        return _one_line(text), [m for m in (a, b) if m]
+        models = loadable([a or "", b or ""])
+        if len(models) < len([m for m in (a, b) if m]):
+            gr.Info("An int8 student is saved as quantised weights that the comparison cannot "
+                    "load: its prediction is the one in the row.")
+        return _one_line(text), models
 
     private = {"api_visibility": "private"}
     compared, found = gr.State(), gr.State()

@@ -15,26 +15,74 @@ from app.plots import training_charts
 from core.access import Caller
 from core.runs import ROLES, Run
 
-BOARD_COLUMNS = ["run_id", "role", "accuracy", "macro_f1", "params_m", "size_mb",
-                 "latency_ms_p50", "latency_ms_p95", "throughput_per_s", "speedup_vs_teacher",
-                 "accuracy_retained", "device"]
-BOARD_DIGITS = {"accuracy": 4, "macro_f1": 4, "params_m": 2, "size_mb": 1, "latency_ms_p50": 2,
-                "latency_ms_p95": 2, "throughput_per_s": 1, "speedup_vs_teacher": 2,
-                "accuracy_retained": 3}
+# The leaderboard as shown: (source column, header, digits, width), key columns first; the
+# run id, long and the same on a run's rows, comes last. Short headers and fixed widths fit
+# 1280 px; the device (e.g. "cpu (AMD EPYC 7B13, 2 threads)") and the run id take shares of
+# the table's width ("auto" would size them to their unwrapped text) and wrap.
+BOARD = [("role", "role", None, "136px"), ("accuracy", "accuracy", 4, "92px"),
+         ("macro_f1", "macro-F1", 4, "92px"), ("speedup_vs_teacher", "speed-up", 2, "92px"),
+         ("accuracy_retained", "retained", 3, "92px"), ("latency_ms_p50", "p50 ms", 2, "80px"),
+         ("throughput_per_s", "texts/s", 1, "88px"), ("size_mb", "MB", 1, "64px"),
+         ("params_m", "params M", 2, "96px"), ("device", "device", None, "14%"),
+         ("run_id", "run", None, "16%")]
+BOARD_PINNED = 2  # role and accuracy stay in view when the table scrolls sideways
+BOARD_NOTE = ("Every scored model across runs, best accuracy first; click a header to sort. "
+              "**speed-up**: the run's teacher's p50 latency ÷ this model's; **retained**: "
+              "accuracy ÷ the teacher's; **p50 ms**: latency at batch 1, end to end (p95 in "
+              "the results CSV); **texts/s**: throughput at large batch; **MB**: size on disk.")
+# The runs list: (source column, header); per-role accuracies follow the state.
+RUN_COLUMNS = [("name", "name"), ("state", "state")]
+RUN_TAIL = [("dataset", "data"), ("recipe", "recipe"), ("teacher", "teacher model"),
+            ("stage", "stage"), ("mine", "yours"), ("run_id", "run")]
 
 
 def leaderboard_table(ctx: AppContext, caller: Caller) -> pd.DataFrame:
-    """The caller's leaderboard, rounded, parameters in millions, best accuracy first."""
+    """The caller's leaderboard as shown: key columns first, short headers, rounded,
+    parameters in millions, best accuracy first."""
     board = ctx.actions.leaderboard(caller)
     board["params_m"] = pd.to_numeric(board["params"], errors="coerce") / 1e6
-    board = round_table(board[BOARD_COLUMNS], BOARD_DIGITS)
-    return board.sort_values("accuracy", ascending=False, kind="stable", na_position="last")
+    board = round_table(board, {source: d for source, _, d, _ in BOARD if d is not None})
+    board = board.sort_values("accuracy", ascending=False, kind="stable", na_position="last")
+    board = board.reset_index(drop=True)
+    return board[[s for s, *_ in BOARD]].set_axis([h for _, h, *_ in BOARD], axis=1)
 
 
 def runs_list_table(ctx: AppContext, caller: Caller) -> pd.DataFrame:
-    """One row per run the caller sees; its accuracies rounded like the leaderboard's."""
+    """One row per run the caller sees, newest first: name, state, each role's accuracy
+    (rounded like the leaderboard's), then the rest; the run id last."""
     runs = ctx.actions.runs_table(caller)
-    return round_table(runs, {c: 4 for c in runs.columns if c.endswith("_accuracy")})
+    accuracies = [c for role in ROLES for c in runs.columns if c == f"{role}_accuracy"]
+    columns = (RUN_COLUMNS + [(c, c.removesuffix("_accuracy").removeprefix("student_") + " acc")
+                              for c in accuracies] + RUN_TAIL)
+    runs = round_table(runs, dict.fromkeys(accuracies, 4)).iloc[::-1]
+    if "mine" in runs.columns and runs["mine"].all():
+        runs = runs.drop(columns="mine")  # the caller may change every run: nothing to say
+    columns = [(source, header) for source, header in columns if source in runs.columns]
+    runs = runs.reset_index(drop=True)
+    return runs[[s for s, _ in columns]].set_axis([h for _, h in columns], axis=1)
+
+
+def newest_done(runs: list[Run]) -> str | None:
+    """The newest finished run of ``runs`` (oldest first), else the newest run, else None."""
+    for run in reversed(runs):
+        if run.status().get("state") == "done":
+            return run.id
+    return runs[-1].id if runs else None
+
+
+def scored_roles(run: Run) -> list[str]:
+    """The run's models with a saved folder or scores (``student_int8`` has scores and int8
+    weights but no loadable folder), in the usual role order."""
+    present = set(run.models()) | set(run.metrics.get("models", {}))
+    return [role for role in ROLES if role in present]
+
+
+def models_line(run: Run) -> str:
+    """The run's models for the details, saying what each int8 one is."""
+    saved = run.models()
+    names = [role if role in saved else f"{role} (int8 weights: scored here, not loadable "
+             "in Compare)" for role in scored_roles(run)]
+    return ", ".join(names) or "none yet"
 
 
 def confusion_table(run: Run, role: str | None) -> pd.DataFrame:
@@ -45,8 +93,8 @@ def confusion_table(run: Run, role: str | None) -> pd.DataFrame:
     matrix = model.get("confusion_matrix")
     if not matrix or not names:
         return pd.DataFrame({"": ["no scores yet"]})
-    table = pd.DataFrame(matrix, columns=[f"→ {n}" for n in names])
-    table.insert(0, "true \\ predicted", names)
+    table = pd.DataFrame(matrix, columns=list(names))
+    table.insert(0, "true ↓ predicted →", names)
     return table
 
 
@@ -84,12 +132,13 @@ def build_runs_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
     token_hint = ("required: this public server never uses its own token" if ctx.public
                   else "empty: HF_TOKEN (a Space secret) or hf auth login")
     with gr.Row():
-        gr.Markdown("Every scored model across runs. Click a column header to sort. "
-                    "Speed-up and accuracy retained are against the same run's teacher.")
+        gr.Markdown(BOARD_NOTE)
         refresh_button = gr.Button("↻ Refresh", scale=0, min_width=120)
-    board = gr.Dataframe(label="Leaderboard", interactive=False, elem_id="leaderboard",
-                         max_height=360)
-    runs_table = gr.Dataframe(label="Runs", interactive=False, max_height=260)
+    board = gr.Dataframe(pd.DataFrame(columns=[h for _, h, *_ in BOARD]), label="Leaderboard",
+                         interactive=False, elem_id="leaderboard", max_height=420, wrap=True,
+                         column_widths=[w for *_, w in BOARD], pinned_columns=BOARD_PINNED)
+    runs_table = gr.Dataframe(label="Runs", interactive=False, max_height=260,
+                              pinned_columns=1, elem_id="runs-list")
     gr.Markdown("### Run details")
     with gr.Row():
         run_picker = gr.Dropdown([], label="Run", scale=3, elem_id="runs-run")
@@ -120,18 +169,20 @@ def build_runs_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
                         visible=False)
     with gr.Row():
         curves = gr.Plot(show_label=False, elem_id="run-curves")
-        with gr.Column():
-            confusion = gr.Dataframe(label="Confusion matrix (rows: true label)",
-                                     interactive=False)
-            per_class = gr.Dataframe(label="Per-class scores", interactive=False)
+        per_class = gr.Dataframe(label="Per-class scores", interactive=False,
+                                 elem_id="per-class")
+    # Full width: a column per label does not fit half a page (BBC News' "entertainment").
+    confusion = gr.Dataframe(label="Confusion matrix (rows: true label, columns: predicted)",
+                             interactive=False, pinned_columns=1, elem_id="confusion")
     with gr.Accordion("Spec", open=False):
         spec_json = gr.JSON(show_label=False)
 
     def refresh(current: str | None, request: gr.Request) -> tuple[Any, ...]:
         caller = ctx.caller(request)
-        choices = run_choices(actions.visible_runs(caller))
-        known = [value for _, value in choices]
-        run_id = current if current in known else (known[0] if known else None)
+        runs = actions.visible_runs(caller)
+        choices = run_choices(runs)
+        # Open on the newest finished run: a newer failed one has nothing to show.
+        run_id = current if current in {r.id for r in runs} else newest_done(runs)
         return (leaderboard_table(ctx, caller), runs_list_table(ctx, caller),
                 gr.Dropdown(choices=choices, value=run_id))
 
@@ -139,19 +190,21 @@ def build_runs_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
     def show(run_id: str | None, role: str | None, request: gr.Request) -> tuple[Any, ...]:
         if not run_id:
             empty = pd.DataFrame()
-            return "No runs yet.", None, None, empty, empty
+            return "No runs yet.", None, None, empty, empty, gr.Dropdown()
         caller = ctx.caller(request)
         status = actions.status(run_id, caller)
         run = Run(actions.runs_dir / run_id)
-        metrics = run.metrics
-        text = (f"**{run.id}** · {status.get('state')} · models: "
-                f"{', '.join(run.models()) or 'none yet'}  \n{metrics.get('dataset', '')}")
+        roles = scored_roles(run) or list(ROLES)
+        role = role if role in roles else ("student" if "student" in roles else roles[0])
+        text = (f"**{run.id}** · {status.get('state')} · models: {models_line(run)}  \n"
+                f"{run.metrics.get('dataset', '')}")
         if not status.get("mine"):
             text += "  \nA shared example: read-only."
         if status.get("error"):
             text += f"  \n**Error:** {status['error']}"
-        return text, training_charts(run)[1], actions.spec(run_id, caller), \
-            confusion_table(run, role), per_class_table(run, role)
+        return (text, training_charts(run)[1], actions.spec(run_id, caller),
+                confusion_table(run, role), per_class_table(run, role),
+                gr.Dropdown(choices=roles, value=role))
 
     @errors
     def download_results(run_id: str | None, request: gr.Request) -> Any:
@@ -187,7 +240,7 @@ def build_runs_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
         return (gr.Row(visible=False), *refresh(None, request))
 
     private = {"api_visibility": "private"}
-    detail_outputs = [details, curves, spec_json, confusion, per_class]
+    detail_outputs = [details, curves, spec_json, confusion, per_class, role_picker]
     for trigger in (ready.then, tab.select, refresh_button.click):
         trigger(refresh, run_picker, [board, runs_table, run_picker], concurrency_limit=None,
                 **private).then(show, [run_picker, role_picker], detail_outputs, **private)

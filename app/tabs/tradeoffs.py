@@ -8,7 +8,7 @@ import gradio as gr
 
 from app.context import AppContext
 from app.helpers import user_errors
-from app.plots import CHARTS, tradeoff_chart, tradeoff_points, tradeoff_table
+from app.plots import CHARTS, tradeoff_chart, tradeoff_points, tradeoff_table, tradeoff_widths
 
 CHART_TITLES = {
     "latency": "Accuracy vs latency (batch 1, end to end)",
@@ -36,8 +36,8 @@ def build_tradeoffs_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
                 with gr.Column():
                     gr.Markdown(f"#### {CHART_TITLES[key]}")
                     outputs.append(gr.Plot(show_label=False, elem_id=f"plot-{key}"))
-                    outputs.append(gr.Dataframe(interactive=False, max_height=240,
-                                                elem_id=f"table-{key}"))
+                    outputs.append(gr.Dataframe(interactive=False, max_height=320, wrap=True,
+                                                pinned_columns=1, elem_id=f"table-{key}"))
 
     @user_errors(public=ctx.public)
     def refresh(request: gr.Request) -> list[Any]:
@@ -49,7 +49,9 @@ def build_tradeoffs_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
                 "No scored models yet: launch a job in **Distil**.")
         values: list[Any] = [note]
         for key in CHARTS:
-            values += [tradeoff_chart(points, key), tradeoff_table(points, key)]
+            table = tradeoff_table(points, key)
+            values += [tradeoff_chart(points, key),
+                       gr.Dataframe(table, column_widths=tradeoff_widths(table))]
         return values
 
     for trigger in (ready.then, tab.select, refresh_button.click):
