@@ -126,7 +126,7 @@ def test_a_person_distils_compares_and_reads_the_plots(page: object, tmp_path: P
     # Disagreement browser: list every example, click one, and it is compared in full.
     page.locator("#disagreement-mode label", has_text="all examples").click()
     expect(page.locator("#disagreement-summary")).to_contain_text("examples (all examples)")
-    first_text = page.locator('#disagreements [data-testid="cell-0-1"]')  # row 0, text
+    first_text = page.locator('#disagreements [data-testid="cell-0-7"]')  # row 0, the text
     clicked = first_text.inner_text().strip()
     first_text.click()
     expect(page.locator("#compare-texts textarea")).to_have_value(clicked)
