@@ -27,7 +27,8 @@ BOARD = [("role", "role", None, "136px"), ("accuracy", "accuracy", 4, "92px"),
          ("run_id", "run", None, "16%")]
 BOARD_PINNED = 2  # role and accuracy stay in view when the table scrolls sideways
 BOARD_NOTE = ("Every scored model across runs, best accuracy first; click a header to sort. "
-              "**speed-up**: the run's teacher's p50 latency ÷ this model's; **retained**: "
+              "**speed-up**: the run's teacher's p50 latency ÷ this model's (± the spread "
+              "across rounds once re-timed with ⏱); **retained**: "
               "accuracy ÷ the teacher's; **p50 ms**: latency at batch 1, end to end (p95 in "
               "the results CSV); **texts/s**: throughput at large batch; **MB**: size on disk.")
 # The runs list: (source column, header); per-role accuracies follow the state.
@@ -42,6 +43,11 @@ def leaderboard_table(ctx: AppContext, caller: Caller) -> pd.DataFrame:
     board = ctx.actions.leaderboard(caller)
     board["params_m"] = pd.to_numeric(board["params"], errors="coerce") / 1e6
     board = round_table(board, {source: d for source, _, d, _ in BOARD if d is not None})
+    # A re-timed run's speed-up carries its spread across rounds (distillab time).
+    spread = pd.to_numeric(board.get("speedup_spread"), errors="coerce")
+    board["speedup_vs_teacher"] = [
+        "" if pd.isna(value) else f"{value:.2f} ±{extra:.2f}" if pd.notna(extra) else
+        f"{value:.2f}" for value, extra in zip(board["speedup_vs_teacher"], spread, strict=True)]
     board = board.sort_values("accuracy", ascending=False, kind="stable", na_position="last")
     board = board.reset_index(drop=True)
     return board[[s for s, *_ in BOARD]].set_axis([h for _, h, *_ in BOARD], axis=1)
@@ -147,6 +153,7 @@ def build_runs_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
     with gr.Row():
         results_button = gr.Button("↓ Results as CSV")
         zip_button = gr.Button("↓ Model as zip", elem_id="model-zip")
+        retime_button = gr.Button("⏱ Re-time on this machine", elem_id="retime")
         delete_button = gr.Button("Delete run", variant="stop")
     with gr.Accordion("Push the model to the Hugging Face Hub", open=False):
         gr.Markdown("Uploads the chosen model with a generated model card (teacher, data, "
@@ -228,6 +235,16 @@ def build_runs_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
         gr.Info(f"Pushed {run_id}/{role} to {url}")
         return f"Pushed **{role}** of `{run_id}` to [{url}]({url})."
 
+    @errors
+    def retime(run_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+        if not run_id:
+            raise gr.Error("pick a run to re-time")
+        timing = actions.time_run(run_id, ctx.caller(request))
+        speedups = ", ".join(f"{role} {m['speedup_vs_teacher']:.2f}x ± {m['speedup_spread']:.2f}"
+                             for role, m in timing["models"].items() if role != "teacher")
+        gr.Info(f"Re-timed {run_id} on {timing['device']}: {speedups}")
+        return refresh(run_id, request)
+
     def ask_delete(run_id: str | None) -> tuple[Any, Any]:
         if not run_id:
             raise gr.Error("pick a run to delete")
@@ -250,6 +267,7 @@ def build_runs_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
     zip_button.click(download_model, [run_picker, role_picker], downloads, **private)
     push_button.click(push_model, [run_picker, role_picker, repo_id, token, private_repo],
                       pushed, **private)
+    retime_button.click(retime, run_picker, [board, runs_table, run_picker], **private)
     delete_button.click(ask_delete, run_picker, [confirm_row, confirm_md], **private)
     keep_button.click(lambda: gr.Row(visible=False), None, confirm_row, **private)
     confirm_button.click(confirm_delete, run_picker,
