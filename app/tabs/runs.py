@@ -28,7 +28,7 @@ BOARD = [("role", "role", None, "136px"), ("accuracy", "accuracy", 4, "92px"),
 BOARD_PINNED = 2  # role and accuracy stay in view when the table scrolls sideways
 BOARD_NOTE = ("Every scored model across runs, best accuracy first; click a header to sort. "
               "**speed-up**: the run's teacher's p50 latency ÷ this model's (± the spread "
-              "across rounds once re-timed with ⏱); **retained**: "
+              "across rounds once re-timed); **retained**: "
               "accuracy ÷ the teacher's; **p50 ms**: latency at batch 1, end to end (p95 in "
               "the results CSV); **texts/s**: throughput at large batch; **MB**: size on disk.")
 # The runs list: (source column, header); per-role accuracies follow the state.
@@ -153,7 +153,7 @@ def build_runs_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
     with gr.Row():
         results_button = gr.Button("↓ Results as CSV")
         zip_button = gr.Button("↓ Model as zip", elem_id="model-zip")
-        retime_button = gr.Button("⏱ Re-time on this machine", elem_id="retime")
+        retime_button = gr.Button("↻ Re-time on this machine", elem_id="retime")
         delete_button = gr.Button("Delete run", variant="stop")
     with gr.Accordion("Push the model to the Hugging Face Hub", open=False):
         gr.Markdown("Uploads the chosen model with a generated model card (teacher, data, "
