@@ -84,6 +84,8 @@ def results_card(metrics: dict[str, Any], predictions: pd.DataFrame | None = Non
         speedup = (teacher["latency_ms_p50"] / model["latency_ms_p50"]
                    if teacher.get("latency_ms_p50") and model.get("latency_ms_p50") else None)
         shown = f"{speedup:.2f}x" if speedup else "–"
+        if model.get("speedup_spread") is not None:  # timed in rounds with the job
+            shown = f"{model['speedup_vs_teacher']:.2f}x ± {model['speedup_spread']:.2f}"
         if role in timed:
             shown = (f"{timed[role]['speedup_vs_teacher']:.2f}x ± "
                      f"{timed[role]['speedup_spread']:.2f}")
@@ -102,9 +104,11 @@ def results_card(metrics: dict[str, Any], predictions: pd.DataFrame | None = Non
                      f"{timing.get('device')}: {timing.get('rounds')} interleaved rounds, the "
                      "median and ± half the range across rounds.</span>")
     elif teacher.get("device"):
+        rounds = (f"; {teacher['rounds']} interleaved rounds, the median ± half the range"
+                  if teacher.get("rounds") else "")
         lines.append(f"<span class='dl-small'>Scored on {metrics.get('validation_size', '?')} "
                      f"validation examples; timed on {teacher['device']} in "
-                     f"{teacher.get('precision', '?')}, end to end at batch 1.</span>")
+                     f"{teacher.get('precision', '?')}, end to end at batch 1{rounds}.</span>")
     notes = warnings_for(metrics, predictions)
     if timing and timing.get("machine_busy"):
         notes.append("**The re-timing ran on a busy machine** (other processes used the CPUs); "

@@ -392,7 +392,8 @@ def leaderboard(runs_dir: str | os.PathLike | None = None,
             row = {c: m.get(c) for c in LEADERBOARD_COLUMNS}
             row.update(run_id=run.id, role=role, model=str(ModelRef(run.id, role)),
                        timed="when scored")
-            if teacher.get("latency_ms_p50") and m.get("latency_ms_p50"):
+            if m.get("speedup_vs_teacher") is None and teacher.get("latency_ms_p50") and \
+                    m.get("latency_ms_p50"):  # runs scored before timing in rounds
                 row["speedup_vs_teacher"] = teacher["latency_ms_p50"] / m["latency_ms_p50"]
             timing = (retimed.get("models") or {}).get(role)
             if timing:

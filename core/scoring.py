@@ -61,41 +61,61 @@ def score_run(run: Run, data: Any, max_length: int, device: Any,
     from core.evaluation import agreement, predictions_table
     from core.models import load_classifier
     from core.saving import size_on_disk_mb
+    from core.timing import ROUNDS, time_models
 
     emit = emit or (lambda event: None)
     models: dict[str, dict[str, Any]] = {}
     probabilities: dict[str, np.ndarray] = {}
+    loaded: dict[str, tuple[Any, Any]] = {}
     roles = run.models()
-    total = len(roles) + int("student" in roles and _wants_int8(device))
+    # One step per model scored, then one per round of timing them all side by side.
+    total = len(roles) + int("student" in roles and _wants_int8(device)) + ROUNDS
     started = time.monotonic()
 
-    def progress(done: int, role: str) -> None:
-        # The evaluate stage reports steps (one per model) and an ETA like training does.
+    def progress(done: int, what: str) -> None:
+        # The evaluate stage reports steps and an ETA like training does.
         spent = time.monotonic() - started
         emit({"type": "step", "stage": "evaluate", "step": done, "total_steps": total,
-              "epoch": None, "epochs": None, "message": f"scoring {role}",
+              "epoch": None, "epochs": None, "message": what,
               "eta_s": spent / done * (total - done) if done else None})
 
     for role in roles:
-        progress(len(models), role)
+        progress(len(models), f"scoring {role}")
         emit({"type": "log", "message": f"scoring {role}"})
         model, tokenizer, _ = load_classifier(str(run.model_dir(role)), data.label_names)
         model.to(device).eval()
         metrics, probs = score_model(model, tokenizer, data.validation_texts,
                                      data.validation_labels, data.label_names,
                                      max_length=max_length, device=device,
-                                     batch_tokens=batch_tokens)
+                                     measure=False, batch_tokens=batch_tokens)
         metrics["size_mb"] = size_on_disk_mb(run.model_dir(role))
         models[role], probabilities[role] = metrics, probs
-        emit({"type": "scored", "role": role, "accuracy": metrics["accuracy"],
-              "latency_ms_p50": metrics.get("latency_ms_p50")})
+        loaded[role] = (model, tokenizer)
+        emit({"type": "scored", "role": role, "accuracy": metrics["accuracy"]})
         if role == "student" and _wants_int8(device):
-            progress(len(models), INT8_ROLE)
+            progress(len(models), f"scoring {INT8_ROLE}")
             emit({"type": "log", "message": "scoring student_int8 (dynamic int8 on CPU)"})
-            metrics, probs = score_int8(run, model, tokenizer, data, max_length, metrics)
+            metrics, probs, quantized = score_int8(run, model, tokenizer, data, max_length,
+                                                   metrics)
             models[INT8_ROLE], probabilities[INT8_ROLE] = metrics, probs
-            emit({"type": "scored", "role": INT8_ROLE, "accuracy": metrics["accuracy"],
-                  "latency_ms_p50": metrics.get("latency_ms_p50")})
+            loaded[INT8_ROLE] = (quantized, tokenizer)
+            emit({"type": "scored", "role": INT8_ROLE, "accuracy": metrics["accuracy"]})
+    # Timed last, all together and interleaved in rounds (core.timing): a speed-up is taken
+    # per round, so a busy moment slows both sides of it rather than one model.
+    emit({"type": "log", "message": f"timing {', '.join(loaded)} in {ROUNDS} rounds"})
+    done = len(models)
+    timing = time_models(loaded, list(data.validation_texts), max_length=max_length,
+                         device=device, rounds=ROUNDS,
+                         on_round=lambda r: progress(done + r, f"timing, round {r + 1}"))
+    for role, figures in timing["models"].items():
+        if role == INT8_ROLE:  # timed in fp32 activations; its weights' precision is its name
+            figures = {k: v for k, v in figures.items() if k != "precision"}
+        models[role].update(figures, rounds=timing["rounds"],
+                            others_cpu_share=timing["others_cpu_share_max"],
+                            load_avg_1m=timing["load_avg_1m"],
+                            machine_busy=timing["machine_busy"])
+        emit({"type": "scored", "role": role, "accuracy": models[role]["accuracy"],
+              "latency_ms_p50": figures["latency_ms_p50"]})
     if "teacher" in probabilities:
         teacher_pred = probabilities["teacher"].argmax(-1)
         for role, probs in probabilities.items():
@@ -120,7 +140,7 @@ def _wants_int8(device: Any) -> bool:
 
 
 def score_int8(run: Run, student: Any, tokenizer: Any, data: Any, max_length: int,
-               student_metrics: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
+               student_metrics: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray, Any]:
     """Quantise ``student`` to dynamic int8, score it on the CPU and save its weights.
 
     Args:
@@ -133,21 +153,22 @@ def score_int8(run: Run, student: Any, tokenizer: Any, data: Any, max_length: in
         student_metrics: the float student's metrics (parameter counts are the same).
     Returns:
         The int8 model's metrics (``precision`` is ``int8-dynamic``; ``size_mb`` is the
-        saved state dict, ``size_counts`` says what that includes) and its probabilities.
+        saved state dict, ``size_counts`` says what that includes), its probabilities and
+        the quantised model (timed with the others by :func:`score_run`).
     """
     from core.quantize import INT8_PRECISION, WHAT_SIZE_COUNTS, quantize_dynamic_int8, save_int8
 
     quantized = quantize_dynamic_int8(student)
     metrics, probs = score_model(quantized, tokenizer, data.validation_texts,
                                  data.validation_labels, data.label_names,
-                                 max_length=max_length, device="cpu")
+                                 max_length=max_length, device="cpu", measure=False)
     # Packed int8 weights are not nn.Parameters: count the float student's parameters.
     for key in ("params", "params_non_embedding", "num_layers"):
         metrics[key] = student_metrics.get(key)
     metrics.update(precision=INT8_PRECISION, quantized_from="student",
                    size_mb=save_int8(quantized, run.model_dir(INT8_ROLE), "student"),
                    size_counts=WHAT_SIZE_COUNTS)
-    return metrics, probs
+    return metrics, probs, quantized
 
 
 def evaluate_models(model_refs: Sequence[str], dataset: Any, runs_dir: Any = None, *,

@@ -18,6 +18,7 @@ import gc
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,8 @@ def spread(values: list[float]) -> float:
 
 
 def time_models(models: dict[str, tuple[Any, Any]], texts: list[str], *, max_length: int,
-                device: Any, rounds: int = ROUNDS) -> dict[str, Any]:
+                device: Any, rounds: int = ROUNDS,
+                on_round: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Latency and throughput of several models, interleaved in ``rounds`` rounds.
 
     Args:
@@ -47,6 +49,7 @@ def time_models(models: dict[str, tuple[Any, Any]], texts: list[str], *, max_len
         max_length: truncation length in tokens.
         device: where to run.
         rounds: how many times every model is timed, in turn.
+        on_round: called with each round's index before it starts (progress).
     Returns:
         ``{"rounds": n, "models": {role: {latency_ms_p50, latency_ms_p50_spread,
         throughput_per_s, throughput_spread, speedup_vs_teacher, speedup_spread, ...}},
@@ -61,7 +64,9 @@ def time_models(models: dict[str, tuple[Any, Any]], texts: list[str], *, max_len
     per_round: dict[str, list[dict[str, Any]]] = {role: [] for role in models}
     loads: list[dict[str, Any]] = []
     gc.collect()  # what training left behind goes before the first timer starts
-    for _ in range(rounds):
+    for index in range(rounds):
+        if on_round is not None:
+            on_round(index)
         for role, (model, tokenizer) in models.items():
             with OtherLoad() as load:
                 figures = measure_speed(model, tokenizer, sample, max_length=max_length,
