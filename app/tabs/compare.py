@@ -148,8 +148,8 @@ def build_compare_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
     with gr.Row():
         compare_button = gr.Button("Compare", variant="primary", elem_id="compare-button")
         examples_button = gr.Button(f"+ {EXAMPLES_PER_CLICK} validation examples")
-        max_length = gr.Number(128, label="Max length", precision=0, minimum=8, scale=0,
-                               min_width=120)
+        max_length = gr.Number(0, label="Max length", precision=0, minimum=0, scale=0,
+                               min_width=120, info="0: each model's own (its run's)")
     summary = gr.Markdown(elem_id="compare-summary")
     result = gr.Dataframe(pd.DataFrame(columns=["#", "text", "agree"]), interactive=False,
                           label="Side by side: label (confidence) · latency end to end",
@@ -215,7 +215,7 @@ def build_compare_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
     def run_compare(text: str, refs: list[str] | None, length: float | None,
                     request: gr.Request) -> pd.DataFrame:
         texts, refs, length = actions.check_compare(_split_texts(text), refs or [],
-                                                    int(length or 128), ctx.caller(request))
+                                                    int(length or 0), ctx.caller(request))
         return gpu.compare_models(texts, refs, runs_dir, length)
 
     @errors
