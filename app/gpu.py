@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from core import compare as compare_core
+from core.runs import scalar_fields
 from core.specs import DatasetSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -69,7 +70,5 @@ def evaluate_models(model_refs: Sequence[str], dataset: DatasetSpec,
 
     description, models = evaluate_core(model_refs, dataset, runs_dir, max_length=max_length,
                                         measure=measure_speed)
-    rows = [{"model": ref, **{k: v for k, v in metrics.items()
-                              if not isinstance(v, (dict, list))}}
-            for ref, metrics in models.items()]
+    rows = [{"model": ref, **scalar_fields(metrics)} for ref, metrics in models.items()]
     return description, pd.DataFrame(rows)

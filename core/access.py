@@ -29,6 +29,7 @@ from core.runs import (
     RunError,
     atomic_write_json,
     list_run_objects,
+    open_run,
     read_json,
     runs_root,
 )
@@ -120,12 +121,10 @@ def open_run_for(run_id: str, caller: Caller, runs_dir: str | os.PathLike | None
         raise AccessError("a run id is a string, e.g. 20261204-101500-ab12")
     run_id = run_id.strip()
     missing = AccessError(f"no run {run_id!r} of yours (see the runs list)")
-    if not RUN_ID_PATTERN.match(run_id):
-        raise AccessError(f"{run_id!r} is not a run id (e.g. 20261204-101500-ab12)")
-    path = runs_root(runs_dir) / run_id
-    if not (path / "spec.json").is_file():
-        raise missing
-    run = Run(path)
+    try:
+        run = open_run(run_id, runs_dir)
+    except RunError as error:  # a malformed id says so; a missing run reads like others'
+        raise (missing if RUN_ID_PATTERN.match(run_id) else AccessError(str(error))) from None
     if not can_read(run, caller):
         raise missing
     if manage and not can_manage(run, caller):

@@ -23,7 +23,16 @@ from core import access, jobs
 from core import limits as limits_module
 from core.access import AccessError, Caller
 from core.limits import LimitError, Limits
-from core.runs import ModelRef, Run, create_run, leaderboard, list_runs, runs_root
+from core.runs import (
+    ModelRef,
+    Run,
+    create_run,
+    leaderboard,
+    list_run_objects,
+    list_runs,
+    runs_root,
+    scalar_fields,
+)
 from core.specs import DatasetSpec, JobSpec, SpecError
 from core.uploads import resolve_dataset, store_upload
 
@@ -96,8 +105,7 @@ class Actions:
         """
         spec = self.check_job(spec, caller)
         with self._submit_lock:
-            active = [run for run in self._runs() if run.status().get("state") in ACTIVE_STATES]
-            mine = [run for run in active if access.run_owner(run) == caller.id]
+            active, mine = self._active_runs(caller)
             for run in reversed(mine):
                 created = run.status().get("created", 0)
                 if run.spec == spec.to_dict() and time.time() - created < DUPLICATE_WINDOW_S:
@@ -109,12 +117,14 @@ class Actions:
         log.info("queued %s for %s", run.id, caller.id)
         return run.id
 
-    def _runs(self) -> list[Run]:
-        from core.runs import list_run_objects
-
-        return list_run_objects(self.runs_dir)
+    def _active_runs(self, caller: Caller) -> tuple[list[Run], list[Run]]:
+        """Every queued or running run, and the caller's among them, oldest first."""
+        active = [run for run in list_run_objects(self.runs_dir)
+                  if run.status().get("state") in ACTIVE_STATES]
+        return active, [run for run in active if access.run_owner(run) == caller.id]
 
     def _check_queue(self, active: list[Run], mine: list[Run], caller: Caller) -> None:
+        """Refuse when the queue, or the caller's share of it, is full."""
         if len(active) >= self.limits.max_queued_total:
             raise LimitError(f"the queue is full ({len(active)} jobs queued or running, the "
                              f"limit is {self.limits.max_queued_total}): try again later")
@@ -152,9 +162,7 @@ class Actions:
         """Queue the caller's interrupted, cancelled or failed run again; its new state."""
         run = access.open_run_for(run_id, caller, self.runs_dir, manage=True)
         with self._submit_lock:
-            active = [r for r in self._runs() if r.status().get("state") in ACTIVE_STATES]
-            mine = [r for r in active if access.run_owner(r) == caller.id]
-            self._check_queue(active, mine, caller)
+            self._check_queue(*self._active_runs(caller), caller)
             jobs.resume(run.id, self.runs_dir)
         return run.status()["state"]
 
@@ -180,8 +188,7 @@ class Actions:
         status["models"] = [str(ModelRef(run.id, role)) for role in run.models()]
         status["mine"] = access.can_manage(run, caller)
         if status.get("state") == "done":
-            status["metrics"] = {role: {k: v for k, v in m.items()
-                                        if not isinstance(v, (dict, list))}
+            status["metrics"] = {role: scalar_fields(m)
                                  for role, m in run.metrics.get("models", {}).items()}
         if caller.public:
             status = {key: access.scrub_paths(value) if isinstance(value, str) else value

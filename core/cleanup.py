@@ -197,9 +197,8 @@ def _clean_temp(temp_dir: Path, runs_root: Path, cutoff: float, report: CleanupR
                     size = _tree_bytes(path)
                     shutil.rmtree(path)
                     report.add(path, size, folder=True)
-            elif info.st_mtime < cutoff:
-                path.unlink()
-                report.add(path, info.st_size if stat.S_ISREG(info.st_mode) else 0, folder=False)
+            else:
+                _remove_if_older(path, cutoff, report)
         except FileNotFoundError:
             continue
         except OSError as error:

@@ -40,6 +40,7 @@ from core.devices import (
     inference_dtype,
     prefer_sdpa,
 )
+from core.inference import pad_id_of
 
 if TYPE_CHECKING:
     import evaluate
@@ -117,7 +118,7 @@ def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], *, max_lengt
                                   dtype=dtype, cache=cache)
     if encoded is None:
         encoded = (encode_texts if cache else encode_uncached)(tokenizer, texts, max_length)
-    return predict_proba_encoded(model, encoded, pad_token_id=_pad_id(tokenizer), device=device,
+    return predict_proba_encoded(model, encoded, pad_token_id=pad_id_of(tokenizer), device=device,
                                  batch_tokens=batch_tokens, max_batch_size=max_batch_size,
                                  dtype=dtype)
 
@@ -252,7 +253,7 @@ def _predict_streaming(model: Any, tokenizer: Any, texts: Sequence[str], *, max_
     single copy of every probability at the end. Each chunk is sorted and batched by
     length on its own.
     """
-    pad_id = _pad_id(tokenizer)
+    pad_id = pad_id_of(tokenizer)
     outputs: list[torch.Tensor] = []
     batches: list[np.ndarray] = []
     parts: list[EncodedTexts] = []
@@ -268,11 +269,6 @@ def _predict_streaming(model: Any, tokenizer: Any, texts: Sequence[str], *, max_
     if cache:
         store_encoding(tokenizer, texts, max_length, concat_encoded(parts))
     return _in_input_order(probabilities, batches)
-
-
-def _pad_id(tokenizer: Any) -> int:
-    pad = getattr(tokenizer, "pad_token_id", None)
-    return 0 if pad is None else int(pad)
 
 
 _THREADS_CONFIGURED = False

@@ -22,23 +22,16 @@ from core.cleanup import clean_storage
 from core.runs import (
     Run,
     RunError,
-    create_run,
     list_run_objects,
     open_run,
     pid_alive,
     runs_root,
     worker_alive,
 )
-from core.specs import JobSpec
 
 log = logging.getLogger(__name__)
 
 RESUMABLE = ("interrupted", "cancelled", "failed")
-
-
-def submit(spec: JobSpec, runs_dir: str | os.PathLike | None = None) -> str:
-    """Queue a job; returns the new run's id."""
-    return create_run(spec.to_dict(), runs_dir).id
 
 
 def cancel(run_id: str, runs_dir: str | os.PathLike | None = None) -> str:

@@ -292,6 +292,12 @@ class Run:
         (self.path / "cancel").unlink(missing_ok=True)
 
 
+def scalar_fields(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A model's metrics without the nested ones (per-class scores, confusion matrix,
+    what each timer includes): one table row, one JSON object of figures."""
+    return {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
+
+
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []

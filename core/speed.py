@@ -34,7 +34,7 @@ from core.devices import (
     prefer_sdpa,
 )
 from core.evaluation import inference_session, predict_proba
-from core.inference import end_to_end_one, one_batch
+from core.inference import end_to_end_one, one_batch, pad_id_of
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def measure_speed(model: Any, tokenizer: Any, texts: Sequence[str], *, max_lengt
     device = torch.device(device)
     dtype = inference_dtype(device, model) if dtype is None else dtype
     batch_tokens = default_batch_tokens(device) if batch_tokens is None else batch_tokens
-    pad_id = 0 if tokenizer.pad_token_id is None else int(tokenizer.pad_token_id)
+    pad_id = pad_id_of(tokenizer)
     attention = prefer_sdpa(model)
 
     latency_texts = [texts[i % len(texts)] for i in range(warmup + latency_samples)]

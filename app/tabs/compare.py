@@ -15,7 +15,7 @@ from app.context import AppContext
 from app.helpers import default_pair, model_choices, round_table, user_errors
 from core.access import Caller, open_run_for
 from core.compare import DISAGREEMENT_MODES
-from core.runs import Run
+from core.runs import ModelRef, Run
 from core.scoring import INT8_ROLE as INT8
 from core.specs import DatasetSpec
 
@@ -106,7 +106,7 @@ def int8_refs(runs: list[Run]) -> list[str]:
         if (run.status().get("state") == "done" and INT8 in run.metrics.get("models", {})
                 and path.exists()
                 and f"{INT8}_pred_name" in pyarrow.parquet.read_schema(path).names):
-            refs.append(f"run:{run.id}/{INT8}")
+            refs.append(str(ModelRef(run.id, INT8)))
     return refs
 
 
@@ -120,11 +120,11 @@ def _split_texts(texts: str) -> list[str]:
 
 
 def _label_names(ref: str | None, caller: Caller, runs_dir: Path) -> list[str]:
-    if not ref or not ref.startswith("run:"):
+    if not ref or not ModelRef.is_run_ref(ref):
         return []
-    run_id = ref[4:].partition("/")[0]
     try:
-        return list(open_run_for(run_id, caller, runs_dir).metrics.get("label_names") or [])
+        run = open_run_for(ModelRef.parse(ref).run_id, caller, runs_dir)
+        return list(run.metrics.get("label_names") or [])
     except ValueError:
         return []
 
@@ -239,7 +239,7 @@ def build_compare_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
                 if count > 1 else f"One model on {len(agreed)} text{'s' * (len(agreed) > 1)}.")
         refs = list(dict.fromkeys(table["model"]))
         if any(name != ref for ref, name in short_names(refs).items()):  # columns: roles only
-            note += f" Models of run `{refs[0][4:].partition('/')[0]}`."
+            note += f" Models of run `{ModelRef.parse(refs[0]).run_id}`."
         shown = side_by_side(table)
         # Fixed widths: left to its content, the text column pushed the models off screen.
         models = len(shown.columns) - 3
@@ -248,10 +248,10 @@ def build_compare_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
 
     @errors
     def add_examples(text: str, refs: list[str] | None, request: gr.Request) -> str:
-        run_refs = [r for r in refs or [] if r.startswith("run:")]
+        run_refs = [r for r in refs or [] if ModelRef.is_run_ref(r)]
         if not run_refs:
             raise gr.Error("pick a run model first: its run's validation examples are used")
-        run = open_run_for(run_refs[0][4:].partition("/")[0], ctx.caller(request), runs_dir)
+        run = open_run_for(ModelRef.parse(run_refs[0]).run_id, ctx.caller(request), runs_dir)
         table = run.predictions()
         if table.empty:
             raise gr.Error(f"run {run.id} has no validation predictions yet")

@@ -13,7 +13,7 @@ from app.context import AppContext
 from app.helpers import round_table, run_choices, user_errors
 from app.plots import training_charts
 from core.access import Caller
-from core.runs import ROLES, Run
+from core.runs import ROLES, Run, scalar_fields
 
 # The leaderboard as shown: (source column, header, digits, width), key columns first; the
 # run id, long and the same on a run's rows, comes last. Short headers and fixed widths fit
@@ -116,9 +116,7 @@ def results_files(run: Run) -> list[str]:
     models = run.metrics.get("models", {})
     if not models:
         raise ValueError(f"run {run.id} has no results yet ({run.status().get('state')})")
-    rows = [{"run_id": run.id, "role": role,
-             **{k: v for k, v in m.items() if not isinstance(v, (dict, list))}}
-            for role, m in models.items()]
+    rows = [{"run_id": run.id, "role": role, **scalar_fields(m)} for role, m in models.items()]
     results = folder / f"{run.id}-results.csv"
     pd.DataFrame(rows).to_csv(results, index=False)
     files = [str(results)]
