@@ -559,8 +559,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from core.runs import open_run
     from core.train import Cancelled
 
+    run = open_run(args.run_id, args.runs_dir)
+    state = run.status()["state"]
+    if state != "queued":  # cancelled between the queue's claim and this start
+        print(f"run {run.id} is {state}, no longer queued: not started", file=sys.stderr)
+        return 0
     try:
-        run_job(open_run(args.run_id, args.runs_dir))
+        run_job(run)
     except Cancelled:
         return 130
     return 0

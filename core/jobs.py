@@ -50,6 +50,9 @@ def cancel(run_id: str, runs_dir: str | os.PathLike | None = None) -> str:
     state = run.status()["state"]
     if state == "queued":
         run.set_status("cancelled", message="cancelled before it started")
+        # A queue may have claimed it a moment ago: its worker refuses a run that is no
+        # longer queued, and one already past that check stops at its first step.
+        run.request_cancel()
     elif state == "running":
         run.request_cancel()
     elif state == "interrupted":

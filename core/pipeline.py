@@ -86,8 +86,9 @@ def run_job(run: Run, on_event: EventSink | None = None) -> dict[str, Any]:
         if on_event is not None:
             on_event(event)
 
+    # A cancel file left here is a request made since the run was (re)queued: resume and
+    # `run --resume` clear older ones, so it is honoured at the first step, not wiped.
     if main:
-        run.clear_cancel()
         run.set_status("running", stage="starting", error=None)
     if dist_ctx.enabled:
         emit({"type": "log", "message": f"data-parallel over {dist_ctx.world_size} processes "

@@ -228,3 +228,16 @@ def test_a_queued_runs_claim_by_a_dead_server_is_released(tmp_path: Path) -> Non
     (held.path / "claimed").touch()  # an empty claim holds a run back (tests use this)
     queue.tick()
     assert (held.path / "claimed").exists()
+
+
+def test_a_queued_run_cancelled_after_the_queue_claimed_it_never_starts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from core.jobs import cancel
+
+    run = create_run(JobSpec().to_dict(), tmp_path)
+    (run.path / "claimed").write_text("1")  # a queue has just claimed it
+    assert cancel(run.id, tmp_path) == "cancelled"
+    assert run.cancel_requested()  # a worker already past its check stops at its first step
+    assert cli("--runs-dir", str(tmp_path), "worker", run.id) == 0
+    assert "no longer queued: not started" in capsys.readouterr().err
+    assert run.status()["state"] == "cancelled" and not run.events()
