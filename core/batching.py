@@ -39,13 +39,14 @@ _CACHE_LOCK = threading.Lock()
 # Per tokenizer object: {max_length: a configured Rust tokenizer, or None (use the slow call)}.
 _ENCODERS: weakref.WeakKeyDictionary[Any, dict[int, Any]] = weakref.WeakKeyDictionary()
 _ENCODERS_LOCK = threading.Lock()
-# Below this many texts one thread tokenises; above it, one thread per 256 texts or per
-# 32,000 characters, whichever gives more, up to the CPUs available (starting a thread costs
-# ~0.1 ms). Characters count because a long article costs as much as 20 short sentences:
-# 1,000 BBC articles took 0.49 s on 3 threads of a 16-core GPU host (docs/BENCHMARKS.md).
+# Below this many texts one thread tokenises; above it, one thread per 32 texts or per
+# 4,000 characters, whichever gives more, up to the CPUs available (starting a thread costs
+# ~0.1 ms; tokenising a short sentence ~30-90 us). Characters count because a long article
+# costs as much as 20 short sentences: on a 16-core GPU host 872 SST-2 sentences took 27 ms
+# and 1,000 BBC articles 0.49 s, each on 3 threads (docs/BENCHMARKS.md).
 PARALLEL_MIN_TEXTS = 64
-_TEXTS_PER_THREAD = 256
-_CHARS_PER_THREAD = 32_000
+_TEXTS_PER_THREAD = 32
+_CHARS_PER_THREAD = 4_000
 _MAX_THREADS = 16
 # The probe that checks the fast path against the tokenizer's own call: words, punctuation,
 # accents, an unknown character, and long enough to be truncated at any max length used here.
@@ -251,18 +252,38 @@ def _fast_encoder(tokenizer: Any, max_length: int) -> Any:
     return encoder
 
 
-def batches_by_tokens(lengths: np.ndarray, max_tokens: int, max_batch_size: int = 512
+def round_width(longest: int, multiple: int = 1, cap: int | None = None) -> int:
+    """A batch's padded width: its longest row rounded up to a multiple of ``multiple``.
+
+    On a GPU DistilLab pads to multiples of 32 tokens (``core.cuda_graphs.WIDTH_MULTIPLE``):
+    a job then sees a handful of batch shapes, each warmed (and captured as a CUDA graph)
+    once, instead of one per length. ``multiple=1`` pads to the longest row (CPUs, where
+    every padded token costs compute). ``cap`` (a model's position limit) bounds the
+    rounding, never the row itself.
+    """
+    multiple = max(1, int(multiple))
+    width = -(-int(longest) // multiple) * multiple
+    if cap is not None:
+        width = min(width, int(cap))
+    return max(1, int(longest), width)
+
+
+def batches_by_tokens(lengths: np.ndarray, max_tokens: int, max_batch_size: int = 512,
+                      width_multiple: int = 1, width_cap: int | None = None
                       ) -> list[np.ndarray]:
     """Indices grouped into batches of similar length under a padded-token budget.
 
     Rows are sorted longest first, so the first batch is the largest in memory (a failure
-    shows at once). A batch's padded size ``len(batch) * longest row`` stays within
-    ``max_tokens``, except a single row longer than the budget, which forms its own batch.
+    shows at once). A batch's padded size ``len(batch) * width`` stays within
+    ``max_tokens``, except a single row longer than the budget, which forms its own batch;
+    ``width`` is the longest row rounded up by :func:`round_width`.
 
     Args:
         lengths: tokens per row.
         max_tokens: padded-token budget of one batch.
         max_batch_size: the most rows in one batch.
+        width_multiple: the multiple a batch's width is rounded up to (1: none).
+        width_cap: the most a width is rounded up to (a model's position limit).
     Returns:
         Arrays of row indices; every row appears in exactly one batch.
     """
@@ -271,7 +292,7 @@ def batches_by_tokens(lengths: np.ndarray, max_tokens: int, max_batch_size: int 
     batches: list[np.ndarray] = []
     start = 0
     while start < len(order):
-        longest = int(lengths[order[start]])
+        longest = round_width(int(lengths[order[start]]), width_multiple, width_cap)
         size = max(1, min(max_batch_size, max_tokens // max(longest, 1)))
         batches.append(order[start:start + size])
         start += size
@@ -307,28 +328,36 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int
 
 
 def collate(encoded: EncodedTexts, indices: Sequence[int], pad_token_id: int,
-            pin_memory: bool = False) -> dict[str, Any]:
-    """Pad the rows ``indices`` to the longest among them.
+            pin_memory: bool = False, width_multiple: int = 1, rows: int | None = None,
+            width_cap: int | None = None) -> dict[str, Any]:
+    """Pad the rows ``indices`` to the longest among them (rounded up to ``width_multiple``).
 
     Args:
         encoded: the token ids.
         indices: the rows of this batch.
         pad_token_id: the id that fills the padding.
         pin_memory: return page-locked tensors (lets a CUDA copy run asynchronously).
+        width_multiple, width_cap: round the width up to a multiple of ``width_multiple``,
+            at most ``width_cap`` (:func:`round_width`).
+        rows: pad the batch to this many rows (a static shape for a CUDA graph); the extra
+            rows hold one unmasked padding token each, so no row is entirely masked.
     Returns:
-        ``input_ids`` and ``attention_mask``, int64 tensors of shape (rows, longest row).
+        ``input_ids`` and ``attention_mask``, int64 tensors of shape (rows, width).
     """
     import torch
 
-    rows = [encoded.input_ids[i] for i in indices]
-    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-    width = int(lengths.max())
+    picked = [encoded.input_ids[i] for i in indices]
+    total_rows = max(len(picked), rows or 0)
+    lengths = np.ones(total_rows, dtype=np.int64)
+    lengths[:len(picked)] = np.fromiter(map(len, picked), dtype=np.int64, count=len(picked))
+    width = round_width(int(lengths.max()), width_multiple, width_cap)
     # One vectorised fill instead of a tensor per row: collate runs once per batch on the
     # path that feeds the GPU, where per-row Python work becomes the bottleneck.
     mask = np.arange(width) < lengths[:, None]
-    input_ids = np.full((len(rows), width), pad_token_id, dtype=np.int64)
-    input_ids[mask] = np.fromiter(chain.from_iterable(rows), dtype=np.int64,
-                                  count=int(lengths.sum()))
+    input_ids = np.full((total_rows, width), pad_token_id, dtype=np.int64)
+    real = mask[:len(picked)]
+    input_ids[:len(picked)][real] = np.fromiter(chain.from_iterable(picked), dtype=np.int64,
+                                                count=int(real.sum()))
     ids_t = torch.from_numpy(input_ids)
     mask_t = torch.from_numpy(mask.astype(np.int64))
     if pin_memory:

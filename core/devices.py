@@ -190,11 +190,16 @@ def precision_name(dtype: torch.dtype) -> str:
 
 
 def autocast_context(device: str | torch.device, dtype: torch.dtype) -> AbstractContextManager:
-    """``torch.autocast`` to ``dtype`` on ``device``, or a no-op for full precision."""
+    """``torch.autocast`` to ``dtype`` on ``device``, or a no-op for full precision.
+
+    While a CUDA graph is being captured autocast's cache of cast weights is off: a graph
+    that read cast weights cached outside it would read freed memory when replayed, so
+    inside a graph every forward casts its weights itself (PyTorch's CUDA-graph rules)."""
     device = torch.device(device)
     if dtype in (torch.float32, torch.float64):
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    capturing = device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+    return torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=not capturing)
 
 
 def attention_backends(device: str | torch.device) -> AbstractContextManager:

@@ -32,7 +32,16 @@ from core.batching import (
     encode_uncached,
     store_encoding,
 )
+from core.cuda_graphs import (
+    graphs_enabled,
+    inference_graphs,
+    model_attention_mask,
+    row_bucket,
+    width_cap,
+    width_multiple,
+)
 from core.devices import (
+    autocast_context,
     configure_cpu_threads,
     default_batch_rows,
     default_batch_tokens,
@@ -53,12 +62,11 @@ SHIPPED_METRICS = ("accuracy", "precision", "recall", "f1", "confusion_matrix")
 # evaluate metric objects keep per-call state (an Arrow buffer); one lock keeps concurrent
 # callers in this process (e.g. UI threads) from interleaving on the cached objects.
 _METRICS_LOCK = threading.Lock()
-# New texts on CUDA from this many texts or characters on are tokenised in a background
-# thread, chunk by chunk, while the GPU runs the chunk before (fewer are tokenised at once,
-# over several threads, in a few milliseconds). 1,000 BBC articles (2.2M characters) took
-# 0.49 s to tokenise and 0.30 s to run on an H200: one after the other, 0.81 s.
-STREAM_MIN_TEXTS = 4096
-STREAM_MIN_CHARS = 400_000
+# New texts on CUDA, from this many on, are tokenised in a background thread chunk by chunk
+# while the GPU runs the chunk before (fewer take under a millisecond at once). 1,000 BBC
+# articles (2.2M characters) took 0.49 s to tokenise and 0.30 s to run on an H200 when the
+# two ran one after the other: 0.81 s.
+STREAM_MIN_TEXTS = 64
 
 
 @cache
@@ -111,8 +119,7 @@ def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], *, max_lengt
     device = torch.device(device)
     batch_tokens, max_batch_size = _batch_budget(device, batch_tokens, max_batch_size)
     encoded = cached_encoding(tokenizer, texts, max_length) if cache else None
-    if encoded is None and device.type == "cuda" and (
-            len(texts) >= STREAM_MIN_TEXTS or sum(map(len, texts)) >= STREAM_MIN_CHARS):
+    if encoded is None and device.type == "cuda" and len(texts) >= STREAM_MIN_TEXTS:
         return _predict_streaming(model, tokenizer, texts, max_length=max_length, device=device,
                                   batch_tokens=batch_tokens, max_batch_size=max_batch_size,
                                   dtype=dtype, cache=cache)
@@ -142,7 +149,8 @@ def predict_proba_encoded(model: Any, encoded: EncodedTexts, *, pad_token_id: in
         _move_model(model, device)
         return np.zeros((0, model.config.num_labels), dtype=np.float32)
     batch_tokens, max_batch_size = _batch_budget(device, batch_tokens, max_batch_size)
-    batches = batches_by_tokens(encoded.lengths, batch_tokens, max_batch_size)
+    batches = batches_by_tokens(encoded.lengths, batch_tokens, max_batch_size,
+                                width_multiple(device), width_cap(model))
     with inference_session(model, device, dtype):
         outputs = _forward_batches(model, encoded, batches, pad_token_id, device)
         # One device-to-host copy at the end instead of a sync after every batch.
@@ -177,7 +185,8 @@ def predict_logits_encoded(model: Any, encoded: EncodedTexts, *, pad_token_id: i
                          device=device)
     if len(encoded) == 0:
         return result
-    batches = batches_by_tokens(encoded.lengths, batch_tokens, max_batch_size)
+    batches = batches_by_tokens(encoded.lengths, batch_tokens, max_batch_size,
+                                width_multiple(device), width_cap(model))
     with inference_session(model, device, dtype):
         logits = torch.cat(_forward_batches(model, encoded, batches, pad_token_id, device,
                                             softmax=False))
@@ -223,17 +232,43 @@ def inference_session(model: Any, device: torch.device, dtype: torch.dtype | Non
 def _forward_batches(model: Any, encoded: EncodedTexts, batches: list[np.ndarray],
                      pad_token_id: int, device: torch.device, softmax: bool = True
                      ) -> list[torch.Tensor]:
-    """Softmax probabilities (or logits), fp32 and left on ``device``, in batch order."""
+    """Softmax probabilities (or logits), fp32 and left on ``device``, in batch order.
+
+    On CUDA each batch is padded to a static shape (width a multiple of 32 tokens, rows a
+    power of two up to the largest batch of that width) and run through the model's CUDA
+    graph for that shape (``core.cuda_graphs``); the padding rows are dropped after."""
     on_cuda = device.type == "cuda"
+    multiple = width_multiple(device)
+    graphs = inference_graphs(model, device) if graphs_enabled(device) else None
+    full_rows = max((len(b) for b in batches), default=1)
+    cap = width_cap(model)
     outputs = []
     for indices in batches:
+        rows = row_bucket(len(indices), full_rows) if graphs is not None else None
         # Pinned host memory lets the copy overlap with the previous batch's compute.
-        batch = collate(encoded, indices, pad_token_id, pin_memory=on_cuda)
+        batch = collate(encoded, indices, pad_token_id, pin_memory=on_cuda,
+                        width_multiple=multiple, rows=rows, width_cap=cap)
         batch = {k: v.to(device, non_blocking=on_cuda) for k, v in batch.items()}
-        logits = model(**batch).logits.float()
-        # Softmax in fp32: bf16 probabilities would round confidences to ~3 digits.
-        outputs.append(torch.softmax(logits, dim=-1) if softmax else logits)
+        if graphs is None:
+            logits = _logits(model, batch)
+        else:
+            logits = graphs.run("logits", batch, lambda b: _logits(model, b))
+        logits = logits[:len(indices)]
+        # Softmax in fp32: bf16 probabilities would round confidences to ~3 digits. Graph
+        # outputs are overwritten by the shape's next replay: logits are copied out.
+        outputs.append(torch.softmax(logits, dim=-1) if softmax else logits.clone())
     return outputs
+
+
+def _logits(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """fp32 logits of one collated batch (autocast re-opened: inside a graph capture it
+    must not reuse cast weights cached outside it, see ``core.devices.autocast_context``)."""
+    dtype = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else None
+    mask = model_attention_mask(model, batch["attention_mask"])
+    if dtype is None:
+        return model(input_ids=batch["input_ids"], attention_mask=mask).logits.float()
+    with autocast_context(batch["input_ids"].device, dtype):
+        return model(input_ids=batch["input_ids"], attention_mask=mask).logits.float()
 
 
 def _in_input_order(probabilities: np.ndarray, batches: list[np.ndarray]) -> np.ndarray:
@@ -259,9 +294,10 @@ def _predict_streaming(model: Any, tokenizer: Any, texts: Sequence[str], *, max_
     parts: list[EncodedTexts] = []
     with inference_session(model, device, dtype):
         # An eighth of the texts first (the only chunk that cannot overlap), then doubling.
-        first = max(32, min(1024, len(texts) // 8))
+        first = max(64, min(1024, len(texts) // 8))
         for start, chunk in encode_in_chunks(tokenizer, texts, max_length, first_chunk=first):
-            chunk_batches = batches_by_tokens(chunk.lengths, batch_tokens, max_batch_size)
+            chunk_batches = batches_by_tokens(chunk.lengths, batch_tokens, max_batch_size,
+                                              width_multiple(device), width_cap(model))
             outputs.extend(_forward_batches(model, chunk, chunk_batches, pad_id, device))
             batches.extend(b + start for b in chunk_batches)
             parts.append(chunk)

@@ -28,6 +28,13 @@ import torch
 
 from core import distributed
 from core.batching import EncodedTexts, bucketed_batches, collate, encode_texts
+from core.cuda_graphs import (
+    ShapeGraphs,
+    graphs_enabled,
+    model_attention_mask,
+    width_cap,
+    width_multiple,
+)
 from core.devices import forward_context, training_dtype
 from core.losses import IGNORE_LABEL, distillation_loss
 from core.models import final_hidden_states
@@ -94,7 +101,7 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
 
 
 def _make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float,
-                    device: torch.device) -> torch.optim.Optimizer:
+                    device: torch.device, capturable: bool = False) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
@@ -105,6 +112,9 @@ def _make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float,
               {"params": no_decay, "weight_decay": 0.0}]
     # The fused kernel updates each tensor in one pass. On a CPU the default per-tensor loop
     # costs ~50 ms a step for a 17M-parameter MiniLM student, the fused one ~7 ms.
+    if capturable:  # a step inside a CUDA graph: step count and learning rate on the device
+        return torch.optim.AdamW(groups, lr=torch.tensor(lr, device=device), fused=True,
+                                 capturable=True)
     return torch.optim.AdamW(groups, lr=lr, fused=device.type in ("cuda", "cpu"))
 
 
@@ -200,6 +210,11 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
     ddp = distributed.wrap_model(model, device) if dist_ctx.enabled else None
     forward = ddp or model
     forward = torch.compile(forward) if config.compile else forward
+    # Whole training steps as CUDA graphs (core.cuda_graphs): one process, no accumulation
+    # and no torch.compile (which makes its own graphs).
+    step_graphs = (ShapeGraphs(device) if graphs_enabled(device) and ddp is None
+                   and config.grad_accum_steps == 1 and not config.compile else None)
+    multiple, cap = width_multiple(device), width_cap(model)
     teacher_logits_cache = None
     if teacher is not None and not recipe.needs_hidden_states:
         teacher_logits_cache = compute_teacher_logits(teacher, encoded, pad_id, device,
@@ -208,7 +223,8 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
     steps_per_epoch = -(-len(bucketed_batches(lengths, config.batch_size, seed, 0))
                         // config.grad_accum_steps)
     total_steps = steps_per_epoch * epochs
-    optimizer = _make_optimizer(model, learning_rate, config.weight_decay, device)
+    optimizer = _make_optimizer(model, learning_rate, config.weight_decay, device,
+                                capturable=step_graphs is not None)
     scheduler = _linear_schedule(optimizer, int(config.warmup_ratio * total_steps), total_steps)
 
     state_path = checkpoint_dir / "state.pt" if checkpoint_dir else None
@@ -237,6 +253,18 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
 
     # Progress at least 20 times an epoch and every 5 s: reading a loss is a device sync.
     log_every, log_interval_s, last_log = max(1, steps_per_epoch // 20), 5.0, time.perf_counter()
+
+    def graph_step(inputs: dict[str, torch.Tensor]) -> Any:
+        """One whole optimizer step (forward, loss, backward, clipping, AdamW): what a
+        CUDA graph captures; ``inputs`` are the static buffers of its shape."""
+        rows = inputs["rows"]
+        terms = _step_loss(forward, teacher, inputs, labels_t[rows], recipe,
+                           teacher_logits_cache, rows, device, model)
+        terms.total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        return terms
+
     started, rows_done = time.perf_counter(), 0
     step = start_epoch * steps_per_epoch + start_batch // config.grad_accum_steps
     for epoch in range(start_epoch, epochs):
@@ -250,23 +278,29 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
             # One process: the whole batch, weight 1. Data-parallel: this rank's share.
             idx, weight = distributed.shard_batch(batches[b], dist_ctx.rank,
                                                   dist_ctx.world_size)
-            batch = _to_device(collate(encoded, idx, pad_id, on_cuda), device)
+            batch = _to_device(collate(encoded, idx, pad_id, on_cuda, width_multiple=multiple,
+                                       width_cap=cap), device)
             rows_t = torch.from_numpy(np.asarray(idx, dtype=np.int64))
             rows_t = (rows_t.pin_memory() if on_cuda else rows_t).to(device, non_blocking=True)
-            batch_labels = labels_t[rows_t]
             sync = (b + 1) % config.grad_accum_steps == 0 or b + 1 == len(batches)
-            with distributed.no_sync(ddp, sync):
-                terms = _step_loss(forward, teacher, batch, batch_labels, recipe,
-                                   teacher_logits_cache, rows_t, device)
-                (terms.total * weight / config.grad_accum_steps).backward()
+            # Full batches are graphed; a last, smaller batch runs eagerly.
+            graphed = step_graphs is not None and len(idx) == config.batch_size
+            if graphed:
+                terms = step_graphs.run("step", {**batch, "rows": rows_t}, graph_step)
+            else:
+                with distributed.no_sync(ddp, sync):
+                    terms = _step_loss(forward, teacher, batch, labels_t[rows_t], recipe,
+                                       teacher_logits_cache, rows_t, device, model)
+                    (terms.total * weight / config.grad_accum_steps).backward()
             if weight:
                 # Summed on the device: a .item() here would sync CUDA every step.
                 epoch_loss = epoch_loss + terms.total.detach() * len(idx)
                 epoch_rows += len(idx)
             rows_done += len(batches[b])
             if sync:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
+                if not graphed:  # a graphed step clipped and stepped already
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                    optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
@@ -280,7 +314,7 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
                           "step": step, "total_steps": total_steps,
                           "loss": terms.total.item(), "kd": terms.kd.item(),
                           "ce": terms.ce.item(), "cos": terms.cos.item(),
-                          "lr": scheduler.get_last_lr()[0], "samples_per_s": rate,
+                          "lr": float(scheduler.get_last_lr()[0]), "samples_per_s": rate,
                           "eta_s": remaining_rows / rate if rate else None})
                 if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
                     save_state(epoch, b + 1)
@@ -343,10 +377,14 @@ def _restore(state_path: Path, model: torch.nn.Module, optimizer: torch.optim.Op
 
 def _step_loss(forward: Any, teacher: torch.nn.Module | None, batch: dict[str, torch.Tensor],
                labels: torch.Tensor, recipe: Recipe, teacher_logits_cache: torch.Tensor | None,
-               rows: torch.Tensor, device: torch.device) -> Any:
-    """Forward the student (and the teacher unless cached) and combine the recipe's terms."""
+               rows: torch.Tensor, device: torch.device, model: torch.nn.Module) -> Any:
+    """Forward the student (and the teacher unless cached) and combine the recipe's terms.
+
+    ``model`` is the student itself (``forward`` may wrap it); on CUDA it and the teacher
+    get ready 4-D masks (``core.cuda_graphs.model_attention_mask``)."""
     hidden = recipe.needs_hidden_states and teacher is not None
     teacher_logits = teacher_hidden = None
+    ids, mask = batch["input_ids"], batch["attention_mask"]
     with forward_context(device, training_dtype(device)):
         if teacher is not None:
             if teacher_logits_cache is not None:
@@ -354,10 +392,12 @@ def _step_loss(forward: Any, teacher: torch.nn.Module | None, batch: dict[str, t
             else:
                 # no_grad rather than inference_mode: the loss keeps teacher tensors for backward.
                 with torch.no_grad():
-                    out = teacher(**batch, output_hidden_states=hidden)
+                    out = teacher(input_ids=ids, attention_mask=model_attention_mask(teacher, mask),
+                                  output_hidden_states=hidden)
                 teacher_logits = out.logits
                 teacher_hidden = final_hidden_states(out) if hidden else None
-        out = forward(**batch, output_hidden_states=hidden)
+        out = forward(input_ids=ids, attention_mask=model_attention_mask(model, mask),
+                      output_hidden_states=hidden)
     return distillation_loss(
         out.logits, labels, teacher_logits=teacher_logits,
         student_hidden=final_hidden_states(out) if hidden else None, teacher_hidden=teacher_hidden,

@@ -114,3 +114,27 @@ def test_cudnn_attention_contenders_get_their_own_ratios(monkeypatch):
     ratios = compute_ratios(result)
     assert ratios["eval_without_vs_with_cudnn_attention_teacher_long"] == pytest.approx(1.5)
     assert ratios["distill_without_vs_with_cudnn_attention"] == pytest.approx(3.0)
+
+
+def test_eager_contenders_give_the_graphs_their_own_ratios(monkeypatch):
+    # On CUDA the bench times DistilLab again without CUDA graphs (its eager path).
+    import os
+
+    from core.bench.report import compute_ratios
+    from core.bench.settings import with_graph_stats, without_cuda_graphs
+    from core.cuda_graphs import graphs_enabled
+
+    monkeypatch.delenv("DISTILLAB_CUDA_GRAPHS", raising=False)
+    assert without_cuda_graphs(lambda: graphs_enabled("cuda")) is False
+    assert "DISTILLAB_CUDA_GRAPHS" not in os.environ
+    output, stats = with_graph_stats(lambda x: x + 1, 1)
+    assert output == 2 and stats["captures"] == 0 and stats["failures"] == []
+    result = {
+        "eval": {"short": {"teacher": {"distillab": {"sent_per_s": 400.0},
+                                       "distillab_eager": {"sent_per_s": 100.0}}}},
+        "distill": {"distillab": {"samples_per_s": 600.0},
+                    "distillab_eager": {"samples_per_s": 200.0}},
+    }
+    ratios = compute_ratios(result)
+    assert ratios["eval_graphs_vs_eager_teacher_short"] == pytest.approx(4.0)
+    assert ratios["distill_graphs_vs_eager"] == pytest.approx(3.0)

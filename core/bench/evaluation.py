@@ -18,6 +18,7 @@ from core.bench.settings import (
     failed,
     no_figure_callback,
     with_cudnn_attention,
+    without_cuda_graphs,
 )
 from core.devices import inference_dtype
 from core.speed import gc_paused, sync
@@ -60,6 +61,11 @@ def bench_eval(model: Any, tokenizer: Any, texts: list[str], labels: list[int],
                              max_length=max_length)
         contenders["pipeline_bf16"] = (lambda t: t, lambda t: [p["label"] for p in pipe_bf16(t)])
     if device.type == "cuda":
+        # DistilLab's eager path (no CUDA graphs), each shape warm like the others: what
+        # the graphs change, side by side in the same run.
+        contenders["distillab_eager"] = (lambda t: t, lambda t: without_cuda_graphs(
+            lambda: predict_proba(model, tokenizer, t, max_length=max_length, device=device,
+                                  cache=False).argmax(axis=1)))
         # DistilLab again with PyTorch's cuDNN attention kernel allowed: what leaving it out
         # (core.devices.attention_backends) costs or saves once every shape is warm.
         contenders["distillab_cudnn_attention"] = (lambda t: t, lambda t: with_cudnn_attention(
@@ -69,7 +75,10 @@ def bench_eval(model: Any, tokenizer: Any, texts: list[str], labels: list[int],
     predictions: dict[str, Any] = {}
     for name, (prepare, run) in contenders.items():
         try:
-            run(prepare(warm))
+            # On CUDA twice: a batch shape runs eagerly once, then is captured as a CUDA
+            # graph; the timed passes replay (capture time: cuda_graphs_warm_pass).
+            for _ in range(2 if device.type == "cuda" else 1):
+                run(prepare(warm))
             state = prepare(texts)
             seconds, repeats, output = _time_median(lambda s=state, r=run: r(s), device,
                                                     settings.min_time_s, settings.max_repeats)
@@ -84,6 +93,14 @@ def bench_eval(model: Any, tokenizer: Any, texts: list[str], labels: list[int],
     if "sent_per_s" in figures.get("distillab", {}):
         figures["distillab"].update(_eval_breakdown(model, tokenizer, texts, max_length, device,
                                                     settings))
+    if device.type == "cuda" and "sent_per_s" in figures.get("distillab", {}):
+        from core.cuda_graphs import STATS
+
+        # One more untimed pass: what the graphs do once every shape is warm (all replays).
+        STATS.reset()
+        predict_proba(model, tokenizer, texts, max_length=max_length, device=device,
+                      cache=False)
+        figures["distillab"]["cuda_graphs_warm_pass"] = STATS.as_dict()
     if device.type == "cpu" and {"pipeline", "naive"} <= set(predictions):
         # A correctness check, untimed: in fp32 padding and batching must not change a label
         # (bf16 may flip near-ties of a random head, so DistilLab is re-run in fp32 here).

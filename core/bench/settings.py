@@ -124,3 +124,20 @@ def with_cudnn_attention(run: Callable[..., Any], *args: Any) -> Any:
     forwards may then use PyTorch's cuDNN attention kernel (core.devices.attention_backends)."""
     with mock.patch.dict(os.environ, {"DISTILLAB_CUDNN_ATTENTION": "1"}):
         return run(*args)
+
+
+def without_cuda_graphs(run: Callable[..., Any], *args: Any) -> Any:
+    """``run(*args)`` with ``DISTILLAB_CUDA_GRAPHS=0``: DistilLab's eager path, as it ran
+    before CUDA graphs (``core.cuda_graphs``), to measure what the graphs change."""
+    with mock.patch.dict(os.environ, {"DISTILLAB_CUDA_GRAPHS": "0"}):
+        return run(*args)
+
+
+def with_graph_stats(run: Callable[..., Any], *args: Any) -> tuple[Any, dict[str, Any]]:
+    """``run(*args)`` and what CUDA graphs did during it (captures, capture seconds,
+    replays, eager batches, failures)."""
+    from core.cuda_graphs import STATS
+
+    STATS.reset()
+    output = run(*args)
+    return output, STATS.as_dict()
