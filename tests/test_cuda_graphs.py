@@ -96,7 +96,7 @@ def test_graphed_inference_equals_eager_over_many_shapes(tiny_bert_dir, monkeypa
         order = rng.permutation(len(texts))
         graphed = predict_proba(model, tokenizer, [texts[i] for i in order], max_length=64,
                                 device=CUDA, batch_tokens=512, cache=False)
-        np.testing.assert_allclose(graphed, eager[order], atol=2e-3)
+        np.testing.assert_allclose(graphed, eager[order], atol=1e-2)
     stats = cuda_graphs.STATS
     assert stats.failures == [] and stats.captures > 0 and stats.replays > stats.captures
 
