@@ -13,9 +13,11 @@ and handles), captures the second into a graph and replays it, and replays that 
 every later one. The inputs are copied into static buffers; the outputs are the graph's own
 tensors, valid until the same shape runs again.
 
-``DISTILLAB_CUDA_GRAPHS=0`` turns graphs off (the eager path). A capture that fails (a
-model whose forward waits on the GPU, say) turns graphs off for that model or run, with the
-reason logged and recorded in :data:`STATS`; the batch then runs eagerly.
+Graphs are opt-in until a GPU run has measured them (``DISTILLAB_CUDA_GRAPHS=1``; the
+prepared GPU check, ``scripts/gpu_check.sh``, sets it and times the eager path beside
+them). A capture that fails (a model whose forward waits on the GPU, say) turns graphs off
+for that model or run, with the reason logged and recorded in :data:`STATS`; the batch then
+runs eagerly. Static widths and ready 4-D masks apply on CUDA either way.
 """
 
 from __future__ import annotations
@@ -38,10 +40,10 @@ MAX_GRAPHS = 48  # per model (inference) or per training stage; later shapes run
 
 
 def graphs_enabled(device: str | torch.device) -> bool:
-    """Whether DistilLab captures CUDA graphs on ``device`` (CUDA, unless
-    ``DISTILLAB_CUDA_GRAPHS=0``)."""
+    """Whether DistilLab captures CUDA graphs on ``device``: CUDA with
+    ``DISTILLAB_CUDA_GRAPHS=1`` (opt-in until measured on a GPU, see the module's notes)."""
     return (torch.device(device).type == "cuda"
-            and os.environ.get("DISTILLAB_CUDA_GRAPHS", "1").strip() != "0")
+            and os.environ.get("DISTILLAB_CUDA_GRAPHS", "0").strip() == "1")
 
 
 def width_multiple(device: str | torch.device) -> int:

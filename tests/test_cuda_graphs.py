@@ -48,8 +48,11 @@ def test_token_budget_counts_the_rounded_width():
     assert sorted(np.concatenate(batches).tolist()) == list(range(20))
 
 
-def test_graphs_are_off_on_cpu_and_when_switched_off(monkeypatch):
-    assert not graphs_enabled("cpu")
+def test_graphs_are_opt_in_and_only_on_cuda(monkeypatch):
+    monkeypatch.delenv("DISTILLAB_CUDA_GRAPHS", raising=False)
+    assert not graphs_enabled("cuda")  # until a GPU run has measured them
+    monkeypatch.setenv("DISTILLAB_CUDA_GRAPHS", "1")
+    assert graphs_enabled("cuda") and not graphs_enabled("cpu")
     monkeypatch.setenv("DISTILLAB_CUDA_GRAPHS", "0")
     assert not graphs_enabled("cuda")
 
@@ -89,7 +92,7 @@ def test_graphed_inference_equals_eager_over_many_shapes(tiny_bert_dir, monkeypa
     monkeypatch.setenv("DISTILLAB_CUDA_GRAPHS", "0")
     eager = predict_proba(model, tokenizer, texts, max_length=64, device=CUDA,
                           batch_tokens=512, cache=False)
-    monkeypatch.delenv("DISTILLAB_CUDA_GRAPHS")
+    monkeypatch.setenv("DISTILLAB_CUDA_GRAPHS", "1")
     cuda_graphs.STATS.reset()
     rng = np.random.default_rng(1)
     for _ in range(3):  # shapes recur in other orders: eager, captured, replayed

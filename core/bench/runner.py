@@ -98,7 +98,8 @@ def run_bench(settings: BenchSettings,
         "threads": torch.get_num_threads(),
         "environment": {k: os.environ[k] for k in (
             "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "TOKENIZERS_PARALLELISM",
-            "DISTILLAB_CPU_BF16", "DISTILLAB_CUDNN_ATTENTION", "TORCH_CUDNN_SDPA_DEPRIORITIZED",
+            "DISTILLAB_CPU_BF16", "DISTILLAB_CUDNN_ATTENTION", "DISTILLAB_CUDA_GRAPHS",
+            "TORCH_CUDNN_SDPA_DEPRIORITIZED",
             "CUDA_MODULE_LOADING", "PYTORCH_CUDA_ALLOC_CONF")
             if k in os.environ},
     }
