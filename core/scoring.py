@@ -8,6 +8,7 @@ scored as the role ``student_int8``, like the others: an extra point on the trad
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,6 +18,8 @@ import numpy as np
 
 from core.machine_load import OtherLoad
 from core.runs import Run
+
+log = logging.getLogger(__name__)
 
 SPEED_TEXTS = 256
 INT8_ROLE = "student_int8"
@@ -61,7 +64,7 @@ def score_run(run: Run, data: Any, max_length: int, device: Any,
     from core.evaluation import agreement, predictions_table
     from core.models import load_classifier
     from core.saving import size_on_disk_mb
-    from core.timing import ROUNDS, time_models
+    from core.timing import ROUNDS
 
     emit = emit or (lambda event: None)
     models: dict[str, dict[str, Any]] = {}
@@ -104,16 +107,16 @@ def score_run(run: Run, data: Any, max_length: int, device: Any,
     # per round, so a busy moment slows both sides of it rather than one model.
     emit({"type": "log", "message": f"timing {', '.join(loaded)} in {ROUNDS} rounds"})
     done = len(models)
-    timing = time_models(loaded, list(data.validation_texts), max_length=max_length,
-                         device=device, rounds=ROUNDS,
-                         on_round=lambda r: progress(done + r, f"timing, round {r + 1}"))
+    timing = _time_scored_models(run, loaded, data, max_length, device, emit,
+                                 lambda r: progress(done + r, f"timing, round {r + 1}"))
     for role, figures in timing["models"].items():
         if role == INT8_ROLE:  # timed in fp32 activations; its weights' precision is its name
             figures = {k: v for k, v in figures.items() if k != "precision"}
         models[role].update(figures, rounds=timing["rounds"],
                             others_cpu_share=timing["others_cpu_share_max"],
                             load_avg_1m=timing["load_avg_1m"],
-                            machine_busy=timing["machine_busy"])
+                            machine_busy=timing["machine_busy"],
+                            timed_in=timing.get("timed_in"))
         emit({"type": "scored", "role": role, "accuracy": models[role]["accuracy"],
               "latency_ms_p50": figures["latency_ms_p50"]})
     if "teacher" in probabilities:
@@ -128,6 +131,37 @@ def score_run(run: Run, data: Any, max_length: int, device: Any,
                                             probabilities, data.label_names))
     run.write_metrics(result)
     return result
+
+
+def _time_scored_models(run: Run, loaded: dict[str, tuple[Any, Any]], data: Any,
+                        max_length: int, device: Any, emit: Callable[[dict[str, Any]], None],
+                        on_round: Callable[[int], None]) -> dict[str, Any]:
+    """Time the scored models side by side (``core.timing``): in a fresh worker process
+    that loads them from the run folder, or here where ``DISTILLAB_TIMING_PROCESS=same``
+    or the worker fails (the run then says so)."""
+    import torch
+
+    from core.timing import ROUNDS, time_in_fresh_process, time_models, timing_process
+
+    texts = list(data.validation_texts)
+    where = "the job's process"
+    if timing_process() == "fresh":
+        if torch.device(device).type == "cuda":
+            torch.cuda.empty_cache()  # the worker needs the memory training cached
+        try:
+            return time_in_fresh_process(run, texts, max_length=max_length, device=device,
+                                         int8=INT8_ROLE in loaded,
+                                         label_names=list(data.label_names), rounds=ROUNDS,
+                                         on_round=on_round)
+        except (RuntimeError, OSError) as error:
+            log.warning("timing in a fresh process failed, timing here: %s", error)
+            emit({"type": "log", "message": f"the timing worker failed ({error}); "
+                                            "timing in the job's process"})
+            where = "the job's process (the fresh worker failed)"
+    timing = time_models(loaded, texts, max_length=max_length, device=device, rounds=ROUNDS,
+                         on_round=on_round)
+    timing["timed_in"] = where
+    return timing
 
 
 def _wants_int8(device: Any) -> bool:

@@ -6,6 +6,12 @@ then again), each warmed on every shape it will see (``core.speed.measure_speed`
 speed-up is taken **per round** before its median and spread across rounds are reported.
 Other processes' CPU use during the timing is recorded beside it (``core.machine_load``).
 
+A job times its models in a **fresh worker process** (:func:`time_in_fresh_process`): what
+training left behind (allocator caches, thread pools, a warm or fragmented heap) does not
+reach the timer, and a run's recorded figure is taken the way ``distillab time`` takes it.
+``DISTILLAB_TIMING_PROCESS=same`` times in the job's own process instead (the test suite,
+where a worker's start-up would cost seconds per job).
+
 ``distillab time RUN`` (and the Runs tab's button) re-times a finished run on this machine
 and appends the result to ``runs/<id>/timings.jsonl``, dated, beside the figures recorded when
 the run was scored, so a figure can be checked, or models trained elsewhere timed on the
@@ -15,10 +21,15 @@ hardware they will serve on.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -98,6 +109,100 @@ def time_models(models: dict[str, tuple[Any, Any]], texts: list[str], *, max_len
             "time": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
+def load_for_timing(run: Run, device: Any, int8: bool | None = None,
+                    label_names: list[str] | None = None) -> dict[str, tuple[Any, Any]]:
+    """A run's saved models, on ``device`` and in eval mode, by role (teacher first), and
+    the dynamic int8 student on a CPU where the run scored one (``int8``: force it).
+
+    Raises:
+        ValueError: a run without saved models.
+    """
+    from core.models import load_classifier
+    from core.quantize import int8_supported, quantize_dynamic_int8
+
+    roles = [r for r in ("teacher", "student", "baseline") if r in run.models()]
+    if not roles:
+        raise ValueError(f"run {run.id} has no saved models")
+    names = label_names or run.metrics.get("label_names")
+    models: dict[str, tuple[Any, Any]] = {}
+    for role in roles:
+        model, tokenizer, _ = load_classifier(str(run.model_dir(role)), names)
+        models[role] = (model.to(device).eval(), tokenizer)
+    if int8 is None:
+        int8 = "student_int8" in (run.metrics.get("models") or {})
+    if "student" in models and device.type == "cpu" and int8 and int8_supported():
+        # Dynamic int8 is a function of the float weights: the same model the run saved.
+        models["student_int8"] = (quantize_dynamic_int8(models["student"][0]),
+                                  models["student"][1])
+    return models
+
+
+def timing_process() -> str:
+    """``fresh`` (a worker process times a job's models, the default) or ``same``."""
+    value = os.environ.get("DISTILLAB_TIMING_PROCESS", "fresh").strip().lower()
+    return value if value in ("fresh", "same") else "fresh"
+
+
+def time_in_fresh_process(run: Run, texts: list[str], *, max_length: int, device: Any,
+                          int8: bool, label_names: list[str], rounds: int = ROUNDS,
+                          on_round: Callable[[int], None] | None = None,
+                          timeout_s: float = 1800.0) -> dict[str, Any]:
+    """:func:`time_models` on the run's saved models, in a new Python process.
+
+    The worker (``python -m core.timing``) loads the models from the run folder, times them
+    and writes the result to a file; its ``round N`` lines drive ``on_round``.
+
+    Raises:
+        RuntimeError: the worker failed (its last output lines say why).
+    """
+    with tempfile.TemporaryDirectory(prefix="distillab-timing-") as folder:
+        request, answer = Path(folder) / "request.json", Path(folder) / "timing.json"
+        request.write_text(json.dumps({
+            "run_dir": str(run.path), "texts": [str(t) for t in texts][:SPEED_TEXTS],
+            "max_length": int(max_length), "device": str(device), "int8": bool(int8),
+            "label_names": list(label_names), "rounds": int(rounds), "answer": str(answer)}))
+        worker = subprocess.Popen([sys.executable, "-m", "core.timing", str(request)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        tail: list[str] = []
+        started = time.monotonic()
+        assert worker.stdout is not None
+        for line in worker.stdout:
+            tail = (tail + [line.rstrip()])[-20:]
+            if line.startswith("round ") and on_round is not None:
+                on_round(int(line.split()[1]))
+            if time.monotonic() - started > timeout_s:
+                worker.kill()
+                break
+        code = worker.wait()
+        if code != 0 or not answer.exists():
+            raise RuntimeError(f"the timing worker exited with {code}: " + " | ".join(tail[-5:]))
+        return json.loads(answer.read_text())
+
+
+def _worker(request_path: str) -> None:
+    """The fresh process's side of :func:`time_in_fresh_process`."""
+    import torch
+
+    from core.devices import resolve_device
+
+    request = json.loads(Path(request_path).read_text())
+    device = resolve_device(request["device"])
+    if device.type == "cpu":
+        from core.devices import configure_cpu_threads
+
+        configure_cpu_threads()
+    run = Run(Path(request["run_dir"]))
+    models = load_for_timing(run, device, int8=request["int8"],
+                             label_names=request["label_names"])
+    torch.manual_seed(0)
+    timing = time_models(models, request["texts"], max_length=request["max_length"],
+                         device=device, rounds=request["rounds"],
+                         on_round=lambda r: print(f"round {r}", flush=True))
+    timing["timed_in"] = "a fresh worker process"
+    Path(request["answer"]).write_text(json.dumps(timing))
+
+
 def time_run(run: Run, *, rounds: int = ROUNDS, device: str = "auto") -> dict[str, Any]:
     """Re-time a finished run's models on this machine and append the timing to the run.
 
@@ -111,26 +216,12 @@ def time_run(run: Run, *, rounds: int = ROUNDS, device: str = "auto") -> dict[st
         ValueError: a run without saved models or validation texts.
     """
     from core.devices import describe_device, resolve_device
-    from core.models import load_classifier
-    from core.quantize import int8_supported, quantize_dynamic_int8
 
     target = resolve_device(device)
     texts = run.predictions().get("text")
     if texts is None or not len(texts):
         raise ValueError(f"run {run.id} has no validation texts to time on (not scored yet)")
-    roles = [r for r in ("teacher", "student", "baseline") if r in run.models()]
-    if not roles:
-        raise ValueError(f"run {run.id} has no saved models")
-    label_names = run.metrics.get("label_names")
-    models: dict[str, tuple[Any, Any]] = {}
-    for role in roles:
-        model, tokenizer, _ = load_classifier(str(run.model_dir(role)), label_names)
-        models[role] = (model.to(target).eval(), tokenizer)
-    if ("student" in models and target.type == "cpu" and "student_int8" in
-            (run.metrics.get("models") or {}) and int8_supported()):
-        # Dynamic int8 is a function of the float weights: the same model the run saved.
-        models["student_int8"] = (quantize_dynamic_int8(models["student"][0]),
-                                  models["student"][1])
+    models = load_for_timing(run, target)
     max_length = int(run.metrics.get("max_length") or (run.spec.get("train") or {}).get(
         "max_length") or 128)
     timing = time_models(models, [str(t) for t in texts], max_length=max_length,
@@ -141,3 +232,7 @@ def time_run(run: Run, *, rounds: int = ROUNDS, device: str = "auto") -> dict[st
     log.info("timed %s: %s", run.id, {r: round(m["speedup_vs_teacher"], 2)
                                       for r, m in timing["models"].items()})
     return timing
+
+
+if __name__ == "__main__":
+    _worker(sys.argv[1])

@@ -14,6 +14,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI sets it: see core/cli.py
+# Jobs time their models in this process: a fresh timing worker (the default, see
+# core/timing.py) costs seconds of start-up per job; tests/test_pipeline.py's finished run
+# takes the default path.
+os.environ.setdefault("DISTILLAB_TIMING_PROCESS", "same")
 
 SST2_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst2"
 

@@ -53,8 +53,34 @@ def finished_run(tiny_bert_dir, tmp_path_factory):
     runs_dir = folder / "runs"
     run = create_run(tiny_spec(tiny_bert_dir, *paths).to_dict(), runs_dir)
     events = []
-    metrics = run_job(run, on_event=events.append)
+    before = os.environ.get("DISTILLAB_TIMING_PROCESS")
+    os.environ["DISTILLAB_TIMING_PROCESS"] = "fresh"  # the product's default path
+    try:
+        metrics = run_job(run, on_event=events.append)
+    finally:
+        os.environ["DISTILLAB_TIMING_PROCESS"] = before or "same"
     return run, metrics, events, paths, runs_dir
+
+
+def test_the_models_are_timed_in_a_fresh_worker_process(finished_run):
+    run, metrics, events, _, _ = finished_run
+    for role, figures in metrics["models"].items():
+        assert figures["timed_in"] == "a fresh worker process", role
+        assert figures["latency_ms_p50"] > 0 and figures["rounds"] == 3, role
+    rounds = [e["message"] for e in events if e.get("stage") == "evaluate"
+              and "timing, round" in str(e.get("message"))]
+    assert rounds == ["timing, round 1", "timing, round 2", "timing, round 3"]
+
+
+def test_a_failing_timing_worker_says_why(tmp_path):
+    from core.runs import Run
+    from core.timing import time_in_fresh_process
+
+    empty = Run(tmp_path / "20261204-000000-abcd")
+    empty.path.mkdir()
+    with pytest.raises(RuntimeError, match="no saved models"):
+        time_in_fresh_process(empty, ["a text"], max_length=16, device="cpu", int8=False,
+                              label_names=["a", "b"])
 
 
 def test_a_job_writes_the_whole_run_folder(finished_run):
