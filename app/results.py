@@ -46,8 +46,8 @@ def warnings_for(metrics: dict[str, Any], predictions: pd.DataFrame | None = Non
         notes.append(f"**The distilled student ({_pct(student['accuracy'])}) is no better than "
                      f"the same student trained without the teacher "
                      f"({_pct(baseline['accuracy'])})**: on this data the teacher added "
-                     "nothing; try more epochs, a transfer set of unlabelled text, or another "
-                     "temperature.")
+                     "nothing; try more epochs, a transfer set (unlabelled text, or "
+                     "`--augment N` variants of the training texts), or another temperature.")
     busy = [ROLE_NAMES.get(r, r) for r, m in models.items() if m.get("machine_busy")]
     if busy:
         notes.append(f"**Timings taken on a busy machine** ({', '.join(busy)}: other processes "
@@ -99,6 +99,11 @@ def results_card(metrics: dict[str, Any], predictions: pd.DataFrame | None = Non
         gain = 100 * (student["accuracy"] - baseline["accuracy"])
         lines.append(f"**What the teacher bought:** {gain:+.1f} accuracy points over the same "
                      "student trained on the labels alone.")
+    augmentation = metrics.get("augmentation") or {}
+    if augmentation.get("added"):
+        lines.append(f"**Transfer set:** {augmentation['added']:,} augmented texts "
+                     f"({augmentation.get('per_text')} per training text, "
+                     f"{augmentation.get('method')}), labelled by the teacher.")
     if timing:
         lines.append(f"<span class='dl-small'>Speed-ups re-timed {timing.get('time')} on "
                      f"{timing.get('device')}: {timing.get('rounds')} interleaved rounds, the "
@@ -106,8 +111,9 @@ def results_card(metrics: dict[str, Any], predictions: pd.DataFrame | None = Non
     elif teacher.get("device"):
         rounds = (f"; {teacher['rounds']} interleaved rounds, the median ± half the range"
                   if teacher.get("rounds") else "")
+        where = f" in {teacher['timed_in']}" if teacher.get("timed_in") else ""
         lines.append(f"<span class='dl-small'>Scored on {metrics.get('validation_size', '?')} "
-                     f"validation examples; timed on {teacher['device']} in "
+                     f"validation examples; timed{where} on {teacher['device']} in "
                      f"{teacher.get('precision', '?')}, end to end at batch 1{rounds}.</span>")
     notes = warnings_for(metrics, predictions)
     if timing and timing.get("machine_busy"):

@@ -208,6 +208,8 @@ def check_spec_refs(spec: JobSpec, caller: Caller, runs_dir: str | os.PathLike |
     if spec.student.checkpoint:
         check_model_ref(spec.student.checkpoint, caller, runs_dir, "student.checkpoint")
     data = spec.dataset
+    if data.augment_mlm:
+        check_model_ref(data.augment_mlm, caller, runs_dir, "dataset.augment_mlm")
     check_data_ref(data.name, caller, runs_dir)
     hub_data = not data.name.startswith(UPLOAD_PREFIX) and data.name.lower() not in \
         BUNDLED_DATASETS

@@ -80,6 +80,15 @@ def _add_run_parser(sub: Any) -> None:
     p.add_argument("--transfer", help="unlabelled texts file, or 'rest' (training texts beyond "
                    "--max-train-examples)")
     p.add_argument("--max-transfer-examples", type=int)
+    p.add_argument("--augment", type=int, metavar="N",
+                   help="add N variants of every training text to the transfer set, "
+                        "labelled by the teacher (masking, n-gram sampling, dropout, swaps)")
+    p.add_argument("--augment-method", choices=("tang", "mlm"),
+                   help="tang (default: rules, nothing extra) or mlm (TinyBERT's word "
+                        "replacement; needs --augment-mlm)")
+    p.add_argument("--augment-mlm", metavar="MODEL",
+                   help="a masked-language model for --augment-method mlm, e.g. "
+                        "bert-base-uncased")
     p.add_argument("--no-baseline", action="store_true", help="skip the no-teacher baseline")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
@@ -207,7 +216,9 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
                       ("label_column", "label_column"),
                       ("max_train_examples", "max_train_examples"),
                       ("max_eval_examples", "max_eval_examples"), ("transfer", "transfer"),
-                      ("max_transfer_examples", "max_transfer_examples")):
+                      ("max_transfer_examples", "max_transfer_examples"),
+                      ("augment", "augment"), ("augment_method", "augment_method"),
+                      ("augment_mlm", "augment_mlm")):
         if getattr(args, flag) is not None:
             dataset[key] = getattr(args, flag)
     data["dataset"] = dataset

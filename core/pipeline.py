@@ -135,6 +135,9 @@ def _run_stages(run: Run, spec: JobSpec, emit: EventSink) -> dict[str, Any]:
 
     emit({"type": "stage", "stage": "teacher", "message": f"loading teacher {spec.teacher}"})
     teacher, tokenizer = _prepare_teacher(run, spec, data, device, emit)
+    if spec.dataset.augment:
+        # After the teacher: it is fine-tuned on the labelled rows alone, then labels these.
+        data = _augmented(run, spec, data, tokenizer, emit)
 
     student, student_tokenizer = _build_student(run, spec, teacher, tokenizer, data)
     spec = _record_student_layers(run, spec, student)
@@ -158,6 +161,46 @@ def _run_stages(run: Run, spec: JobSpec, emit: EventSink) -> dict[str, Any]:
     emit({"type": "stage", "stage": "evaluate", "message": "scoring and timing every model"})
     return score_run(run, data, spec.train.max_length, device, emit,
                      batch_tokens=spec.train.eval_batch_tokens or None)
+
+
+def _augmented(run: Run, spec: JobSpec, data: Any, tokenizer: Any, emit: EventSink) -> Any:
+    """``data`` with variants of its training texts added to the transfer set, which the
+    teacher labels with soft targets (``core.augment``; cached under the runs folder)."""
+    from dataclasses import replace as replace_data
+
+    from core.augment import AugmentConfig, cached_augmentation
+
+    dataset = spec.dataset
+    mlm = mlm_tokenizer = None
+    if dataset.augment_method == "mlm":
+        from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+        from core.models import resolve_model_ref
+
+        emit({"type": "log", "message": f"loading the masked-language model "
+                                        f"{dataset.augment_mlm}"})
+        path = resolve_model_ref(dataset.augment_mlm, str(run.path.parent))
+        mlm = AutoModelForMaskedLM.from_pretrained(path)
+        mlm_tokenizer = AutoTokenizer.from_pretrained(path)
+    emit({"type": "stage", "stage": "augment", "message": f"making {dataset.augment} "
+          f"variants of each of {len(data.train_texts):,} training texts "
+          f"({dataset.augment_method})"})
+    added = cached_augmentation(
+        run.path.parent / "_cache" / "augment", data.train_texts, dataset.augment,
+        config=AugmentConfig(method=dataset.augment_method), seed=spec.seed,
+        mask_token=getattr(tokenizer, "mask_token", None) or "[MASK]", mlm=mlm,
+        mlm_tokenizer=mlm_tokenizer, mlm_name=dataset.augment_mlm)
+    # The transfer set's cap (public mode sets it, core.limits) counts the added texts too.
+    if dataset.max_transfer_examples is not None:
+        added = added[:max(0, dataset.max_transfer_examples - len(data.transfer_texts))]
+    summary = {"added": len(added), "method": dataset.augment_method,
+               "per_text": dataset.augment, "examples": added[:5]}
+    if distributed.is_main_process():
+        atomic_write_json(run.path / "augmentation.json", summary)
+    emit({"type": "log", "message": f"augmentation: {len(added):,} texts added to the "
+          f"transfer set, e.g. {added[:2]}"})
+    return replace_data(data, transfer_texts=list(data.transfer_texts) + added,
+                        description=f"{data.description}, {len(added):,} augmented texts")
 
 
 def _training_data(tokenizer: Any, data: Any, with_transfer: bool) -> Any:

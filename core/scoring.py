@@ -126,11 +126,23 @@ def score_run(run: Run, data: Any, max_length: int, device: Any,
     result = {"models": models, "label_names": data.label_names,
               "validation_size": len(data.validation_texts),
               "train_size": len(data.train_texts), "transfer_size": len(data.transfer_texts),
+              "augmentation": _augmentation(run),
               "dataset": data.description, "max_length": max_length}
     run.write_predictions(predictions_table(data.validation_texts, data.validation_labels,
                                             probabilities, data.label_names))
     run.write_metrics(result)
     return result
+
+
+def _augmentation(run: Run) -> dict[str, Any] | None:
+    """What ``--augment`` added to the transfer set (``augmentation.json``), if anything."""
+    import json
+
+    path = run.path / "augmentation.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
 
 
 def _time_scored_models(run: Run, loaded: dict[str, tuple[Any, Any]], data: Any,

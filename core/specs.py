@@ -110,6 +110,20 @@ def _layer_indices(value: Any) -> tuple[int, ...]:
                     f"[0, 2, 4], got {value!r}")
 
 
+def _check_augment(spec: Any) -> None:
+    from core.augment import MAX_AUGMENT, METHODS
+
+    if not 0 <= spec.augment <= MAX_AUGMENT:
+        raise SpecError(f"dataset.augment must be 0 (none) to {MAX_AUGMENT} variants per "
+                        f"training text, got {spec.augment}")
+    if spec.augment_method not in METHODS:
+        raise SpecError(f"dataset.augment_method must be one of {', '.join(METHODS)}, got "
+                        f"{spec.augment_method!r}")
+    if spec.augment and spec.augment_method == "mlm" and not spec.augment_mlm:
+        raise SpecError("dataset.augment_method 'mlm' needs dataset.augment_mlm, a masked-"
+                        "language model (e.g. bert-base-uncased)")
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """Where the labelled texts come from.
@@ -117,7 +131,9 @@ class DatasetSpec:
     ``name`` is ``bbc_news`` (bundled), a local CSV/TSV/JSONL/Parquet file or folder, or a
     Hub dataset id. ``validation`` is a separate validation file (or, for a Hub dataset,
     the split name). ``transfer`` is a file of unlabelled texts, or ``rest`` for the
-    training texts beyond ``max_train_examples``.
+    training texts beyond ``max_train_examples``. ``augment`` adds that many variants of
+    every training text to the transfer set (``augment_method`` ``tang``, or ``mlm`` with
+    the masked-language model ``augment_mlm``; see ``core.augment``).
     """
 
     name: str = BUNDLED_DATASET
@@ -130,9 +146,13 @@ class DatasetSpec:
     max_eval_examples: int | None = None
     transfer: str | None = None
     max_transfer_examples: int | None = None
+    augment: int = 0
+    augment_method: str = "tang"
+    augment_mlm: str | None = None
 
     def __post_init__(self) -> None:
         _check_field_types(self, "dataset")
+        _check_augment(self)
         if not self.name.strip():
             raise SpecError("dataset: a name, path or Hub id is required")
         for attr in ("max_train_examples", "max_eval_examples", "max_transfer_examples"):
