@@ -118,6 +118,7 @@ def test_a_job_distils_on_the_augmented_transfer_set(tiny_bert_dir, tmp_path):
         paths.append(str(tmp_path / name))
     spec = tiny_spec(tiny_bert_dir, *paths, epochs=1, teacher_epochs=1).to_dict()
     spec["dataset"]["augment"] = 2
+    spec["baseline"] = False  # the augmentation is the student's alone
     run = create_run(spec, tmp_path / "runs")
     events = []
     metrics = run_job(run, on_event=events.append)
