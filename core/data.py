@@ -25,17 +25,17 @@ import pandas as pd
 from core.batching import texts_fingerprint
 from core.specs import DatasetSpec
 from core.tables import (
-    LABEL_COLUMNS,
     TABLE_EXTENSIONS,
-    TEXT_COLUMNS,
     DataError,
     check_file,
-    check_texts,
     encode_labels,
-    pick_column,
+    labelled_columns,
+    pick_text_columns,
     read_labelled,
     read_table,
+    read_text_rows,
 )
+from core.texts import Text, has_pairs
 from core.uploads import display_name
 
 logger = logging.getLogger(__name__)
@@ -48,17 +48,25 @@ class DataSplits:
     """Validated texts and labels of one run.
 
     ``fingerprint`` hashes the content (texts, labels, label names, transfer texts), not
-    ``description``, so the same data read from another path shares cache entries.
+    ``description``, so the same data read from another path shares cache entries. For
+    sentence-pair data every text is a ``(first, second)`` tuple and ``text_columns``
+    names the two source columns.
     """
 
-    train_texts: list[str]
+    train_texts: list[Text]
     train_labels: list[int]
-    validation_texts: list[str]
+    validation_texts: list[Text]
     validation_labels: list[int]
     label_names: list[str]
-    transfer_texts: list[str]
+    transfer_texts: list[Text]
     description: str
     fingerprint: str
+    text_columns: tuple[str, ...] = ()
+
+    @property
+    def is_pairs(self) -> bool:
+        """True when every row is a pair of texts."""
+        return has_pairs(self.train_texts)
 
 
 def bundled_bbc_news_dir() -> Path:
@@ -90,6 +98,7 @@ def load_data(spec: DatasetSpec, seed: int = 42) -> DataSplits:
         DataError: on any input problem, with a message that says what to fix.
     """
     name = spec.name.strip()
+    columns: tuple[str, ...] = ("text",)
     if name.lower() in ("bbc_news", "bundled:bbc_news"):
         source = "BBC News (bundled)"
         if spec.validation:
@@ -98,27 +107,30 @@ def load_data(spec: DatasetSpec, seed: int = 42) -> DataSplits:
         texts, labels, label_names = _read_bbc_news()
         train_texts, train_labels, val_texts, val_labels = _split(texts, labels, 0.2, seed)
     elif Path(name).expanduser().exists():
-        source, train_texts, train_labels, val_texts, val_labels, label_names = (
+        source, train_texts, train_labels, val_texts, val_labels, label_names, columns = (
             _load_local(spec, Path(name).expanduser(), seed))
     elif _looks_like_path(name):
         raise DataError(f"file not found: {name}")
     else:
-        source, train_texts, train_labels, val_texts, val_labels, label_names = (
+        source, train_texts, train_labels, val_texts, val_labels, label_names, columns = (
             _load_hub(spec, seed))
     return _finish(spec, seed, source, train_texts, train_labels, val_texts, val_labels,
-                   label_names)
+                   label_names, columns)
 
 
-def read_texts_file(path: str | Path, text_column: str | None = None) -> list[str]:
-    """Unlabelled texts for transfer or prediction.
+def read_texts_file(path: str | Path, text_column: str | None = None,
+                    pair_column: str | None = None) -> list[Text]:
+    """Unlabelled texts (or sentence pairs) for transfer or prediction.
 
     Args:
         path: a ``.txt`` file (one text per line, blank lines skipped) or a CSV, TSV, JSONL
-            or Parquet file with a text column.
+            or Parquet file with a text column, or two for pairs.
         text_column: the column to read; detected (``text``, ``sentence``, ...) when None,
             or the only column of a one-column table.
+        pair_column: the second text of each pair; conventional pairs (``sentence1`` and
+            ``sentence2``...) are found without it.
     Returns:
-        The texts, in file order.
+        The texts (or ``(first, second)`` pairs), in file order.
     """
     path = Path(path).expanduser()
     check_file(path)
@@ -132,8 +144,8 @@ def read_texts_file(path: str | Path, text_column: str | None = None) -> list[st
         frame = read_table(path)
         if text_column is None and len(frame.columns) == 1:
             text_column = str(frame.columns[0])
-        column = pick_column(frame, path, text_column, TEXT_COLUMNS, "text")
-        texts = check_texts(frame[column].tolist(), path, column)
+        columns = pick_text_columns(frame, path, text_column, pair_column)
+        texts = read_text_rows(frame, path, columns)
     if not texts:
         raise DataError(f"{path}: no texts found")
     return texts
@@ -166,8 +178,8 @@ def _read_bbc_news() -> tuple[list[str], list[int], list[str]]:
     return texts, labels, label_names
 
 
-def _load_local(spec: DatasetSpec, path: Path, seed: int
-                ) -> tuple[str, list[str], list[int], list[str], list[int], list[str]]:
+def _load_local(spec: DatasetSpec, path: Path, seed: int) -> tuple[
+        str, list[Text], list[int], list[Text], list[int], list[str], tuple[str, ...]]:
     if path.is_dir():
         train_path = _find_in_folder(path, ("train",))
         if train_path is None:
@@ -183,9 +195,13 @@ def _load_local(spec: DatasetSpec, path: Path, seed: int
     else:
         val_path = None
 
-    train_texts, train_raw = read_labelled(train_path, spec)
+    frame, text_columns, label_col = labelled_columns(read_table(train_path), train_path, spec)
+    train_texts = read_text_rows(frame, train_path, text_columns)
+    train_raw = frame[label_col].tolist()
+    columns = tuple(c for c in text_columns if c is not None)
     if val_path is not None:
         val_texts, val_raw = read_labelled(val_path, spec)
+        _check_same_shape(train_texts, val_texts, train_path, val_path)
         label_names, train_labels, val_labels = encode_labels(train_raw, val_raw, train_path,
                                                                val_path)
         source = f"{display_name(train_path)} + {display_name(val_path)}"
@@ -196,11 +212,21 @@ def _load_local(spec: DatasetSpec, path: Path, seed: int
         source = f"{display_name(train_path)} (90/10 split)"
     if path.is_dir():
         source = f"{path.name}/ {source}"
-    return source, train_texts, train_labels, val_texts, val_labels, label_names
+    return source, train_texts, train_labels, val_texts, val_labels, label_names, columns
 
 
-def _load_hub(spec: DatasetSpec, seed: int
-              ) -> tuple[str, list[str], list[int], list[str], list[int], list[str]]:
+def _check_same_shape(train: list[Text], other: list[Text], train_path: Any, other_path: Any
+                      ) -> None:
+    """Training rows and validation (or transfer) rows are both pairs or both single texts."""
+    if other and has_pairs(train) != has_pairs(other):
+        shape = {True: "sentence pairs", False: "single texts"}
+        raise DataError(f"{other_path} holds {shape[has_pairs(other)]} but {train_path} "
+                        f"holds {shape[has_pairs(train)]}; name the same text column(s) in "
+                        f"both (text_column, text_pair_column)")
+
+
+def _load_hub(spec: DatasetSpec, seed: int) -> tuple[
+        str, list[Text], list[int], list[Text], list[int], list[str], tuple[str, ...]]:
     import datasets
 
     name = spec.name
@@ -227,13 +253,17 @@ def _load_hub(spec: DatasetSpec, seed: int
     if val_split is not None and val_split not in dataset:
         raise DataError(f"Hub dataset '{name}' has no split '{val_split}' (splits: {splits})")
 
-    def columns(split: str) -> tuple[list[str], list[Any], Any]:
+    hub_columns: tuple[str, ...] = ()
+
+    def columns(split: str) -> tuple[list[Text], list[Any], Any]:
+        nonlocal hub_columns
         table = dataset[split]
-        frame = pd.DataFrame(columns=table.column_names)
         origin = Path(f"{name}[{split}]")
-        text_col = pick_column(frame, origin, spec.text_column, TEXT_COLUMNS, "text")
-        label_col = pick_column(frame, origin, spec.label_column, LABEL_COLUMNS, "label")
-        texts = check_texts(list(table[text_col]), origin, text_col)
+        _, text_columns, label_col = labelled_columns(
+            pd.DataFrame(columns=table.column_names), origin, spec)
+        hub_columns = tuple(c for c in text_columns if c is not None)
+        frame = pd.DataFrame({c: list(table[c]) for c in hub_columns})
+        texts = read_text_rows(frame, origin, text_columns)
         return texts, list(table[label_col]), table.features[label_col]
 
     train_texts, train_raw, feature = columns(spec.train_split)
@@ -255,7 +285,7 @@ def _load_hub(spec: DatasetSpec, seed: int
             train_raw, val_raw, origin, Path(f"{name}[{val_split}]"), class_names)
     config = f", {spec.config}" if spec.config else ""
     return (f"{name} (Hub{config})", train_texts, train_labels, val_texts, val_labels,
-            label_names)
+            label_names, hub_columns)
 
 
 # --- files ---------------------------------------------------------------------------
@@ -292,8 +322,8 @@ def _resolve_validation(validation: str, folder: Path) -> Path:
 # --- splits --------------------------------------------------------------------------
 
 
-def _split(texts: list[str], labels: list[int], validation_fraction: float, seed: int
-           ) -> tuple[list[str], list[int], list[str], list[int]]:
+def _split(texts: list[Text], labels: list[int], validation_fraction: float, seed: int
+           ) -> tuple[list[Text], list[int], list[Text], list[int]]:
     """A seeded, stratified train/validation split (plain seeded split when too few rows)."""
     from sklearn.model_selection import train_test_split
 
@@ -311,7 +341,13 @@ def _split(texts: list[str], labels: list[int], validation_fraction: float, seed
         train_y = [y for i, y in enumerate(labels) if i in keep]
         val_t = [t for i, t in enumerate(texts) if i not in keep]
         val_y = [y for i, y in enumerate(labels) if i not in keep]
-    return list(train_t), [int(y) for y in train_y], list(val_t), [int(y) for y in val_y]
+    return ([_as_row(t) for t in train_t], [int(y) for y in train_y],
+            [_as_row(t) for t in val_t], [int(y) for y in val_y])
+
+
+def _as_row(text: Any) -> Text:
+    """A row back from scikit-learn's splitter: a pair may come back as a list or array."""
+    return text if isinstance(text, str) else (str(text[0]), str(text[1]))
 
 
 def _stratified_indices(labels: Sequence[int], size: int, seed: int) -> list[int]:
@@ -341,18 +377,18 @@ def _stratified_indices(labels: Sequence[int], size: int, seed: int) -> list[int
     return sorted(chosen)
 
 
-def _sample(texts: list[str], size: int | None, seed: int) -> list[str]:
+def _sample(texts: list[Text], size: int | None, seed: int) -> list[Text]:
     if size is None or size >= len(texts):
         return texts
     keep = np.sort(np.random.default_rng(seed).choice(len(texts), size, replace=False))
     return [texts[i] for i in keep]
 
 
-def _finish(spec: DatasetSpec, seed: int, source: str, train_texts: list[str],
-            train_labels: list[int], val_texts: list[str], val_labels: list[int],
-            label_names: list[str]) -> DataSplits:
+def _finish(spec: DatasetSpec, seed: int, source: str, train_texts: list[Text],
+            train_labels: list[int], val_texts: list[Text], val_labels: list[int],
+            label_names: list[str], columns: tuple[str, ...] = ("text",)) -> DataSplits:
     """Apply the size caps and the transfer set, then describe and fingerprint the result."""
-    transfer: list[str] = []
+    transfer: list[Text] = []
     if spec.max_train_examples is not None and spec.max_train_examples < len(train_texts):
         classes = len(set(train_labels))
         if spec.max_train_examples < classes:
@@ -365,7 +401,8 @@ def _finish(spec: DatasetSpec, seed: int, source: str, train_texts: list[str],
         train_texts = [train_texts[i] for i in keep]
         train_labels = [train_labels[i] for i in keep]
     if spec.transfer and spec.transfer != "rest":
-        transfer = read_texts_file(spec.transfer, spec.text_column)
+        transfer = read_texts_file(spec.transfer, spec.text_column, spec.text_pair_column)
+        _check_same_shape(train_texts, transfer, spec.name, spec.transfer)
     transfer = _sample(transfer, spec.max_transfer_examples, seed)
     if spec.max_eval_examples is not None and spec.max_eval_examples < len(val_texts):
         keep = _stratified_indices(val_labels, spec.max_eval_examples, seed)
@@ -374,6 +411,8 @@ def _finish(spec: DatasetSpec, seed: int, source: str, train_texts: list[str],
 
     description = (f"{source}: {len(train_texts):,} train / {len(val_texts):,} validation, "
                    f"{len(label_names)} labels")
+    if has_pairs(train_texts):
+        description += f", sentence pairs ({' + '.join(columns)})"
     if transfer:
         description += f", {len(transfer):,} transfer texts"
     content = [texts_fingerprint(train_texts), train_labels, texts_fingerprint(val_texts),
@@ -383,4 +422,5 @@ def _finish(spec: DatasetSpec, seed: int, source: str, train_texts: list[str],
     return DataSplits(train_texts=train_texts, train_labels=train_labels,
                       validation_texts=val_texts, validation_labels=val_labels,
                       label_names=label_names, transfer_texts=transfer,
-                      description=description, fingerprint=fingerprint)
+                      description=description, fingerprint=fingerprint,
+                      text_columns=tuple(columns))

@@ -349,9 +349,9 @@ def test_hub_loader_reads_classlabel_names_and_skips_an_unlabelled_test_split(tm
                       features=features).to_parquet(tmp_path / "data" / "train-0.parquet")
     Dataset.from_dict({"text": ["u1", "u2"], "label": [-1, -1]},
                       features=features).to_parquet(tmp_path / "data" / "test-0.parquet")
-    source, train_texts, _, val_texts, val_labels, names = _load_hub(
+    source, train_texts, _, val_texts, val_labels, names, columns = _load_hub(
         DatasetSpec(name=str(tmp_path)), seed=0)
-    assert names == ["neg", "pos"] and source.endswith("(Hub)")
+    assert names == ["neg", "pos"] and source.endswith("(Hub)") and columns == ("text",)
     assert len(train_texts) == 18 and sorted(val_labels) == [0, 1]
     assert not {"u1", "u2"} & set(val_texts)
 

@@ -102,3 +102,113 @@ def test_rows_mixing_texts_and_pairs_are_refused(tokenizer):
     with pytest.raises(ValueError, match="mix single texts and pairs"):
         encode_uncached(tokenizer, [("a", "b"), "c"], 16)
     assert has_pairs(join_pairs(["a"], ["b"])) and not has_pairs(join_pairs(["a"], None))
+
+
+# --- detection -----------------------------------------------------------------------
+
+import pandas as pd  # noqa: E402
+
+from core.data import load_data, read_texts_file  # noqa: E402
+from core.specs import DatasetSpec, SpecError  # noqa: E402
+from core.tables import PAIR_COLUMNS, DataError  # noqa: E402
+
+
+def _pair_file(path, first: str, second: str, label: str = "label", n: int = 20):
+    rows = {first: [f"first {i}" for i in range(n)], second: [f"second {i}" for i in range(n)],
+            label: [i % 2 for i in range(n)]}
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(("first", "second"), PAIR_COLUMNS)
+def test_conventional_pair_columns_are_found_without_flags(tmp_path, first, second):
+    data = load_data(DatasetSpec(name=str(_pair_file(tmp_path / "t.csv", first, second))))
+    assert data.is_pairs and data.text_columns == (first, second)
+    assert all(t[1].startswith("second") for t in data.train_texts + data.validation_texts)
+    assert "sentence pairs" in data.description
+
+
+def test_a_sentence1_sentence2_file_keeps_its_second_sentence(tmp_path):
+    # The old behaviour: core/tables.py picked sentence1 and dropped sentence2 silently.
+    data = load_data(DatasetSpec(name=str(_pair_file(tmp_path / "t.csv", "sentence1",
+                                                     "sentence2"))))
+    assert data.train_texts[0] != "first 0" and isinstance(data.train_texts[0], tuple)
+    assert {t[0].replace("first", "second") for t in data.train_texts} == {
+        t[1] for t in data.train_texts}
+
+
+def test_explicit_columns_name_the_pair(tmp_path):
+    path = _pair_file(tmp_path / "t.csv", "left", "right")
+    data = load_data(DatasetSpec(name=str(path), text_column="left", text_pair_column="right"))
+    assert data.is_pairs and data.text_columns == ("left", "right")
+    # One named text column reads single texts, the caller's choice.
+    path = _pair_file(tmp_path / "s.csv", "sentence1", "sentence2")
+    single = load_data(DatasetSpec(name=str(path), text_column="sentence1"))
+    assert not single.is_pairs and single.text_columns == ("sentence1",)
+
+
+def test_bad_pair_columns_get_clear_messages(tmp_path):
+    path = _pair_file(tmp_path / "t.csv", "left", "right")
+    with pytest.raises(DataError, match="no text_pair column 'nope'"):
+        load_data(DatasetSpec(name=str(path), text_column="left", text_pair_column="nope"))
+    with pytest.raises(SpecError, match="needs dataset.text_column"):
+        DatasetSpec(name=str(path), text_pair_column="right")
+    with pytest.raises(SpecError, match="both 'left'"):
+        DatasetSpec(name=str(path), text_column="left", text_pair_column="left")
+    lone = tmp_path / "lone.csv"
+    pd.DataFrame({"text": ["a", "b"] * 5, "hypothesis": ["c", "d"] * 5,
+                  "label": [0, 1] * 5}).to_csv(lone, index=False)
+    with pytest.raises(DataError, match="'hypothesis' looks like a second text"):
+        load_data(DatasetSpec(name=str(lone)))
+    both = tmp_path / "both.csv"
+    pd.DataFrame({"premise": ["a"] * 4, "hypothesis": ["b"] * 4, "question1": ["c"] * 4,
+                  "question2": ["d"] * 4, "label": [0, 1] * 2}).to_csv(both, index=False)
+    with pytest.raises(DataError, match="several sentence-pair columns"):
+        load_data(DatasetSpec(name=str(both)))
+
+
+def test_blank_pair_text_names_its_row_and_column(tmp_path):
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"sentence1": ["a", "b", "c"], "sentence2": ["x", " ", "z"],
+                  "label": [0, 1, 0]}).to_csv(path, index=False)
+    with pytest.raises(DataError, match="row 2: empty text in column 'sentence2'"):
+        load_data(DatasetSpec(name=str(path)))
+
+
+def test_validation_and_transfer_must_be_pairs_too(tmp_path):
+    train = _pair_file(tmp_path / "train.csv", "sentence1", "sentence2")
+    single = tmp_path / "dev.csv"
+    pd.DataFrame({"sentence": ["a", "b"], "label": [0, 1]}).to_csv(single, index=False)
+    with pytest.raises(DataError, match="holds single texts"):
+        load_data(DatasetSpec(name=str(train), validation=str(single)))
+    transfer = _pair_file(tmp_path / "more.csv", "sentence1", "sentence2", label="x")
+    data = load_data(DatasetSpec(name=str(train), transfer=str(transfer)))
+    assert len(data.transfer_texts) == 20 and data.transfer_texts[0] == ("first 0", "second 0")
+    assert read_texts_file(transfer) == data.transfer_texts
+
+
+def test_glue_mrpc_and_stsb_files_read_as_pairs():
+    from pathlib import Path
+
+    glue = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue"
+    if not (glue / "mrpc" / "train.tsv").exists():
+        pytest.skip(f"GLUE pairs not found at {glue}")
+    data = load_data(DatasetSpec(name=str(glue / "mrpc" / "train.tsv"),
+                                 validation=str(glue / "mrpc" / "test.tsv"),
+                                 max_train_examples=50, max_eval_examples=20))
+    assert data.is_pairs and data.label_names == ["0", "1"]
+    assert data.text_columns == ("sentence1", "sentence2")
+
+
+def test_tsv_quoting_is_read_from_the_file(tmp_path):
+    from core.tables import read_table
+
+    quoted = tmp_path / "q.tsv"
+    quoted.write_text('sentence1\tsentence2\tlabel\n"says ""hi"" there"\tplain\t1\n'
+                      'a\t"b ""c"""\t0\n')
+    frame = read_table(quoted)
+    assert frame["sentence1"].tolist() == ['says "hi" there', "a"]
+    assert frame["sentence2"].tolist() == ["plain", 'b "c"']
+    loose = tmp_path / "l.tsv"  # SST-2 style: an unbalanced quote is just a character
+    loose.write_text('sentence\tlabel\n" a quote opens\t1\nand never closes\t0\n')
+    assert read_table(loose)["sentence"].tolist() == ['" a quote opens', "and never closes"]
