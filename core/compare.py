@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from core.runs import ModelRef, Run, RunError, leaderboard, open_run
+from core.texts import PAIR_COLUMN, Text, has_pairs, is_pair
 
 logger = logging.getLogger(__name__)
 
@@ -44,19 +45,21 @@ class CompareError(ValueError):
 # --- compare -------------------------------------------------------------------------
 
 
-def compare(texts: Sequence[str], model_refs: Sequence[str],
+def compare(texts: Sequence[Text], model_refs: Sequence[str],
             runs_dir: str | os.PathLike | None = None, max_length: int | None = None,
             device: str = "auto") -> pd.DataFrame:
     """Every model's prediction on every text, side by side.
 
     Args:
-        texts: the texts to classify (blank ones are dropped).
+        texts: the texts to classify (blank ones are dropped), or ``(first, second)``
+            pairs for a sentence-pair model (both sides needed).
         model_refs: model references (``run:<id>/<role>``, folders, ``bundled:...``).
         runs_dir: the runs folder for ``run:`` refs.
         max_length: truncation length in tokens; None or 0: each model's own (its run's).
         device: where to run the models.
     Returns:
-        One row per (text, model): ``text_index, text, model, label, confidence,
+        One row per (text, model): ``text_index, text`` (and ``text_pair`` for pairs),
+        ``model, label, confidence,
         probabilities`` (label -> probability), ``latency_ms`` (batch 1, end to end, warmed,
         the median of repeats: the leaderboard's latency), ``max_length`` and ``agree``
         (every model gave this text the same label).
@@ -65,7 +68,7 @@ def compare(texts: Sequence[str], model_refs: Sequence[str],
     """
     from core.inference import Predictor
 
-    texts = [t.strip() for t in texts if t and t.strip()]
+    texts = clean_texts(texts)
     refs = list(dict.fromkeys(r.strip() for r in model_refs if r and r.strip()))
     if not texts:
         raise CompareError("no texts to compare: give at least one non-empty text")
@@ -81,14 +84,49 @@ def compare(texts: Sequence[str], model_refs: Sequence[str],
         for i, text in enumerate(texts):
             probs, latency_ms = predictor.time_one(text)
             best = int(probs.argmax())
-            rows.append({"text_index": i, "text": text, "model": ref, "label": names[best],
+            shown = {"text": text[0], PAIR_COLUMN: text[1]} if is_pair(text) else {"text": text}
+            rows.append({"text_index": i, **shown, "model": ref, "label": names[best],
                          "confidence": float(probs[best]),
                          "probabilities": {n: float(p) for n, p in zip(names, probs,
                                                                        strict=True)},
                          "latency_ms": latency_ms, "max_length": predictor.max_length})
-    table = pd.DataFrame(rows, columns=COMPARE_COLUMNS[:-1])
+    columns = _with_pair_column(COMPARE_COLUMNS, has_pairs(texts))
+    table = pd.DataFrame(rows, columns=columns[:-1])
     table["agree"] = table.groupby("text_index")["label"].transform("nunique") == 1
-    return table[COMPARE_COLUMNS]
+    return table[columns]
+
+
+def clean_texts(texts: Sequence[Text]) -> list[Text]:
+    """Texts stripped, blank ones dropped; pairs stripped on both sides (a pair with a
+    blank side raises :class:`CompareError`); single texts and pairs never mix."""
+    cleaned: list[Text] = []
+    for i, text in enumerate(texts, start=1):
+        if isinstance(text, (list, tuple)):
+            if len(text) != 2 or not all(isinstance(part, str) for part in text):
+                raise CompareError(f"text {i}: a pair is two texts, got {text!r}")
+            first, second = text[0].strip(), text[1].strip()
+            if not first and not second:
+                continue
+            if not first or not second:
+                raise CompareError(f"pair {i}: both texts are needed, the "
+                                   f"{'first' if not first else 'second'} is blank")
+            cleaned.append((first, second))
+        elif isinstance(text, str):
+            if text.strip():
+                cleaned.append(text.strip())
+        elif text is not None:
+            raise CompareError(f"text {i}: expected a string or a pair, got {text!r}")
+    if len({is_pair(t) for t in cleaned}) > 1:
+        raise CompareError("give either single texts or pairs, not both")
+    return cleaned
+
+
+def _with_pair_column(columns: list[str], pairs: bool) -> list[str]:
+    """``columns`` with ``text_pair`` after ``text`` when the rows are pairs."""
+    if not pairs:
+        return list(columns)
+    at = columns.index("text") + 1
+    return [*columns[:at], PAIR_COLUMN, *columns[at:]]
 
 
 # --- disagreements -------------------------------------------------------------------
@@ -130,7 +168,8 @@ def disagreements(model_a: str, model_b: str, runs_dir: str | os.PathLike | None
         true_label: keep only examples with this true label (None or "": all).
         predicted_label: keep only examples where either model predicted this label.
     Returns:
-        ``index, text, true_label, a_label, a_confidence, b_label, b_confidence,
+        ``index, text`` (``text_pair`` too for pairs), ``true_label, a_label, a_confidence,
+        b_label, b_confidence,
         confidence_gap`` (``|a_confidence - b_confidence|``), ``a_correct, b_correct``;
         sorted by confidence gap, largest first.
     Raises:
@@ -142,7 +181,10 @@ def disagreements(model_a: str, model_b: str, runs_dir: str | os.PathLike | None
     (_, role_a), (_, role_b) = _parse_run_ref(model_a), _parse_run_ref(model_b)
     table_a = _role_predictions(model_a, runs_dir)
     table_b = _role_predictions(model_b, runs_dir)
+    pairs = PAIR_COLUMN in table_a.columns
     if (len(table_a) != len(table_b) or table_a["text"].tolist() != table_b["text"].tolist()
+            or pairs != (PAIR_COLUMN in table_b.columns)
+            or (pairs and table_a[PAIR_COLUMN].tolist() != table_b[PAIR_COLUMN].tolist())
             or table_a["label_name"].tolist() != table_b["label_name"].tolist()):
         raise CompareError(f"{model_a} and {model_b} were scored on different validation sets "
                            f"({len(table_a)} and {len(table_b)} examples, not the same texts "
@@ -151,6 +193,7 @@ def disagreements(model_a: str, model_b: str, runs_dir: str | os.PathLike | None
     rows = pd.DataFrame({
         "index": table_a["index"].to_numpy(),
         "text": table_a["text"].to_numpy(),
+        **({PAIR_COLUMN: table_a[PAIR_COLUMN].to_numpy()} if pairs else {}),
         "true_label": table_a["label_name"].astype(str).to_numpy(),
         "a_label": table_a[f"{role_a}_pred_name"].astype(str).to_numpy(),
         "a_confidence": table_a[f"{role_a}_confidence"].astype(float).to_numpy(),
@@ -177,7 +220,7 @@ def disagreements(model_a: str, model_b: str, runs_dir: str | os.PathLike | None
                  | (rows["b_label"] == predicted_label)).to_numpy()
     rows = rows[keep].sort_values(["confidence_gap", "index"], ascending=[False, True],
                                   kind="stable")
-    return rows.reset_index(drop=True)[DISAGREEMENT_COLUMNS]
+    return rows.reset_index(drop=True)[_with_pair_column(DISAGREEMENT_COLUMNS, pairs)]
 
 
 # --- trade-offs ----------------------------------------------------------------------

@@ -41,6 +41,7 @@ from core.devices import (
     prefer_sdpa,
 )
 from core.inference import pad_id_of
+from core.texts import PAIR_COLUMN, Text, split_pairs, text_chars
 
 if TYPE_CHECKING:
     import evaluate
@@ -79,7 +80,7 @@ def load_metric(name: str) -> evaluate.EvaluationModule:
     return evaluate.load(str(METRICS_DIR / name / f"{name}.py"), keep_in_memory=True)
 
 
-def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], *, max_length: int,
+def predict_proba(model: Any, tokenizer: Any, texts: Sequence[Text], *, max_length: int,
                   device: torch.device | str = "cpu", batch_tokens: int | None = None,
                   max_batch_size: int | None = None, dtype: torch.dtype | None = None,
                   cache: bool = True) -> np.ndarray:
@@ -112,7 +113,7 @@ def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], *, max_lengt
     batch_tokens, max_batch_size = _batch_budget(device, batch_tokens, max_batch_size)
     encoded = cached_encoding(tokenizer, texts, max_length) if cache else None
     if encoded is None and device.type == "cuda" and (
-            len(texts) >= STREAM_MIN_TEXTS or sum(map(len, texts)) >= STREAM_MIN_CHARS):
+            len(texts) >= STREAM_MIN_TEXTS or sum(map(text_chars, texts)) >= STREAM_MIN_CHARS):
         return _predict_streaming(model, tokenizer, texts, max_length=max_length, device=device,
                                   batch_tokens=batch_tokens, max_batch_size=max_batch_size,
                                   dtype=dtype, cache=cache)
@@ -243,7 +244,7 @@ def _in_input_order(probabilities: np.ndarray, batches: list[np.ndarray]) -> np.
     return result
 
 
-def _predict_streaming(model: Any, tokenizer: Any, texts: Sequence[str], *, max_length: int,
+def _predict_streaming(model: Any, tokenizer: Any, texts: Sequence[Text], *, max_length: int,
                        device: torch.device, batch_tokens: int, max_batch_size: int,
                        dtype: torch.dtype | None, cache: bool) -> np.ndarray:
     """:func:`predict_proba` for new texts on CUDA: tokenise chunk k+1 while chunk k runs.
@@ -364,19 +365,20 @@ def agreement(predictions_a: Sequence[int], predictions_b: Sequence[int]) -> flo
     return float(np.mean(a == b))
 
 
-def predictions_table(texts: Sequence[str], labels: Sequence[int],
+def predictions_table(texts: Sequence[Text], labels: Sequence[int],
                       probabilities: dict[str, np.ndarray],
                       label_names: list[str]) -> pd.DataFrame:
     """One row per example with every model's prediction, for browsing and disagreements.
 
     Args:
-        texts: the examples' texts.
+        texts: the examples' texts, or ``(first, second)`` pairs.
         labels: their true label ids.
         probabilities: per role (``teacher``, ``student``, ``baseline``...), an array of shape
             ``(len(texts), len(label_names))``.
         label_names: names of the label ids.
     Returns:
-        Columns ``index, text, label, label_name`` and, per role ``r``: ``r_pred`` (int),
+        Columns ``index, text`` (``text_pair`` too for pairs), ``label, label_name`` and,
+        per role ``r``: ``r_pred`` (int),
         ``r_pred_name``, ``r_confidence`` (max probability), ``r_correct`` (bool) and
         ``r_probs`` (list of floats).
     """
@@ -384,9 +386,11 @@ def predictions_table(texts: Sequence[str], labels: Sequence[int],
     names = np.asarray(label_names, dtype=object)
     if len(label_ids) != len(texts):
         raise ValueError(f"{len(texts)} texts but {len(label_ids)} labels")
+    firsts, seconds = split_pairs(texts)
     table = pd.DataFrame({
         "index": np.arange(len(texts), dtype=np.int64),
-        "text": list(texts),
+        "text": firsts,
+        **({PAIR_COLUMN: seconds} if seconds is not None else {}),
         "label": label_ids,
         "label_name": names[label_ids] if len(label_ids) else [],
     })

@@ -123,7 +123,8 @@ def score_run(run: Run, data: Any, max_length: int, device: Any,
     result = {"models": models, "label_names": data.label_names,
               "validation_size": len(data.validation_texts),
               "train_size": len(data.train_texts), "transfer_size": len(data.transfer_texts),
-              "dataset": data.description, "max_length": max_length}
+              "dataset": data.description, "max_length": max_length,
+              "text_columns": list(getattr(data, "text_columns", ()) or ("text",))}
     run.write_predictions(predictions_table(data.validation_texts, data.validation_labels,
                                             probabilities, data.label_names))
     run.write_metrics(result)
