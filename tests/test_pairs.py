@@ -212,3 +212,41 @@ def test_tsv_quoting_is_read_from_the_file(tmp_path):
     loose = tmp_path / "l.tsv"  # SST-2 style: an unbalanced quote is just a character
     loose.write_text('sentence\tlabel\n" a quote opens\t1\nand never closes\t0\n')
     assert read_table(loose)["sentence"].tolist() == ['" a quote opens', "and never closes"]
+
+
+# --- the app's forms and the Compare tab's helpers ------------------------------------
+
+
+def test_the_distil_form_names_the_pair_columns(tmp_path):
+    from app.forms import build_spec
+    from app.progress import form_values
+    from tests.test_app_api import form
+
+    spec = build_spec(form(text_column="premise", text_pair_column="hypothesis"), tmp_path)
+    assert (spec.dataset.text_column, spec.dataset.text_pair_column) == ("premise",
+                                                                         "hypothesis")
+    assert form_values(spec.to_dict())["text_pair_column"] == "hypothesis"
+    with pytest.raises(SpecError, match="needs dataset.text_column"):
+        build_spec(form(text_pair_column="hypothesis"), tmp_path)
+
+
+def test_compare_tab_pairs_lines_and_shows_both_texts():
+    import gradio as gr
+
+    from app.tabs.compare import browser_rows, side_by_side, texts_and_pairs
+
+    assert texts_and_pairs("a\n\nb\n", "") == (["a", "b"], None)
+    assert texts_and_pairs("a\nb", "x\ny\n") == (["a", "b"], ["x", "y"])
+    with pytest.raises(gr.Error, match="2 texts but 1 second texts"):
+        texts_and_pairs("a\nb", "x")
+    table = pd.DataFrame({"text_index": [0, 0], "text": ["a", "a"], "text_pair": ["x", "x"],
+                          "model": ["run:r/teacher", "run:r/student"], "label": ["1", "1"],
+                          "confidence": [0.9, 0.8], "latency_ms": [1.0, 2.0],
+                          "agree": [True, True]})
+    assert list(side_by_side(table).columns) == ["#", "text", "second text", "agree",
+                                                 "teacher", "student"]
+    found = pd.DataFrame({"index": [3], "text": ["a"], "text_pair": ["x"], "true_label": ["1"],
+                          "a_label": ["1"], "a_confidence": [0.9], "b_label": ["0"],
+                          "b_confidence": [0.6], "confidence_gap": [0.3], "a_correct": [True],
+                          "b_correct": [False]})
+    assert browser_rows(found).iloc[0]["text (click to compare)"] == "a ‖ x"
