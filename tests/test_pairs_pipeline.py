@@ -91,3 +91,61 @@ def test_compare_refuses_half_pairs_and_mixed_rows(pair_run):
         compare([("a text", "  ")], [ref], runs_dir)
     with pytest.raises(CompareError, match="not both"):
         compare([("a", "b"), "c"], [ref], runs_dir)
+
+
+def test_cli_predicts_compares_and_evaluates_pairs(pair_run, capsys, tmp_path):
+    import json
+
+    from core.cli import main
+
+    run, _, runs_dir = pair_run
+    teacher, student = f"run:{run.id}/teacher", f"run:{run.id}/student"
+    base = ["--runs-dir", str(runs_dir)]
+    assert main([*base, "predict", teacher, "the plot", "the cast", "--text-pair",
+                 "the ending was superb", "--text-pair", "the ending was awful", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(x["text"], x["text_pair"], x["label"]) for x in lines] == [
+        ("the plot", "the ending was superb", "1"), ("the cast", "the ending was awful", "0")]
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("premise\thypothesis\nthe plot\tit was lovely\n")
+    assert main([*base, "compare", teacher, student, "--file", str(pairs), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {(r["text"], r["text_pair"]) for r in rows} == {("the plot", "it was lovely")}
+    assert main([*base, "compare", teacher, "--text", "a", "--text", "b",
+                 "--text-pair", "x"]) == 2
+    assert "2 texts but 1 --text-pair" in capsys.readouterr().err
+    spec = run.spec["dataset"]
+    assert main([*base, "eval", teacher, "--dataset", spec["name"], "--validation",
+                 spec["validation"], "--no-speed"]) == 0
+    assert "sentence pairs" in capsys.readouterr().out
+
+
+def test_the_model_card_example_is_a_pair_the_pipeline_takes(pair_run):
+    from transformers import pipeline
+
+    from core.export import write_model_card
+
+    run, _, _ = pair_run
+    card = write_model_card(run, "teacher")
+    line = next(x for x in card.splitlines() if x.startswith("print(classifier("))
+    assert '"text_pair": ' in line and "# a sentence pair: sentence1 and sentence2" in card
+    classifier = pipeline("text-classification", model=str(run.model_dir("teacher")))
+    first = run.predictions().iloc[0]
+    got = eval(line[len("print("):-1], {"classifier": classifier})  # the card's own call
+    got = got[0] if isinstance(got, list) else got
+    assert got["label"] == first["teacher_pred_name"]
+
+
+def test_the_api_compares_pairs(pair_run):
+    from gradio_client.exceptions import AppError
+
+    from tests.conftest import app_client
+
+    run, _, runs_dir = pair_run
+    with app_client(runs_dir, with_queue=False) as client:
+        rows = client.predict(["the plot"], [f"run:{run.id}/teacher"], 0,
+                              ["the ending was wonderful"], api_name="/compare")
+        assert rows[0]["text_pair"] == "the ending was wonderful" and rows[0]["label"] == "1"
+        with pytest.raises(AppError, match="1 texts but 2 text_pairs"):
+            client.predict(["a"], [f"run:{run.id}/teacher"], 0, ["x", "y"],
+                           api_name="/compare")
