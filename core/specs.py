@@ -131,9 +131,15 @@ class DatasetSpec:
     max_eval_examples: int | None = None
     transfer: str | None = None
     max_transfer_examples: int | None = None
+    # auto: class ids/names are classification, non-integer numbers a regression (the run
+    # says which it chose for integer scores); classification or regression decides.
+    task: str = "auto"
 
     def __post_init__(self) -> None:
         _check_field_types(self, "dataset")
+        if self.task not in ("auto", "classification", "regression"):
+            raise SpecError(f"dataset.task must be auto, classification or regression, got "
+                            f"{self.task!r}")
         if not self.name.strip():
             raise SpecError("dataset: a name, path or Hub id is required")
         for attr in ("text_column", "text_pair_column", "label_column"):

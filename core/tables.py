@@ -276,7 +276,7 @@ def _label_value(value: Any, path: Path, row: int) -> int | str:
         if value.is_integer():
             return int(value)
         raise DataError(f"{path}: row {row}: label {value} is not a class id or name "
-                        f"(regression targets are not supported)")
+                        f"(a number: for a regression target use task regression)")
     if isinstance(value, (int, str)):
         return value
     raise DataError(f"{path}: row {row}: label {value!r} is not a class id or name "
