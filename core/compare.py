@@ -38,6 +38,12 @@ PARETO_AXES = (("pareto_latency", "latency_ms_p50", True), ("pareto_size", "size
                ("pareto_throughput", "throughput_per_s", False))
 
 
+# Regression: two values "agree", and a value is "right", within this share of the targets'
+# range (0.5 on STS-B's 0-5 scale); in compare, where no targets are at hand, within 0.5.
+REGRESSION_TOLERANCE = 0.1
+REGRESSION_AGREE_WITHIN = 0.5
+
+
 class CompareError(ValueError):
     """A comparison that cannot be made, with a message that says why and what to do."""
 
@@ -85,14 +91,20 @@ def compare(texts: Sequence[Text], model_refs: Sequence[str],
             probs, latency_ms = predictor.time_one(text)
             best = int(probs.argmax())
             shown = {"text": text[0], PAIR_COLUMN: text[1]} if is_pair(text) else {"text": text}
-            rows.append({"text_index": i, **shown, "model": ref, "label": names[best],
-                         "confidence": float(probs[best]),
+            # A regression model (one output) "labels" a text with its value.
+            label = f"{float(probs[0]):.3f}" if len(names) == 1 else names[best]
+            rows.append({"text_index": i, **shown, "model": ref, "label": label,
+                         "confidence": float(probs[best]) if len(names) > 1 else float("nan"),
                          "probabilities": {n: float(p) for n, p in zip(names, probs,
                                                                        strict=True)},
                          "latency_ms": latency_ms, "max_length": predictor.max_length})
     columns = _with_pair_column(COMPARE_COLUMNS, has_pairs(texts))
     table = pd.DataFrame(rows, columns=columns[:-1])
     table["agree"] = table.groupby("text_index")["label"].transform("nunique") == 1
+    values = pd.to_numeric(table["label"], errors="coerce")
+    if table["confidence"].isna().all() and values.notna().all():  # regression models
+        spread = values.groupby(table["text_index"]).transform(lambda v: v.max() - v.min())
+        table["agree"] = spread <= REGRESSION_AGREE_WITHIN
     return table[columns]
 
 
@@ -147,8 +159,8 @@ def _role_predictions(ref: str, runs_dir: str | os.PathLike | None) -> pd.DataFr
     if table.empty:
         raise RunError(f"run {run_id} has no validation predictions yet "
                        f"(state: {run.status().get('state')})")
-    if f"{role}_pred_name" not in table.columns:
-        roles = sorted(c[:-len("_pred_name")] for c in table.columns if c.endswith("_pred_name"))
+    if f"{role}_pred" not in table.columns:
+        roles = sorted(c[:-len("_pred")] for c in table.columns if c.endswith("_pred"))
         raise RunError(f"run {run_id} has no predictions of {role!r}; scored models: "
                        f"{', '.join(roles) or 'none'}")
     return table
@@ -181,6 +193,13 @@ def disagreements(model_a: str, model_b: str, runs_dir: str | os.PathLike | None
     (_, role_a), (_, role_b) = _parse_run_ref(model_a), _parse_run_ref(model_b)
     table_a = _role_predictions(model_a, runs_dir)
     table_b = _role_predictions(model_b, runs_dir)
+    regressions = {"label_name" not in t.columns for t in (table_a, table_b)}
+    if regressions == {True}:
+        return _regression_disagreements(table_a, table_b, role_a, role_b, model_a, model_b,
+                                          mode, true_label, predicted_label)
+    if len(regressions) > 1:
+        raise CompareError(f"{model_a} and {model_b} do not predict the same kind of thing "
+                           "(one is a classifier, the other a regression)")
     pairs = PAIR_COLUMN in table_a.columns
     if (len(table_a) != len(table_b) or table_a["text"].tolist() != table_b["text"].tolist()
             or pairs != (PAIR_COLUMN in table_b.columns)
@@ -221,6 +240,52 @@ def disagreements(model_a: str, model_b: str, runs_dir: str | os.PathLike | None
     rows = rows[keep].sort_values(["confidence_gap", "index"], ascending=[False, True],
                                   kind="stable")
     return rows.reset_index(drop=True)[_with_pair_column(DISAGREEMENT_COLUMNS, pairs)]
+
+
+def _regression_disagreements(table_a: pd.DataFrame, table_b: pd.DataFrame, role_a: str,
+                              role_b: str, model_a: str, model_b: str, mode: str,
+                              true_label: str | None, predicted_label: str | None
+                              ) -> pd.DataFrame:
+    """:func:`disagreements` for regression models, ranked by ``|a - b|``.
+
+    The columns are the classifier's (``*_label`` hold the values as text, the confidences
+    are NaN, ``confidence_gap`` is ``|a - b|``, ``*_correct`` means within
+    :data:`REGRESSION_TOLERANCE` of the targets' range) plus ``true_value, a_value,
+    b_value``. ``disagree``: ``|a - b|`` beyond that tolerance; ``either_wrong``: either
+    model's error beyond it.
+    """
+    if true_label or predicted_label:
+        raise CompareError("true_label and predicted_label filter classes; these models "
+                           "predict a number (regression)")
+    pairs = PAIR_COLUMN in table_a.columns
+    if (len(table_a) != len(table_b) or table_a["text"].tolist() != table_b["text"].tolist()
+            or pairs != (PAIR_COLUMN in table_b.columns)
+            or (pairs and table_a[PAIR_COLUMN].tolist() != table_b[PAIR_COLUMN].tolist())
+            or not np.allclose(table_a["label"], table_b["label"])):
+        raise CompareError(f"{model_a} and {model_b} were scored on different validation sets"
+                           ": pick two models of one run, or of runs on the same data")
+    truth = table_a["label"].astype(float).to_numpy()
+    a = table_a[f"{role_a}_pred"].astype(float).to_numpy()
+    b = table_b[f"{role_b}_pred"].astype(float).to_numpy()
+    tolerance = REGRESSION_TOLERANCE * (float(truth.max() - truth.min()) or 1.0)
+    rows = pd.DataFrame({
+        "index": table_a["index"].to_numpy(), "text": table_a["text"].to_numpy(),
+        **({PAIR_COLUMN: table_a[PAIR_COLUMN].to_numpy()} if pairs else {}),
+        "true_label": [f"{v:.3f}" for v in truth], "a_label": [f"{v:.3f}" for v in a],
+        "a_confidence": np.nan, "b_label": [f"{v:.3f}" for v in b], "b_confidence": np.nan,
+        "confidence_gap": np.abs(a - b), "a_correct": np.abs(a - truth) <= tolerance,
+        "b_correct": np.abs(b - truth) <= tolerance, "true_value": truth, "a_value": a,
+        "b_value": b})
+    keep = np.ones(len(rows), dtype=bool)
+    if mode == "disagree":
+        keep &= rows["confidence_gap"].to_numpy() > tolerance
+    elif mode == "either_wrong":
+        keep &= ~(rows["a_correct"] & rows["b_correct"]).to_numpy()
+    rows = rows[keep].sort_values(["confidence_gap", "index"], ascending=[False, True],
+                                  kind="stable")
+    columns = _with_pair_column(DISAGREEMENT_COLUMNS, pairs) + ["true_value", "a_value",
+                                                                "b_value"]
+    return rows.reset_index(drop=True)[columns]
 
 
 # --- trade-offs ----------------------------------------------------------------------

@@ -90,7 +90,8 @@ def predict_proba(model: Any, tokenizer: Any, texts: Sequence[Text], *, max_leng
                   device: torch.device | str = "cpu", batch_tokens: int | None = None,
                   max_batch_size: int | None = None, dtype: torch.dtype | None = None,
                   cache: bool = True) -> np.ndarray:
-    """Class probabilities of ``texts``, in input order.
+    """Class probabilities of ``texts``, in input order (for a regression model, with one
+    output, its predicted values).
 
     Texts seen before (same tokenizer and max length) reuse their cached tokenisation. New
     texts on CUDA are tokenised chunk by chunk in a background thread while the GPU runs the
@@ -232,6 +233,8 @@ def _forward_batches(model: Any, encoded: EncodedTexts, batches: list[np.ndarray
                      ) -> list[torch.Tensor]:
     """Softmax probabilities (or logits), fp32 and left on ``device``, in batch order."""
     on_cuda = device.type == "cuda"
+    # A regression model's one output is its prediction: softmax would make it 1.0.
+    softmax = softmax and model.config.num_labels > 1
     outputs = []
     for indices in batches:
         # Pinned host memory lets the copy overlap with the previous batch's compute.
@@ -386,8 +389,12 @@ def predictions_table(texts: Sequence[Text], labels: Sequence[int],
         Columns ``index, text`` (``text_pair`` too for pairs), ``label, label_name`` and,
         per role ``r``: ``r_pred`` (int),
         ``r_pred_name``, ``r_confidence`` (max probability), ``r_correct`` (bool) and
-        ``r_probs`` (list of floats).
+        ``r_probs`` (list of floats). For a regression (one label name, the target's):
+        ``label`` is the target and per role ``r_pred`` (float) and ``r_error``
+        (``|r_pred - label|``).
     """
+    if len(label_names) == 1:
+        return _regression_table(texts, labels, probabilities)
     label_ids = np.asarray(labels, dtype=np.int64)
     names = np.asarray(label_names, dtype=object)
     if len(label_ids) != len(texts):
@@ -411,4 +418,24 @@ def predictions_table(texts: Sequence[Text], labels: Sequence[int],
         table[f"{role}_confidence"] = probs.max(axis=1, initial=0.0)
         table[f"{role}_correct"] = predicted == label_ids
         table[f"{role}_probs"] = [row.tolist() for row in probs]
+    return table
+
+
+def _regression_table(texts: Sequence[Text], targets: Sequence[float],
+                      outputs: dict[str, np.ndarray]) -> pd.DataFrame:
+    """:func:`predictions_table` for a regression: targets, each model's value and error."""
+    values = np.asarray(targets, dtype=np.float64)
+    if len(values) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(values)} targets")
+    firsts, seconds = split_pairs(texts)
+    table = pd.DataFrame({"index": np.arange(len(texts), dtype=np.int64), "text": firsts,
+                          **({PAIR_COLUMN: seconds} if seconds is not None else {}),
+                          "label": values})
+    for role, predicted in outputs.items():
+        predicted = np.asarray(predicted, dtype=np.float64)
+        if predicted.shape != (len(texts), 1):
+            raise ValueError(f"{role} outputs have shape {predicted.shape}, expected "
+                             f"{(len(texts), 1)}")
+        table[f"{role}_pred"] = predicted[:, 0]
+        table[f"{role}_error"] = np.abs(predicted[:, 0] - values)
     return table

@@ -70,7 +70,10 @@ def side_by_side(table: pd.DataFrame) -> pd.DataFrame:
             row["second text"] = preview(group[PAIR_COLUMN].iloc[0])
         row["agree"] = "yes" if group["agree"].iloc[0] else "NO"
         for record in group.to_dict(orient="records"):
-            cell = f"{record['label']} ({record['confidence']:.2f}) · {record['latency_ms']:.1f} ms"
+            # A regression's "label" is its value: no confidence to show.
+            sure = (f" ({record['confidence']:.2f})" if record["confidence"] == record["confidence"]
+                    else "")
+            cell = f"{record['label']}{sure} · {record['latency_ms']:.1f} ms"
             row[names[record["model"]]] = cell
         rows.append(row)
     return pd.DataFrame(rows)
@@ -110,7 +113,7 @@ def int8_refs(runs: list[Run]) -> list[str]:
         path = run.path / "predictions.parquet"
         if (run.status().get("state") == "done" and INT8 in run.metrics.get("models", {})
                 and path.exists()
-                and f"{INT8}_pred_name" in pyarrow.parquet.read_schema(path).names):
+                and f"{INT8}_pred" in pyarrow.parquet.read_schema(path).names):
             refs.append(str(ModelRef(run.id, INT8)))
     return refs
 
