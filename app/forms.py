@@ -101,6 +101,8 @@ def build_spec(form: dict[str, Any], runs_dir: Path) -> JobSpec:
     for key in ("max_train_examples", "max_eval_examples"):
         if form.get(key):
             dataset[key] = int(form[key])
+    if form.get("task") and form["task"] != "auto":
+        dataset["task"] = form["task"]
     recipe = {"name": form.get("recipe") or "distilbert"}
     for key in ("temperature", "alpha_kd", "alpha_ce", "alpha_cos"):
         if form.get(key) is not None:

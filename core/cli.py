@@ -54,6 +54,9 @@ def _add_run_parser(sub: Any) -> None:
                    help="the second text of a sentence pair (found without flags for "
                    "sentence1/sentence2, premise/hypothesis, question1/question2...)")
     p.add_argument("--label-column")
+    p.add_argument("--task", choices=("auto", "classification", "regression"),
+                   help="what the label column holds (auto: numbers that are not whole are a "
+                   "regression target; the run says which it chose)")
     p.add_argument("--student-layers", type=_parse_layers,
                    help="teacher layers to keep, e.g. 0,2,4")
     p.add_argument("--student", help="a pretrained student checkpoint (same tokenizer)")
@@ -125,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-column")
     p.add_argument("--text-pair-column")
     p.add_argument("--label-column")
+    p.add_argument("--task", choices=("auto", "classification", "regression"), default="auto")
     p.add_argument("--max-eval-examples", type=int)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--device", default="auto")
@@ -222,7 +226,7 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
     for flag, key in (("dataset", "name"), ("validation", "validation"),
                       ("dataset_config", "config"), ("text_column", "text_column"),
                       ("text_pair_column", "text_pair_column"),
-                      ("label_column", "label_column"),
+                      ("label_column", "label_column"), ("task", "task"),
                       ("max_train_examples", "max_train_examples"),
                       ("max_eval_examples", "max_eval_examples"), ("transfer", "transfer"),
                       ("max_transfer_examples", "max_transfer_examples")):
@@ -432,7 +436,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     dataset = DatasetSpec(name=args.dataset, validation=args.validation,
                           text_column=args.text_column, text_pair_column=args.text_pair_column,
-                          label_column=args.label_column,
+                          label_column=args.label_column, task=args.task,
                           max_eval_examples=args.max_eval_examples)
     description, models = evaluate_models(args.models, dataset, args.runs_dir,
                                           max_length=args.max_length, device=args.device,

@@ -31,8 +31,11 @@ COMPARE_COLUMNS = ["text_index", "text", "model", "label", "confidence", "probab
 DISAGREEMENT_COLUMNS = ["index", "text", "true_label", "a_label", "a_confidence", "b_label",
                         "b_confidence", "confidence_gap", "a_correct", "b_correct"]
 TRADEOFF_COLUMNS = ["model", "run_id", "role", "accuracy", "macro_f1", "latency_ms_p50",
-                    "params", "params_non_embedding", "size_mb", "throughput_per_s", "device"]
-# (flag, x column, minimise x): accuracy is always maximised.
+                    "params", "params_non_embedding", "size_mb", "throughput_per_s", "device",
+                    "score", "metric", "task", "dataset", "dataset_key"]
+_NUMERIC = ["accuracy", "macro_f1", "latency_ms_p50", "params", "params_non_embedding",
+            "size_mb", "throughput_per_s", "score"]
+# (flag, x column, minimise x): the score (the task's main metric) is always maximised.
 PARETO_AXES = (("pareto_latency", "latency_ms_p50", True), ("pareto_size", "size_mb", True),
                ("pareto_params", "params", True),
                ("pareto_throughput", "throughput_per_s", False))
@@ -329,16 +332,23 @@ def tradeoffs(runs_dir: str | os.PathLike | None = None,
         runs: the runs to include (default all; the app passes the caller's visible runs).
     Returns:
         One row per model: ``model, run_id, role, accuracy, macro_f1, latency_ms_p50,
-        params, params_non_embedding, size_mb, throughput_per_s, device`` and the flags
-        ``pareto_latency`` (accuracy vs latency), ``pareto_size`` (vs MB), ``pareto_params``
-        (vs parameters) and ``pareto_throughput`` (vs throughput, larger is better).
+        params, params_non_embedding, size_mb, throughput_per_s, device``, ``score`` (the
+        task's main ``metric``: accuracy, or Spearman for a regression), ``task``,
+        ``dataset`` (its name) and ``dataset_key`` (equal for models scored on the same
+        validation set), and the flags ``pareto_latency`` (score vs latency),
+        ``pareto_size`` (vs MB), ``pareto_params`` (vs parameters) and
+        ``pareto_throughput`` (vs throughput, larger is better). Each frontier is drawn
+        within one dataset: models scored on other data never dominate each other.
         Latencies measured on different devices are not comparable: see ``device``.
     """
     board = leaderboard(runs_dir, runs=runs)
     table = board[TRADEOFF_COLUMNS].copy()
-    for column in TRADEOFF_COLUMNS[3:-1]:
+    for column in _NUMERIC:
         table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
-    for flag, column, minimize in PARETO_AXES:
-        table[flag] = pareto_front(table[column].to_numpy(), table["accuracy"].to_numpy(),
-                                   minimize_x=minimize)
+    for flag, _, _ in PARETO_AXES:
+        table[flag] = False
+    for _, group in table.groupby(table["dataset_key"].fillna(""), sort=False):
+        for flag, column, minimize in PARETO_AXES:
+            table.loc[group.index, flag] = pareto_front(
+                group[column].to_numpy(), group["score"].to_numpy(), minimize_x=minimize)
     return table.reset_index(drop=True)

@@ -139,12 +139,25 @@ def score_run(run: Run, data: Any, max_length: int, device: Any,
               "train_size": len(data.train_texts), "transfer_size": len(data.transfer_texts),
               "dataset": data.description, "max_length": max_length,
               "task": getattr(data, "task", CLASSIFICATION),
+              "validation_fingerprint": validation_fingerprint(data),
               "task_note": getattr(data, "task_note", ""),
               "text_columns": list(getattr(data, "text_columns", ()) or ("text",))}
     run.write_predictions(predictions_table(data.validation_texts, data.validation_labels,
                                             probabilities, data.label_names))
     run.write_metrics(result)
     return result
+
+
+def validation_fingerprint(data: Any) -> str:
+    """A hash of the validation texts and targets: models scored on equal ones compare."""
+    import hashlib
+    import json
+
+    from core.batching import texts_fingerprint
+
+    content = [texts_fingerprint(data.validation_texts),
+               [float(v) for v in data.validation_labels], list(data.label_names)]
+    return hashlib.sha256(json.dumps(content).encode()).hexdigest()[:16]
 
 
 def _wants_int8(device: Any) -> bool:

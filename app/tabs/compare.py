@@ -21,8 +21,8 @@ from core.specs import DatasetSpec
 from core.texts import PAIR_COLUMN
 
 EXAMPLES_PER_CLICK = 3
-SCORE_COLUMNS = ["model", "accuracy", "macro_f1", "params", "latency_ms_p50",
-                 "throughput_per_s"]
+SCORE_COLUMNS = ["model", "accuracy", "macro_f1", "spearman", "pearson", "mse", "params",
+                 "latency_ms_p50", "throughput_per_s"]
 MODE_LABELS = {"disagree": "models disagree", "either_wrong": "either is wrong",
                "all": "all examples"}
 PREVIEW_CHARS = 240  # a table cell shows this much of a text; a news article runs to pages
