@@ -116,17 +116,18 @@ def register_api(ctx: AppContext) -> None:
 
     @errors
     def compare(texts: list[str], models: list[str], max_length: int = 0,
-                request: gr.Request = None) -> list[dict]:
+                text_pairs: list[str] | None = None, request: gr.Request = None) -> list[dict]:
         """Each model's label, confidence, class probabilities and latency on each text
         (batch 1, end to end, warmed, the median of repeats: as the leaderboard times it).
 
         Args:
-            texts: the texts to classify.
+            texts: the texts to classify (the first texts of pairs).
             models: model references: run:<id>/<role>, bundled:minilm, a Hub id.
             max_length: truncation length in tokens; 0: each model's own (its run's).
+            text_pairs: for sentence-pair models, the second text of each pair, in order.
         """
         texts, refs, length = actions.check_compare(texts, models, max_length,
-                                                    ctx.caller(request))
+                                                    ctx.caller(request), text_pairs)
         return to_records(gpu.compare_models(texts, refs, ctx.runs_dir, length))
 
     @errors

@@ -78,7 +78,7 @@ def build_spec(form: dict[str, Any], runs_dir: Path) -> JobSpec:
 
     Args:
         form: widget values by name: ``teacher, dataset, validation, text_column,
-            label_column, max_train_examples, max_eval_examples, student_size,
+            text_pair_column, label_column, max_train_examples, max_eval_examples, student_size,
             student_layers, recipe, temperature, alpha_kd, alpha_ce, alpha_cos, preset,
             epochs, teacher_epochs, learning_rate, teacher_learning_rate, batch_size,
             max_length, baseline, seed, device, name``.
@@ -94,13 +94,15 @@ def build_spec(form: dict[str, Any], runs_dir: Path) -> JobSpec:
     if not data_name:
         raise SpecError("Dataset is empty: type bbc_news, or upload a training file")
     dataset = {"name": data_name}
-    for key in ("validation", "text_column", "label_column"):
+    for key in ("validation", "text_column", "text_pair_column", "label_column"):
         value = (form.get(key) or "").strip()
         if value:
             dataset[key] = value
     for key in ("max_train_examples", "max_eval_examples"):
         if form.get(key):
             dataset[key] = int(form[key])
+    if form.get("task") and form["task"] != "auto":
+        dataset["task"] = form["task"]
     recipe = {"name": form.get("recipe") or "distilbert"}
     for key in ("temperature", "alpha_kd", "alpha_ce", "alpha_cos"):
         if form.get(key) is not None:

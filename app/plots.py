@@ -37,7 +37,8 @@ CHARTS = {
 # Trade-off tables under half-page charts (about 590 px at 1280): role, the plotted metric,
 # accuracy and the frontier flag in fixed widths, the run id (wrapping) in the rest.
 TRADEOFF_DIGITS = {"latency": 2, "size_mb": 1, "params": 2, "throughput": 1}
-TRADEOFF_WIDTHS = {"role": "132px", "metric": "88px", "accuracy": "92px", "frontier": "92px",
+TRADEOFF_WIDTHS = {"role": "132px", "metric": "88px", "accuracy": "92px", "spearman": "92px",
+                   "score": "92px", "frontier": "92px",
                    "run": "30%", "device": "30%"}
 SCORE_PAD = 0.01  # the validation chart's y axis spans at least ±this around the scores
 METRIC_NAMES = {"val_accuracy": "accuracy", "val_macro_f1": "macro-F1"}
@@ -162,11 +163,46 @@ def training_charts(run: Run) -> tuple[PlotData | None, PlotData | None]:
             validation_chart(scores) if len(scores) else None)
 
 
+METRIC_TITLES = {"accuracy": "accuracy", "spearman": "Spearman correlation"}
+
+
 def tradeoff_points(table: pd.DataFrame) -> pd.DataFrame:
-    """The trade-off table with the columns the charts plot (parameters in millions)."""
+    """The trade-off table with the columns the charts plot (parameters in millions; the
+    quality ``score`` and its ``metric``, accuracy where a table has no score)."""
     points = table.copy()
     points["params_m"] = points["params"] / 1e6
+    if "score" not in points.columns:
+        points["score"] = points["accuracy"]
+    if "metric" not in points.columns:
+        points["metric"] = "accuracy"
+    points["metric"] = points["metric"].fillna("accuracy")
+    for column, fallback in (("dataset", "?"), ("dataset_key", "?")):
+        if column not in points.columns:
+            points[column] = fallback
     return points
+
+
+def dataset_choices(points: pd.DataFrame) -> list[tuple[str, str]]:
+    """``(label, dataset_key)`` per dataset the points were scored on, newest run first;
+    the label names the data, its metric and how many models."""
+    if not len(points):
+        return []
+    groups = points.groupby("dataset_key", sort=False)
+    newest = groups["run_id"].max().sort_values(ascending=False)
+    choices = []
+    for key in newest.index:
+        group = groups.get_group(key)
+        metric = METRIC_TITLES.get(str(group["metric"].iloc[0]), str(group["metric"].iloc[0]))
+        count = len(group)
+        choices.append((f"{group['dataset'].iloc[0]} · {metric} · {count} "
+                        f"model{'s' * (count != 1)}", str(key)))
+    return choices
+
+
+def metric_title(points: pd.DataFrame) -> str:
+    """The quality metric of the points, for axis titles and headers."""
+    metrics = points["metric"].dropna().unique() if len(points) else []
+    return str(metrics[0]) if len(metrics) == 1 else "score"
 
 
 def tradeoff_chart(points: pd.DataFrame, key: str) -> PlotData:
@@ -179,11 +215,13 @@ def tradeoff_chart(points: pd.DataFrame, key: str) -> PlotData:
         Vega-Lite, ready for ``gr.Plot``.
     """
     column, title, flag, log_x, _ = CHARTS[key]
-    values = to_records(points[["model", "role", "run_id", "accuracy", "macro_f1", column,
-                                "device", flag]].dropna(subset=["accuracy", column]))
+    metric = metric_title(points)
+    values = to_records(points[["model", "role", "run_id", "score", "macro_f1", column,
+                                "device", flag]].dropna(subset=["score", column]))
     x = {"field": column, "type": "quantitative", "title": title,
          "scale": {"type": "log"} if log_x else {"zero": False}}
-    y = {"field": "accuracy", "type": "quantitative", "title": "validation accuracy",
+    y = {"field": "score", "type": "quantitative",
+         "title": f"validation {METRIC_TITLES.get(metric, metric)}",
          "scale": {"zero": False}, "axis": {"format": ".3f"}}
     roles = role_scale([v["role"] for v in values])
     spec: dict[str, Any] = {
@@ -204,8 +242,8 @@ def tradeoff_chart(points: pd.DataFrame, key: str) -> PlotData:
                            "scale": {"domain": [True, False],
                                      "range": ["diamond", "circle"]}},
                  "tooltip": [{"field": "model", "type": "nominal"},
-                             {"field": "accuracy", "type": "quantitative", "format": ".4f"},
-                             {"field": "macro_f1", "type": "quantitative", "format": ".4f"},
+                             {"field": "score", "type": "quantitative", "format": ".4f",
+                              "title": metric},
                              {"field": column, "type": "quantitative", "title": title,
                               "format": ",.3~f"},
                              {"field": "device", "type": "nominal"},
@@ -218,21 +256,23 @@ def tradeoff_chart(points: pd.DataFrame, key: str) -> PlotData:
 def tradeoff_table(points: pd.DataFrame, key: str) -> pd.DataFrame:
     """The rows one chart plots, frontier first, for the table under it.
 
-    Columns: ``role``, the plotted metric (its short header), ``accuracy``, ``frontier``
+    Columns: ``role``, the plotted metric (its short header), the quality metric
+    (``accuracy``, or ``spearman`` for a regression), ``frontier``
     (yes/no), then ``run`` only when the models come from more than one run, and ``device``
     only when a run's models were timed on more than one device (otherwise the run says
     which; the tab's summary names the runs and devices).
     """
     column, _, flag, _, header = CHARTS[key]
+    metric = metric_title(points)
     table = pd.DataFrame({"role": points["role"],
                           header: points[column].round(TRADEOFF_DIGITS[key]),
-                          "accuracy": points["accuracy"].round(4),
+                          metric: points["score"].round(4),
                           "frontier": points[flag].astype(bool)})
     if points["run_id"].nunique() > 1:
         table["run"] = points["run_id"]
     if points.groupby("run_id")["device"].nunique(dropna=False).max() > 1:
         table["device"] = points["device"]
-    table = table.sort_values(["frontier", "accuracy"], ascending=[False, False],
+    table = table.sort_values(["frontier", metric], ascending=[False, False],
                               kind="stable").reset_index(drop=True)
     table["frontier"] = table["frontier"].map({True: "yes", False: "no"})
     return table

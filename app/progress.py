@@ -112,6 +112,8 @@ def form_values(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "teacher": spec.get("teacher", ""), "dataset": data.get("name", ""),
         "validation": data.get("validation") or "", "text_column": data.get("text_column") or "",
+        "text_pair_column": data.get("text_pair_column") or "",
+        "task": data.get("task") or "auto",
         "label_column": data.get("label_column") or "",
         "max_train_examples": data.get("max_train_examples") or 0,
         "max_eval_examples": data.get("max_eval_examples") or 0,

@@ -34,6 +34,7 @@ from core.runs import (
     scalar_fields,
 )
 from core.specs import DatasetSpec, JobSpec, SpecError
+from core.texts import Text
 from core.uploads import resolve_dataset, store_upload
 
 log = logging.getLogger(__name__)
@@ -295,9 +296,24 @@ class Actions:
         return [access.check_model_ref(ref, caller, self.runs_dir) for ref in refs]
 
     def check_compare(self, texts: Sequence[str], refs: Sequence[str], max_length: int,
-                      caller: Caller) -> tuple[list[str], list[str], int]:
-        """(texts, model refs, max_length) of a compare or predict call within the limits."""
-        texts = [t for t in _strings(texts, "texts") if t.strip()]
+                      caller: Caller, text_pairs: Sequence[str] | None = None
+                      ) -> tuple[list[Text], list[str], int]:
+        """(texts, model refs, max_length) of a compare or predict call within the limits;
+        with ``text_pairs`` (one second text per text) the texts are sentence pairs."""
+        texts = _strings(texts, "texts")
+        seconds = _strings(text_pairs, "text_pairs")
+        if seconds:
+            if len(seconds) != len(texts):
+                raise SpecError(f"{len(texts)} texts but {len(seconds)} text_pairs: give one "
+                                f"second text per text (or no text_pairs)")
+            for i, (first, second) in enumerate(zip(texts, seconds, strict=True), start=1):
+                if bool(first.strip()) != bool(second.strip()):
+                    raise SpecError(f"pair {i}: both texts are needed, the "
+                                    f"{'first' if not first.strip() else 'second'} is blank")
+            texts = [(a.strip(), b.strip()) for a, b in zip(texts, seconds, strict=True)
+                     if a.strip()]
+        else:
+            texts = [t for t in texts if t.strip()]
         if not texts:
             raise SpecError("no texts to compare: give at least one non-empty text")
         limits_module.check_texts(texts, self.limits)

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from core.texts import Text, has_pairs, split_pairs, text_chars, text_key
+
 logger = logging.getLogger(__name__)
 
 _CACHE: OrderedDict[tuple[str, str, int], EncodedTexts] = OrderedDict()
@@ -51,13 +53,20 @@ _MAX_THREADS = 16
 # The probe that checks the fast path against the tokenizer's own call: words, punctuation,
 # accents, an unknown character, and long enough to be truncated at any max length used here.
 _PROBE = "Hello, World! Ünïcode café — naïve résumé 42 % ⊕ " * 64
+# Pairs too: both sides long (longest_first trims the longer side first), one side short.
+_PAIR_PROBE = [(_PROBE, _PROBE[:300]), ("x", _PROBE), (_PROBE[:40], "y")]
 
 
 @dataclass(frozen=True)
 class EncodedTexts:
-    """Token ids per text, unpadded and truncated to the max length (special tokens in)."""
+    """Token ids per text, unpadded and truncated to the max length (special tokens in).
+
+    ``token_type_ids`` (segment ids, 0 for the first text and 1 for the second) is set for
+    pairs encoded for a model that takes them, else None (all zeros: the model's default).
+    """
 
     input_ids: list[list[int]]
+    token_type_ids: list[list[int]] | None = None
 
     @cached_property
     def lengths(self) -> np.ndarray:
@@ -69,11 +78,11 @@ class EncodedTexts:
         return len(self.input_ids)
 
 
-def texts_fingerprint(texts: Sequence[str]) -> str:
-    """A short content hash of a list of texts (order matters)."""
+def texts_fingerprint(texts: Sequence[Text]) -> str:
+    """A short content hash of a list of texts or pairs (order matters)."""
     digest = hashlib.sha256()
     for text in texts:
-        digest.update(text.encode("utf-8", "replace"))
+        digest.update(text_key(text))
         digest.update(b"\0")
     return digest.hexdigest()[:16]
 
@@ -82,11 +91,11 @@ def _tokenizer_key(tokenizer: Any) -> str:
     return f"{type(tokenizer).__name__}:{tokenizer.name_or_path}:{len(tokenizer)}"
 
 
-def _cache_key(tokenizer: Any, texts: Sequence[str], max_length: int) -> tuple[str, str, int]:
+def _cache_key(tokenizer: Any, texts: Sequence[Text], max_length: int) -> tuple[str, str, int]:
     return (_tokenizer_key(tokenizer), texts_fingerprint(texts), int(max_length))
 
 
-def cached_encoding(tokenizer: Any, texts: Sequence[str], max_length: int
+def cached_encoding(tokenizer: Any, texts: Sequence[Text], max_length: int
                     ) -> EncodedTexts | None:
     """The cached tokenisation of ``texts``, or None when they were not tokenised yet."""
     key = _cache_key(tokenizer, texts, max_length)
@@ -110,7 +119,7 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-def encode_texts(tokenizer: Any, texts: Sequence[str], max_length: int) -> EncodedTexts:
+def encode_texts(tokenizer: Any, texts: Sequence[Text], max_length: int) -> EncodedTexts:
     """Tokenise ``texts`` once (fast tokenizer, batched calls), cached in-process.
 
     Args:
@@ -130,34 +139,45 @@ def encode_texts(tokenizer: Any, texts: Sequence[str], max_length: int) -> Encod
     return encoded
 
 
-def encode_uncached(tokenizer: Any, texts: Sequence[str], max_length: int) -> EncodedTexts:
+def encode_uncached(tokenizer: Any, texts: Sequence[Text], max_length: int) -> EncodedTexts:
     """Tokenise ``texts`` without the cache (what a caller seeing new texts pays).
 
     Args:
         tokenizer: a Hugging Face tokenizer.
-        texts: the texts, in order.
+        texts: the texts, or ``(first, second)`` pairs, in order.
         max_length: truncation length in tokens, special tokens included.
     Returns:
         The unpadded token ids of every text, identical to ``tokenizer(texts,
-        truncation=True, max_length=max_length)["input_ids"]``.
+        truncation=True, max_length=max_length)["input_ids"]`` (for pairs, to
+        ``tokenizer(firsts, seconds, ...)``: ``longest_first`` truncation, and
+        ``token_type_ids`` when the model takes them).
     """
     texts = list(texts)
+    pairs = has_pairs(texts)
+    if pairs:
+        split_pairs(texts)  # raises on rows that mix single texts and pairs
+    types = pairs and "token_type_ids" in getattr(tokenizer, "model_input_names", ())
     encoder = _fast_encoder(tokenizer, max_length)
     if encoder is None:
-        return EncodedTexts(_slow_ids(tokenizer, texts, max_length))
+        return _slow_encoded(tokenizer, texts, max_length, types)
+
+    def encode(part: list[Any]) -> list[Any]:
+        return encoder.encode_batch_fast(part)
+
     threads = _thread_count(texts)
     if threads == 1:
-        return EncodedTexts([e.ids for e in encoder.encode_batch_fast(texts)])
-    step = -(-len(texts) // threads)
-    parts = [texts[i:i + step] for i in range(0, len(texts), step)]
-    # A pool per call: a module-level pool would be dead (and hang) in a forked child.
-    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
-        results = pool.map(lambda part: [e.ids for e in encoder.encode_batch_fast(part)],
-                           parts)
-        return EncodedTexts([ids for part in results for ids in part])
+        encodings = encode(texts)
+    else:
+        step = -(-len(texts) // threads)
+        parts = [texts[i:i + step] for i in range(0, len(texts), step)]
+        # A pool per call: a module-level pool would be dead (and hang) in a forked child.
+        with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+            encodings = [e for part in pool.map(encode, parts) for e in part]
+    return EncodedTexts([e.ids for e in encodings],
+                        [e.type_ids for e in encodings] if types else None)
 
 
-def encode_in_chunks(tokenizer: Any, texts: Sequence[str], max_length: int,
+def encode_in_chunks(tokenizer: Any, texts: Sequence[Text], max_length: int,
                      first_chunk: int = 1024, max_chunk: int = 16384
                      ) -> Iterator[tuple[int, EncodedTexts]]:
     """Tokenise ``texts`` chunk by chunk, one chunk ahead in a background thread.
@@ -194,10 +214,13 @@ def encode_in_chunks(tokenizer: Any, texts: Sequence[str], max_length: int,
 
 def concat_encoded(parts: Sequence[EncodedTexts]) -> EncodedTexts:
     """The rows of several encodings, in order, as one."""
-    return EncodedTexts([ids for part in parts for ids in part.input_ids])
+    types = None
+    if parts and all(part.token_type_ids is not None for part in parts):
+        types = [ids for part in parts for ids in part.token_type_ids]
+    return EncodedTexts([ids for part in parts for ids in part.input_ids], types)
 
 
-def store_encoding(tokenizer: Any, texts: Sequence[str], max_length: int,
+def store_encoding(tokenizer: Any, texts: Sequence[Text], max_length: int,
                    encoded: EncodedTexts) -> None:
     """Put an encoding made elsewhere (e.g. chunk by chunk) into the cache."""
     if len(encoded) != len(texts):
@@ -205,20 +228,28 @@ def store_encoding(tokenizer: Any, texts: Sequence[str], max_length: int,
     _store(_cache_key(tokenizer, texts, max_length), encoded)
 
 
-def _thread_count(texts: Sequence[str]) -> int:
+def _thread_count(texts: Sequence[Text]) -> int:
     if len(texts) < PARALLEL_MIN_TEXTS:
         return 1
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS and Windows have no affinity call
         cpus = os.cpu_count() or 1
-    wanted = max(len(texts) // _TEXTS_PER_THREAD, sum(map(len, texts)) // _CHARS_PER_THREAD)
+    wanted = max(len(texts) // _TEXTS_PER_THREAD, sum(map(text_chars, texts)) // _CHARS_PER_THREAD)
     return max(1, min(cpus, _MAX_THREADS, wanted))
 
 
-def _slow_ids(tokenizer: Any, texts: list[str], max_length: int) -> list[list[int]]:
-    return tokenizer(texts, truncation=True, max_length=max_length, padding=False,
-                     return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+def _slow_ids(tokenizer: Any, texts: list[Text], max_length: int) -> list[list[int]]:
+    return _slow_encoded(tokenizer, texts, max_length, False).input_ids
+
+
+def _slow_encoded(tokenizer: Any, texts: list[Text], max_length: int, types: bool
+                  ) -> EncodedTexts:
+    """The tokenizer's own call (pairs as two lists: its ``longest_first`` truncation)."""
+    firsts, seconds = split_pairs(texts)
+    out = tokenizer(firsts, seconds, truncation=True, max_length=max_length, padding=False,
+                    return_attention_mask=False, return_token_type_ids=types)
+    return EncodedTexts(out["input_ids"], out["token_type_ids"] if types else None)
 
 
 def _fast_encoder(tokenizer: Any, max_length: int) -> Any:
@@ -238,8 +269,13 @@ def _fast_encoder(tokenizer: Any, max_length: int) -> Any:
             encoder.enable_truncation(max_length)
             encoder.no_padding()
             probe = [_PROBE, _PROBE[:40], "x"]
-            if [e.ids for e in encoder.encode_batch_fast(probe)] != _slow_ids(
-                    tokenizer, probe, max_length):
+            pairs = _slow_encoded(tokenizer, _PAIR_PROBE, max_length, True)
+            fast_pairs = encoder.encode_batch_fast(_PAIR_PROBE)
+            if ([e.ids for e in encoder.encode_batch_fast(probe)] != _slow_ids(
+                    tokenizer, probe, max_length)
+                    or [e.ids for e in fast_pairs] != pairs.input_ids
+                    or (pairs.token_type_ids is not None
+                        and [e.type_ids for e in fast_pairs] != pairs.token_type_ids)):
                 logger.info("fast tokenisation path disagrees with %s; using its own call",
                             type(tokenizer).__name__)
                 encoder = None
@@ -342,7 +378,8 @@ def collate(encoded: EncodedTexts, indices: Sequence[int], pad_token_id: int,
         rows: pad the batch to this many rows (a static shape for a CUDA graph); the extra
             rows hold one unmasked padding token each, so no row is entirely masked.
     Returns:
-        ``input_ids`` and ``attention_mask``, int64 tensors of shape (rows, width).
+        ``input_ids`` and ``attention_mask`` (and ``token_type_ids`` for encoded pairs),
+        int64 tensors of shape (rows, width).
     """
     import torch
 
@@ -354,12 +391,19 @@ def collate(encoded: EncodedTexts, indices: Sequence[int], pad_token_id: int,
     # One vectorised fill instead of a tensor per row: collate runs once per batch on the
     # path that feeds the GPU, where per-row Python work becomes the bottleneck.
     mask = np.arange(width) < lengths[:, None]
-    input_ids = np.full((total_rows, width), pad_token_id, dtype=np.int64)
     real = mask[:len(picked)]
+    count = int(real.sum())
+    input_ids = np.full((total_rows, width), pad_token_id, dtype=np.int64)
     input_ids[:len(picked)][real] = np.fromiter(chain.from_iterable(picked), dtype=np.int64,
-                                                count=int(real.sum()))
-    ids_t = torch.from_numpy(input_ids)
-    mask_t = torch.from_numpy(mask.astype(np.int64))
+                                                count=count)
+    batch = {"input_ids": torch.from_numpy(input_ids),
+             "attention_mask": torch.from_numpy(mask.astype(np.int64))}
+    if encoded.token_type_ids is not None:  # pairs: segment 1 marks the second text
+        types = np.zeros((total_rows, width), dtype=np.int64)
+        types[:len(picked)][real] = np.fromiter(
+            chain.from_iterable(encoded.token_type_ids[i] for i in indices), dtype=np.int64,
+            count=count)
+        batch["token_type_ids"] = torch.from_numpy(types)
     if pin_memory:
-        ids_t, mask_t = ids_t.pin_memory(), mask_t.pin_memory()
-    return {"input_ids": ids_t, "attention_mask": mask_t}
+        batch = {k: v.pin_memory() for k, v in batch.items()}
+    return batch

@@ -3,8 +3,8 @@
     distillab run [flags | --spec FILE | --resume RUN_ID]   a whole job (default: the bundled one)
     distillab runs [--models]                             list runs, or every scored model
     distillab eval MODEL... --dataset D [--validation V]   score saved models on a dataset
-    distillab predict MODEL TEXT... [--file F] [--json]     labels and probabilities
-    distillab compare MODEL... --text T                     models side by side on texts
+    distillab predict MODEL TEXT... [--text-pair P]... [--file F] [--json]  labels, probabilities
+    distillab compare MODEL... --text T [--text-pair P]     models side by side on texts (pairs)
     distillab disagreements MODEL_A MODEL_B                where two models disagree
     distillab tradeoffs                                     accuracy vs latency/size, Pareto
     distillab cancel RUN_ID                                 stop a running job, drop a queued one
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from core.specs import BUNDLED_TEACHER, PRESETS, RECIPES, JobSpec, SpecError
+from core.texts import Text, is_pair, show_text
 
 ERRORS_EXIT = 2
 NOTHING_TO_CANCEL_EXIT = 1  # `distillab cancel` of a run that had finished already
@@ -48,8 +49,14 @@ def _add_run_parser(sub: Any) -> None:
                    help="bbc_news, a CSV/TSV/JSONL/Parquet file or folder, or a Hub id")
     p.add_argument("--validation", help="a separate validation file (or Hub split)")
     p.add_argument("--dataset-config", help="Hub dataset config name")
-    p.add_argument("--text-column")
+    p.add_argument("--text-column", help="the text column (the first text of a pair)")
+    p.add_argument("--text-pair-column",
+                   help="the second text of a sentence pair (found without flags for "
+                   "sentence1/sentence2, premise/hypothesis, question1/question2...)")
     p.add_argument("--label-column")
+    p.add_argument("--task", choices=("auto", "classification", "regression"),
+                   help="what the label column holds (auto: numbers that are not whole are a "
+                   "regression target; the run says which it chose)")
     p.add_argument("--student-layers", type=_parse_layers,
                    help="teacher layers to keep, e.g. 0,2,4")
     p.add_argument("--student", help="a pretrained student checkpoint (same tokenizer)")
@@ -127,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("models", nargs="+", help="model refs: folders, run:<id>/<role>, Hub ids")
     p.add_argument("--dataset", default="bbc_news")
     p.add_argument("--validation")
+    p.add_argument("--text-column")
+    p.add_argument("--text-pair-column")
+    p.add_argument("--label-column")
+    p.add_argument("--task", choices=("auto", "classification", "regression"), default="auto")
     p.add_argument("--max-eval-examples", type=int)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--device", default="auto")
@@ -135,7 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="labels and probabilities for texts")
     p.add_argument("model", help="a model ref: folder, run:<id>/<role>, Hub id")
     p.add_argument("texts", nargs="*")
-    p.add_argument("--file", help="a file of texts, one per line (or a CSV/TSV/JSONL column)")
+    p.add_argument("--text-pair", action="append", default=[],
+                   help="the second text of a pair, once per text, in order (pair models)")
+    p.add_argument("--file", help="a file of texts, one per line (or a CSV/TSV/JSONL column; "
+                   "two columns such as sentence1/sentence2 are read as pairs)")
+    p.add_argument("--text-column", help="the file's text column")
+    p.add_argument("--text-pair-column", help="the file's second-text column (pairs)")
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
@@ -143,7 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="several models side by side on texts")
     p.add_argument("models", nargs="+", help="model refs: run:<id>/<role>, folders")
     p.add_argument("--text", action="append", default=[], help="a text (repeatable)")
-    p.add_argument("--file", help="a file of texts, one per line (or a CSV/TSV/JSONL column)")
+    p.add_argument("--text-pair", action="append", default=[],
+                   help="the second text of a pair, once per --text, in order (pair models)")
+    p.add_argument("--file", help="a file of texts, one per line (or a CSV/TSV/JSONL column; "
+                   "two columns such as sentence1/sentence2 are read as pairs)")
+    p.add_argument("--text-column", help="the file's text column")
+    p.add_argument("--text-pair-column", help="the file's second-text column (pairs)")
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
@@ -213,7 +234,8 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         dataset = {"name": data["dataset"]}
     for flag, key in (("dataset", "name"), ("validation", "validation"),
                       ("dataset_config", "config"), ("text_column", "text_column"),
-                      ("label_column", "label_column"),
+                      ("text_pair_column", "text_pair_column"),
+                      ("label_column", "label_column"), ("task", "task"),
                       ("max_train_examples", "max_train_examples"),
                       ("max_eval_examples", "max_eval_examples"), ("transfer", "transfer"),
                       ("max_transfer_examples", "max_transfer_examples"),
@@ -424,6 +446,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from core.specs import DatasetSpec
 
     dataset = DatasetSpec(name=args.dataset, validation=args.validation,
+                          text_column=args.text_column, text_pair_column=args.text_pair_column,
+                          label_column=args.label_column, task=args.task,
                           max_eval_examples=args.max_eval_examples)
     description, models = evaluate_models(args.models, dataset, args.runs_dir,
                                           max_length=args.max_length, device=args.device,
@@ -434,14 +458,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from core.data import read_texts_file
     from core.devices import resolve_device
     from core.evaluation import predict_proba
     from core.models import load_classifier
 
-    texts = list(args.texts) + (read_texts_file(args.file) if args.file else [])
-    if not texts:
-        raise SpecError("predict: give texts as arguments or --file")
+    texts = _texts_from_args(args, list(args.texts), "predict")
     device = resolve_device(args.device)
     model, tokenizer, _ = load_classifier(args.model, runs_dir=args.runs_dir)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
@@ -450,11 +471,36 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for text, row in zip(texts, probs, strict=True):
         label = names[int(row.argmax())]
         if args.json:
-            print(json.dumps({"text": text, "label": label,
+            shown = {"text": text[0], "text_pair": text[1]} if is_pair(text) else {"text": text}
+            print(json.dumps({**shown, "label": label,
                               "probabilities": dict(zip(names, map(float, row), strict=True))}))
         else:
-            print(f"{label}\t{row.max():.3f}\t{text[:100]}")
+            print(f"{label}\t{row.max():.3f}\t{show_text(text)[:100]}")
     return 0
+
+
+def _texts_from_args(args: argparse.Namespace, texts: list[str], command: str) -> list[Text]:
+    """The texts of ``predict``/``compare``: the given ones (zipped with ``--text-pair``
+    into pairs) and those of ``--file`` (pairs where the file has two text columns)."""
+    from core.data import read_texts_file
+
+    rows: list[Text] = list(texts)
+    if args.text_pair:
+        if len(args.text_pair) != len(texts):
+            raise SpecError(f"{command}: {len(texts)} texts but {len(args.text_pair)} "
+                            f"--text-pair values; give one second text per text")
+        rows = list(zip(texts, args.text_pair, strict=True))
+    if args.file:
+        rows += read_texts_file(args.file, args.text_column, args.text_pair_column)
+    elif args.text_column or args.text_pair_column:
+        raise SpecError(f"{command}: --text-column and --text-pair-column name a --file's "
+                        f"columns; give --file too")
+    if not rows:
+        raise SpecError(f"{command}: give texts as arguments, with --text, or --file")
+    if len({is_pair(t) for t in rows}) > 1:
+        raise SpecError(f"{command}: the texts mix single texts and pairs; give pairs "
+                        f"throughout (--text-pair for each text) or none")
+    return rows
 
 
 def _print_table(table: Any, as_json: bool, limit: int | None = None) -> None:
@@ -469,11 +515,8 @@ def _print_table(table: Any, as_json: bool, limit: int | None = None) -> None:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from core.compare import compare
-    from core.data import read_texts_file
 
-    texts = list(args.text) + (read_texts_file(args.file) if args.file else [])
-    if not texts:
-        raise SpecError("compare: give texts with --text or --file")
+    texts = _texts_from_args(args, list(args.text), "compare")
     table = compare(texts, args.models, runs_dir=args.runs_dir, max_length=args.max_length,
                     device=args.device)
     _print_table(table, args.json)

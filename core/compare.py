@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from core.runs import ModelRef, Run, RunError, leaderboard, open_run
+from core.texts import PAIR_COLUMN, Text, has_pairs, is_pair
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +31,20 @@ COMPARE_COLUMNS = ["text_index", "text", "model", "label", "confidence", "probab
 DISAGREEMENT_COLUMNS = ["index", "text", "true_label", "a_label", "a_confidence", "b_label",
                         "b_confidence", "confidence_gap", "a_correct", "b_correct"]
 TRADEOFF_COLUMNS = ["model", "run_id", "role", "accuracy", "macro_f1", "latency_ms_p50",
-                    "params", "params_non_embedding", "size_mb", "throughput_per_s", "device"]
-# (flag, x column, minimise x): accuracy is always maximised.
+                    "params", "params_non_embedding", "size_mb", "throughput_per_s", "device",
+                    "score", "metric", "task", "dataset", "dataset_key"]
+_NUMERIC = ["accuracy", "macro_f1", "latency_ms_p50", "params", "params_non_embedding",
+            "size_mb", "throughput_per_s", "score"]
+# (flag, x column, minimise x): the score (the task's main metric) is always maximised.
 PARETO_AXES = (("pareto_latency", "latency_ms_p50", True), ("pareto_size", "size_mb", True),
                ("pareto_params", "params", True),
                ("pareto_throughput", "throughput_per_s", False))
+
+
+# Regression: two values "agree", and a value is "right", within this share of the targets'
+# range (0.5 on STS-B's 0-5 scale); in compare, where no targets are at hand, within 0.5.
+REGRESSION_TOLERANCE = 0.1
+REGRESSION_AGREE_WITHIN = 0.5
 
 
 class CompareError(ValueError):
@@ -44,19 +54,21 @@ class CompareError(ValueError):
 # --- compare -------------------------------------------------------------------------
 
 
-def compare(texts: Sequence[str], model_refs: Sequence[str],
+def compare(texts: Sequence[Text], model_refs: Sequence[str],
             runs_dir: str | os.PathLike | None = None, max_length: int | None = None,
             device: str = "auto") -> pd.DataFrame:
     """Every model's prediction on every text, side by side.
 
     Args:
-        texts: the texts to classify (blank ones are dropped).
+        texts: the texts to classify (blank ones are dropped), or ``(first, second)``
+            pairs for a sentence-pair model (both sides needed).
         model_refs: model references (``run:<id>/<role>``, folders, ``bundled:...``).
         runs_dir: the runs folder for ``run:`` refs.
         max_length: truncation length in tokens; None or 0: each model's own (its run's).
         device: where to run the models.
     Returns:
-        One row per (text, model): ``text_index, text, model, label, confidence,
+        One row per (text, model): ``text_index, text`` (and ``text_pair`` for pairs),
+        ``model, label, confidence,
         probabilities`` (label -> probability), ``latency_ms`` (batch 1, end to end, warmed,
         the median of repeats: the leaderboard's latency), ``max_length`` and ``agree``
         (every model gave this text the same label).
@@ -65,7 +77,7 @@ def compare(texts: Sequence[str], model_refs: Sequence[str],
     """
     from core.inference import Predictor
 
-    texts = [t.strip() for t in texts if t and t.strip()]
+    texts = clean_texts(texts)
     refs = list(dict.fromkeys(r.strip() for r in model_refs if r and r.strip()))
     if not texts:
         raise CompareError("no texts to compare: give at least one non-empty text")
@@ -81,14 +93,55 @@ def compare(texts: Sequence[str], model_refs: Sequence[str],
         for i, text in enumerate(texts):
             probs, latency_ms = predictor.time_one(text)
             best = int(probs.argmax())
-            rows.append({"text_index": i, "text": text, "model": ref, "label": names[best],
-                         "confidence": float(probs[best]),
+            shown = {"text": text[0], PAIR_COLUMN: text[1]} if is_pair(text) else {"text": text}
+            # A regression model (one output) "labels" a text with its value.
+            label = f"{float(probs[0]):.3f}" if len(names) == 1 else names[best]
+            rows.append({"text_index": i, **shown, "model": ref, "label": label,
+                         "confidence": float(probs[best]) if len(names) > 1 else float("nan"),
                          "probabilities": {n: float(p) for n, p in zip(names, probs,
                                                                        strict=True)},
                          "latency_ms": latency_ms, "max_length": predictor.max_length})
-    table = pd.DataFrame(rows, columns=COMPARE_COLUMNS[:-1])
+    columns = _with_pair_column(COMPARE_COLUMNS, has_pairs(texts))
+    table = pd.DataFrame(rows, columns=columns[:-1])
     table["agree"] = table.groupby("text_index")["label"].transform("nunique") == 1
-    return table[COMPARE_COLUMNS]
+    values = pd.to_numeric(table["label"], errors="coerce")
+    if table["confidence"].isna().all() and values.notna().all():  # regression models
+        spread = values.groupby(table["text_index"]).transform(lambda v: v.max() - v.min())
+        table["agree"] = spread <= REGRESSION_AGREE_WITHIN
+    return table[columns]
+
+
+def clean_texts(texts: Sequence[Text]) -> list[Text]:
+    """Texts stripped, blank ones dropped; pairs stripped on both sides (a pair with a
+    blank side raises :class:`CompareError`); single texts and pairs never mix."""
+    cleaned: list[Text] = []
+    for i, text in enumerate(texts, start=1):
+        if isinstance(text, (list, tuple)):
+            if len(text) != 2 or not all(isinstance(part, str) for part in text):
+                raise CompareError(f"text {i}: a pair is two texts, got {text!r}")
+            first, second = text[0].strip(), text[1].strip()
+            if not first and not second:
+                continue
+            if not first or not second:
+                raise CompareError(f"pair {i}: both texts are needed, the "
+                                   f"{'first' if not first else 'second'} is blank")
+            cleaned.append((first, second))
+        elif isinstance(text, str):
+            if text.strip():
+                cleaned.append(text.strip())
+        elif text is not None:
+            raise CompareError(f"text {i}: expected a string or a pair, got {text!r}")
+    if len({is_pair(t) for t in cleaned}) > 1:
+        raise CompareError("give either single texts or pairs, not both")
+    return cleaned
+
+
+def _with_pair_column(columns: list[str], pairs: bool) -> list[str]:
+    """``columns`` with ``text_pair`` after ``text`` when the rows are pairs."""
+    if not pairs:
+        return list(columns)
+    at = columns.index("text") + 1
+    return [*columns[:at], PAIR_COLUMN, *columns[at:]]
 
 
 # --- disagreements -------------------------------------------------------------------
@@ -109,8 +162,8 @@ def _role_predictions(ref: str, runs_dir: str | os.PathLike | None) -> pd.DataFr
     if table.empty:
         raise RunError(f"run {run_id} has no validation predictions yet "
                        f"(state: {run.status().get('state')})")
-    if f"{role}_pred_name" not in table.columns:
-        roles = sorted(c[:-len("_pred_name")] for c in table.columns if c.endswith("_pred_name"))
+    if f"{role}_pred" not in table.columns:
+        roles = sorted(c[:-len("_pred")] for c in table.columns if c.endswith("_pred"))
         raise RunError(f"run {run_id} has no predictions of {role!r}; scored models: "
                        f"{', '.join(roles) or 'none'}")
     return table
@@ -130,7 +183,8 @@ def disagreements(model_a: str, model_b: str, runs_dir: str | os.PathLike | None
         true_label: keep only examples with this true label (None or "": all).
         predicted_label: keep only examples where either model predicted this label.
     Returns:
-        ``index, text, true_label, a_label, a_confidence, b_label, b_confidence,
+        ``index, text`` (``text_pair`` too for pairs), ``true_label, a_label, a_confidence,
+        b_label, b_confidence,
         confidence_gap`` (``|a_confidence - b_confidence|``), ``a_correct, b_correct``;
         sorted by confidence gap, largest first.
     Raises:
@@ -142,7 +196,17 @@ def disagreements(model_a: str, model_b: str, runs_dir: str | os.PathLike | None
     (_, role_a), (_, role_b) = _parse_run_ref(model_a), _parse_run_ref(model_b)
     table_a = _role_predictions(model_a, runs_dir)
     table_b = _role_predictions(model_b, runs_dir)
+    regressions = {"label_name" not in t.columns for t in (table_a, table_b)}
+    if regressions == {True}:
+        return _regression_disagreements(table_a, table_b, role_a, role_b, model_a, model_b,
+                                          mode, true_label, predicted_label)
+    if len(regressions) > 1:
+        raise CompareError(f"{model_a} and {model_b} do not predict the same kind of thing "
+                           "(one is a classifier, the other a regression)")
+    pairs = PAIR_COLUMN in table_a.columns
     if (len(table_a) != len(table_b) or table_a["text"].tolist() != table_b["text"].tolist()
+            or pairs != (PAIR_COLUMN in table_b.columns)
+            or (pairs and table_a[PAIR_COLUMN].tolist() != table_b[PAIR_COLUMN].tolist())
             or table_a["label_name"].tolist() != table_b["label_name"].tolist()):
         raise CompareError(f"{model_a} and {model_b} were scored on different validation sets "
                            f"({len(table_a)} and {len(table_b)} examples, not the same texts "
@@ -151,6 +215,7 @@ def disagreements(model_a: str, model_b: str, runs_dir: str | os.PathLike | None
     rows = pd.DataFrame({
         "index": table_a["index"].to_numpy(),
         "text": table_a["text"].to_numpy(),
+        **({PAIR_COLUMN: table_a[PAIR_COLUMN].to_numpy()} if pairs else {}),
         "true_label": table_a["label_name"].astype(str).to_numpy(),
         "a_label": table_a[f"{role_a}_pred_name"].astype(str).to_numpy(),
         "a_confidence": table_a[f"{role_a}_confidence"].astype(float).to_numpy(),
@@ -177,7 +242,53 @@ def disagreements(model_a: str, model_b: str, runs_dir: str | os.PathLike | None
                  | (rows["b_label"] == predicted_label)).to_numpy()
     rows = rows[keep].sort_values(["confidence_gap", "index"], ascending=[False, True],
                                   kind="stable")
-    return rows.reset_index(drop=True)[DISAGREEMENT_COLUMNS]
+    return rows.reset_index(drop=True)[_with_pair_column(DISAGREEMENT_COLUMNS, pairs)]
+
+
+def _regression_disagreements(table_a: pd.DataFrame, table_b: pd.DataFrame, role_a: str,
+                              role_b: str, model_a: str, model_b: str, mode: str,
+                              true_label: str | None, predicted_label: str | None
+                              ) -> pd.DataFrame:
+    """:func:`disagreements` for regression models, ranked by ``|a - b|``.
+
+    The columns are the classifier's (``*_label`` hold the values as text, the confidences
+    are NaN, ``confidence_gap`` is ``|a - b|``, ``*_correct`` means within
+    :data:`REGRESSION_TOLERANCE` of the targets' range) plus ``true_value, a_value,
+    b_value``. ``disagree``: ``|a - b|`` beyond that tolerance; ``either_wrong``: either
+    model's error beyond it.
+    """
+    if true_label or predicted_label:
+        raise CompareError("true_label and predicted_label filter classes; these models "
+                           "predict a number (regression)")
+    pairs = PAIR_COLUMN in table_a.columns
+    if (len(table_a) != len(table_b) or table_a["text"].tolist() != table_b["text"].tolist()
+            or pairs != (PAIR_COLUMN in table_b.columns)
+            or (pairs and table_a[PAIR_COLUMN].tolist() != table_b[PAIR_COLUMN].tolist())
+            or not np.allclose(table_a["label"], table_b["label"])):
+        raise CompareError(f"{model_a} and {model_b} were scored on different validation sets"
+                           ": pick two models of one run, or of runs on the same data")
+    truth = table_a["label"].astype(float).to_numpy()
+    a = table_a[f"{role_a}_pred"].astype(float).to_numpy()
+    b = table_b[f"{role_b}_pred"].astype(float).to_numpy()
+    tolerance = REGRESSION_TOLERANCE * (float(truth.max() - truth.min()) or 1.0)
+    rows = pd.DataFrame({
+        "index": table_a["index"].to_numpy(), "text": table_a["text"].to_numpy(),
+        **({PAIR_COLUMN: table_a[PAIR_COLUMN].to_numpy()} if pairs else {}),
+        "true_label": [f"{v:.3f}" for v in truth], "a_label": [f"{v:.3f}" for v in a],
+        "a_confidence": np.nan, "b_label": [f"{v:.3f}" for v in b], "b_confidence": np.nan,
+        "confidence_gap": np.abs(a - b), "a_correct": np.abs(a - truth) <= tolerance,
+        "b_correct": np.abs(b - truth) <= tolerance, "true_value": truth, "a_value": a,
+        "b_value": b})
+    keep = np.ones(len(rows), dtype=bool)
+    if mode == "disagree":
+        keep &= rows["confidence_gap"].to_numpy() > tolerance
+    elif mode == "either_wrong":
+        keep &= ~(rows["a_correct"] & rows["b_correct"]).to_numpy()
+    rows = rows[keep].sort_values(["confidence_gap", "index"], ascending=[False, True],
+                                  kind="stable")
+    columns = _with_pair_column(DISAGREEMENT_COLUMNS, pairs) + ["true_value", "a_value",
+                                                                "b_value"]
+    return rows.reset_index(drop=True)[columns]
 
 
 # --- trade-offs ----------------------------------------------------------------------
@@ -221,16 +332,23 @@ def tradeoffs(runs_dir: str | os.PathLike | None = None,
         runs: the runs to include (default all; the app passes the caller's visible runs).
     Returns:
         One row per model: ``model, run_id, role, accuracy, macro_f1, latency_ms_p50,
-        params, params_non_embedding, size_mb, throughput_per_s, device`` and the flags
-        ``pareto_latency`` (accuracy vs latency), ``pareto_size`` (vs MB), ``pareto_params``
-        (vs parameters) and ``pareto_throughput`` (vs throughput, larger is better).
+        params, params_non_embedding, size_mb, throughput_per_s, device``, ``score`` (the
+        task's main ``metric``: accuracy, or Spearman for a regression), ``task``,
+        ``dataset`` (its name) and ``dataset_key`` (equal for models scored on the same
+        validation set), and the flags ``pareto_latency`` (score vs latency),
+        ``pareto_size`` (vs MB), ``pareto_params`` (vs parameters) and
+        ``pareto_throughput`` (vs throughput, larger is better). Each frontier is drawn
+        within one dataset: models scored on other data never dominate each other.
         Latencies measured on different devices are not comparable: see ``device``.
     """
     board = leaderboard(runs_dir, runs=runs)
     table = board[TRADEOFF_COLUMNS].copy()
-    for column in TRADEOFF_COLUMNS[3:-1]:
+    for column in _NUMERIC:
         table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
-    for flag, column, minimize in PARETO_AXES:
-        table[flag] = pareto_front(table[column].to_numpy(), table["accuracy"].to_numpy(),
-                                   minimize_x=minimize)
+    for flag, _, _ in PARETO_AXES:
+        table[flag] = False
+    for _, group in table.groupby(table["dataset_key"].fillna(""), sort=False):
+        for flag, column, minimize in PARETO_AXES:
+            table.loc[group.index, flag] = pareto_front(
+                group[column].to_numpy(), group["score"].to_numpy(), minimize_x=minimize)
     return table.reset_index(drop=True)

@@ -25,17 +25,18 @@ import pandas as pd
 from core.batching import texts_fingerprint
 from core.specs import DatasetSpec
 from core.tables import (
-    LABEL_COLUMNS,
     TABLE_EXTENSIONS,
-    TEXT_COLUMNS,
     DataError,
     check_file,
-    check_texts,
     encode_labels,
-    pick_column,
+    labelled_columns,
+    pick_text_columns,
     read_labelled,
     read_table,
+    read_text_rows,
 )
+from core.tasks import CLASSIFICATION, REGRESSION, TaskError, choose_task, parse_targets
+from core.texts import Text, has_pairs
 from core.uploads import display_name
 
 logger = logging.getLogger(__name__)
@@ -47,18 +48,31 @@ VALIDATION_STEMS = ("validation", "dev", "test")
 class DataSplits:
     """Validated texts and labels of one run.
 
+    For a regression (``task == "regression"``) the labels are float targets and
+    ``label_names`` holds one name, the target column's (the model gets one output).
+
     ``fingerprint`` hashes the content (texts, labels, label names, transfer texts), not
-    ``description``, so the same data read from another path shares cache entries.
+    ``description``, so the same data read from another path shares cache entries. For
+    sentence-pair data every text is a ``(first, second)`` tuple and ``text_columns``
+    names the two source columns.
     """
 
-    train_texts: list[str]
-    train_labels: list[int]
-    validation_texts: list[str]
-    validation_labels: list[int]
+    train_texts: list[Text]
+    train_labels: list[Any]
+    validation_texts: list[Text]
+    validation_labels: list[Any]
     label_names: list[str]
-    transfer_texts: list[str]
+    transfer_texts: list[Text]
     description: str
     fingerprint: str
+    text_columns: tuple[str, ...] = ()
+    task: str = CLASSIFICATION
+    task_note: str = ""
+
+    @property
+    def is_pairs(self) -> bool:
+        """True when every row is a pair of texts."""
+        return has_pairs(self.train_texts)
 
 
 def bundled_bbc_news_dir() -> Path:
@@ -90,35 +104,72 @@ def load_data(spec: DatasetSpec, seed: int = 42) -> DataSplits:
         DataError: on any input problem, with a message that says what to fix.
     """
     name = spec.name.strip()
-    if name.lower() in ("bbc_news", "bundled:bbc_news"):
-        source = "BBC News (bundled)"
-        if spec.validation:
-            logger.warning("bbc_news has its own 80/20 split; validation=%r is not used",
-                           spec.validation)
-        texts, labels, label_names = _read_bbc_news()
-        train_texts, train_labels, val_texts, val_labels = _split(texts, labels, 0.2, seed)
-    elif Path(name).expanduser().exists():
-        source, train_texts, train_labels, val_texts, val_labels, label_names = (
-            _load_local(spec, Path(name).expanduser(), seed))
-    elif _looks_like_path(name):
-        raise DataError(f"file not found: {name}")
-    else:
-        source, train_texts, train_labels, val_texts, val_labels, label_names = (
-            _load_hub(spec, seed))
-    return _finish(spec, seed, source, train_texts, train_labels, val_texts, val_labels,
-                   label_names)
+    try:
+        if name.lower() in ("bbc_news", "bundled:bbc_news"):
+            if spec.validation:
+                logger.warning("bbc_news has its own 80/20 split; validation=%r is not used",
+                               spec.validation)
+            if spec.task == REGRESSION:
+                raise DataError("bbc_news holds topic classes, not a numeric target: "
+                                "task regression does not apply")
+            texts, labels, label_names = _read_bbc_news()
+            loaded = Loaded("BBC News (bundled)", *_split(texts, labels, 0.2, seed),
+                            label_names=label_names)
+        elif Path(name).expanduser().exists():
+            loaded = _load_local(spec, Path(name).expanduser(), seed)
+        elif _looks_like_path(name):
+            raise DataError(f"file not found: {name}")
+        else:
+            loaded = _load_hub(spec, seed)
+    except TaskError as error:
+        raise DataError(str(error)) from error
+    return _finish(spec, seed, loaded)
 
 
-def read_texts_file(path: str | Path, text_column: str | None = None) -> list[str]:
-    """Unlabelled texts for transfer or prediction.
+@dataclass
+class Loaded:
+    """A source's rows before the size caps: what each loader returns."""
+
+    source: str
+    train_texts: list[Text]
+    train_labels: list[Any]
+    validation_texts: list[Text]
+    validation_labels: list[Any]
+    label_names: list[str]
+    columns: tuple[str, ...] = ("text",)
+    task: str = CLASSIFICATION
+    task_note: str = ""
+
+
+def encode_targets(spec: DatasetSpec, train_raw: Sequence[Any], val_raw: Sequence[Any],
+                   train_path: Path, val_path: Path | None, label_column: str,
+                   class_names: list[str] | None = None
+                   ) -> tuple[list[str], list[Any], list[Any], str, str]:
+    """``(label_names, train_targets, val_targets, task, note)`` for the raw labels: class
+    ids and names (classification) or floats (regression), as :func:`choose_task` decides."""
+    requested = CLASSIFICATION if class_names is not None and spec.task == "auto" else spec.task
+    task, note = choose_task(train_raw, requested, label_column, train_path)
+    logger.info("%s", note)
+    if task == REGRESSION:
+        return ([label_column], parse_targets(train_raw, train_path),
+                parse_targets(val_raw, val_path or train_path), task, note)
+    names, train, val = encode_labels(train_raw, val_raw, train_path, val_path, class_names)
+    return names, train, val, task, note
+
+
+def read_texts_file(path: str | Path, text_column: str | None = None,
+                    pair_column: str | None = None) -> list[Text]:
+    """Unlabelled texts (or sentence pairs) for transfer or prediction.
 
     Args:
         path: a ``.txt`` file (one text per line, blank lines skipped) or a CSV, TSV, JSONL
-            or Parquet file with a text column.
+            or Parquet file with a text column, or two for pairs.
         text_column: the column to read; detected (``text``, ``sentence``, ...) when None,
             or the only column of a one-column table.
+        pair_column: the second text of each pair; conventional pairs (``sentence1`` and
+            ``sentence2``...) are found without it.
     Returns:
-        The texts, in file order.
+        The texts (or ``(first, second)`` pairs), in file order.
     """
     path = Path(path).expanduser()
     check_file(path)
@@ -132,8 +183,8 @@ def read_texts_file(path: str | Path, text_column: str | None = None) -> list[st
         frame = read_table(path)
         if text_column is None and len(frame.columns) == 1:
             text_column = str(frame.columns[0])
-        column = pick_column(frame, path, text_column, TEXT_COLUMNS, "text")
-        texts = check_texts(frame[column].tolist(), path, column)
+        columns = pick_text_columns(frame, path, text_column, pair_column)
+        texts = read_text_rows(frame, path, columns)
     if not texts:
         raise DataError(f"{path}: no texts found")
     return texts
@@ -166,8 +217,7 @@ def _read_bbc_news() -> tuple[list[str], list[int], list[str]]:
     return texts, labels, label_names
 
 
-def _load_local(spec: DatasetSpec, path: Path, seed: int
-                ) -> tuple[str, list[str], list[int], list[str], list[int], list[str]]:
+def _load_local(spec: DatasetSpec, path: Path, seed: int) -> Loaded:
     if path.is_dir():
         train_path = _find_in_folder(path, ("train",))
         if train_path is None:
@@ -183,24 +233,39 @@ def _load_local(spec: DatasetSpec, path: Path, seed: int
     else:
         val_path = None
 
-    train_texts, train_raw = read_labelled(train_path, spec)
+    frame, text_columns, label_col = labelled_columns(read_table(train_path), train_path, spec)
+    train_texts = read_text_rows(frame, train_path, text_columns)
+    train_raw = frame[label_col].tolist()
+    columns = tuple(c for c in text_columns if c is not None)
     if val_path is not None:
         val_texts, val_raw = read_labelled(val_path, spec)
-        label_names, train_labels, val_labels = encode_labels(train_raw, val_raw, train_path,
-                                                               val_path)
+        _check_same_shape(train_texts, val_texts, train_path, val_path)
+        label_names, train_labels, val_labels, task, note = encode_targets(
+            spec, train_raw, val_raw, train_path, val_path, label_col)
         source = f"{display_name(train_path)} + {display_name(val_path)}"
     else:
-        label_names, train_labels, _ = encode_labels(train_raw, [], train_path, None)
-        train_texts, train_labels, val_texts, val_labels = _split(train_texts, train_labels,
-                                                                  0.1, seed)
+        label_names, train_labels, _, task, note = encode_targets(
+            spec, train_raw, [], train_path, None, label_col)
+        train_texts, train_labels, val_texts, val_labels = _split(
+            train_texts, train_labels, 0.1, seed, stratify=task == CLASSIFICATION)
         source = f"{display_name(train_path)} (90/10 split)"
     if path.is_dir():
         source = f"{path.name}/ {source}"
-    return source, train_texts, train_labels, val_texts, val_labels, label_names
+    return Loaded(source, train_texts, train_labels, val_texts, val_labels, label_names,
+                  columns, task, note)
 
 
-def _load_hub(spec: DatasetSpec, seed: int
-              ) -> tuple[str, list[str], list[int], list[str], list[int], list[str]]:
+def _check_same_shape(train: list[Text], other: list[Text], train_path: Any, other_path: Any
+                      ) -> None:
+    """Training rows and validation (or transfer) rows are both pairs or both single texts."""
+    if other and has_pairs(train) != has_pairs(other):
+        shape = {True: "sentence pairs", False: "single texts"}
+        raise DataError(f"{other_path} holds {shape[has_pairs(other)]} but {train_path} "
+                        f"holds {shape[has_pairs(train)]}; name the same text column(s) in "
+                        f"both (text_column, text_pair_column)")
+
+
+def _load_hub(spec: DatasetSpec, seed: int) -> Loaded:
     import datasets
 
     name = spec.name
@@ -227,14 +292,19 @@ def _load_hub(spec: DatasetSpec, seed: int
     if val_split is not None and val_split not in dataset:
         raise DataError(f"Hub dataset '{name}' has no split '{val_split}' (splits: {splits})")
 
-    def columns(split: str) -> tuple[list[str], list[Any], Any]:
+    hub_columns: tuple[str, ...] = ()
+    label_column = "label"
+
+    def columns(split: str) -> tuple[list[Text], list[Any], Any]:
+        nonlocal hub_columns, label_column
         table = dataset[split]
-        frame = pd.DataFrame(columns=table.column_names)
         origin = Path(f"{name}[{split}]")
-        text_col = pick_column(frame, origin, spec.text_column, TEXT_COLUMNS, "text")
-        label_col = pick_column(frame, origin, spec.label_column, LABEL_COLUMNS, "label")
-        texts = check_texts(list(table[text_col]), origin, text_col)
-        return texts, list(table[label_col]), table.features[label_col]
+        _, text_columns, label_column = labelled_columns(
+            pd.DataFrame(columns=table.column_names), origin, spec)
+        hub_columns = tuple(c for c in text_columns if c is not None)
+        frame = pd.DataFrame({c: list(table[c]) for c in hub_columns})
+        texts = read_text_rows(frame, origin, text_columns)
+        return texts, list(table[label_column]), table.features[label_column]
 
     train_texts, train_raw, feature = columns(spec.train_split)
     class_names = getattr(feature, "names", None)
@@ -246,16 +316,18 @@ def _load_hub(spec: DatasetSpec, seed: int
         validation = None
     origin = Path(f"{name}[{spec.train_split}]")
     if validation is None:
-        label_names, train_labels, _ = encode_labels(train_raw, [], origin, None, class_names)
-        train_texts, train_labels, val_texts, val_labels = _split(train_texts, train_labels,
-                                                                  0.1, seed)
+        label_names, train_labels, _, task, note = encode_targets(
+            spec, train_raw, [], origin, None, label_column, class_names)
+        train_texts, train_labels, val_texts, val_labels = _split(
+            train_texts, train_labels, 0.1, seed, stratify=task == CLASSIFICATION)
     else:
         val_texts, val_raw, _ = validation
-        label_names, train_labels, val_labels = encode_labels(
-            train_raw, val_raw, origin, Path(f"{name}[{val_split}]"), class_names)
+        label_names, train_labels, val_labels, task, note = encode_targets(
+            spec, train_raw, val_raw, origin, Path(f"{name}[{val_split}]"), label_column,
+            class_names)
     config = f", {spec.config}" if spec.config else ""
-    return (f"{name} (Hub{config})", train_texts, train_labels, val_texts, val_labels,
-            label_names)
+    return Loaded(f"{name} (Hub{config})", train_texts, train_labels, val_texts, val_labels,
+                  label_names, hub_columns, task, note)
 
 
 # --- files ---------------------------------------------------------------------------
@@ -292,13 +364,19 @@ def _resolve_validation(validation: str, folder: Path) -> Path:
 # --- splits --------------------------------------------------------------------------
 
 
-def _split(texts: list[str], labels: list[int], validation_fraction: float, seed: int
-           ) -> tuple[list[str], list[int], list[str], list[int]]:
-    """A seeded, stratified train/validation split (plain seeded split when too few rows)."""
+def _split(texts: list[Text], labels: list[Any], validation_fraction: float, seed: int,
+           stratify: bool = True) -> tuple[list[Text], list[Any], list[Text], list[Any]]:
+    """A seeded, stratified train/validation split (plain seeded split when too few rows,
+    or for regression targets: ``stratify=False``)."""
     from sklearn.model_selection import train_test_split
 
     if len(texts) < 2:
         raise DataError(f"need at least 2 rows to split off a validation set, got {len(texts)}")
+    if not stratify:
+        train_t, val_t, train_y, val_y = train_test_split(
+            texts, labels, test_size=validation_fraction, random_state=seed)
+        return ([_as_row(t) for t in train_t], [float(y) for y in train_y],
+                [_as_row(t) for t in val_t], [float(y) for y in val_y])
     try:
         train_t, val_t, train_y, val_y = train_test_split(
             texts, labels, test_size=validation_fraction, stratify=labels, random_state=seed)
@@ -311,7 +389,13 @@ def _split(texts: list[str], labels: list[int], validation_fraction: float, seed
         train_y = [y for i, y in enumerate(labels) if i in keep]
         val_t = [t for i, t in enumerate(texts) if i not in keep]
         val_y = [y for i, y in enumerate(labels) if i not in keep]
-    return list(train_t), [int(y) for y in train_y], list(val_t), [int(y) for y in val_y]
+    return ([_as_row(t) for t in train_t], [int(y) for y in train_y],
+            [_as_row(t) for t in val_t], [int(y) for y in val_y])
+
+
+def _as_row(text: Any) -> Text:
+    """A row back from scikit-learn's splitter: a pair may come back as a list or array."""
+    return text if isinstance(text, str) else (str(text[0]), str(text[1]))
 
 
 def _stratified_indices(labels: Sequence[int], size: int, seed: int) -> list[int]:
@@ -341,39 +425,54 @@ def _stratified_indices(labels: Sequence[int], size: int, seed: int) -> list[int
     return sorted(chosen)
 
 
-def _sample(texts: list[str], size: int | None, seed: int) -> list[str]:
+def _sample(texts: list[Text], size: int | None, seed: int) -> list[Text]:
     if size is None or size >= len(texts):
         return texts
     keep = np.sort(np.random.default_rng(seed).choice(len(texts), size, replace=False))
     return [texts[i] for i in keep]
 
 
-def _finish(spec: DatasetSpec, seed: int, source: str, train_texts: list[str],
-            train_labels: list[int], val_texts: list[str], val_labels: list[int],
-            label_names: list[str]) -> DataSplits:
+def _random_indices(count: int, size: int, seed: int) -> list[int]:
+    """Sorted indices of a seeded random subset (regression targets have no classes)."""
+    if size >= count:
+        return list(range(count))
+    return sorted(int(i) for i in np.random.default_rng(seed).choice(count, size, replace=False))
+
+
+def _finish(spec: DatasetSpec, seed: int, loaded: Loaded) -> DataSplits:
     """Apply the size caps and the transfer set, then describe and fingerprint the result."""
-    transfer: list[str] = []
+    source, columns, label_names = loaded.source, loaded.columns, loaded.label_names
+    train_texts, train_labels = loaded.train_texts, loaded.train_labels
+    val_texts, val_labels = loaded.validation_texts, loaded.validation_labels
+    regression = loaded.task == REGRESSION
+    transfer: list[Text] = []
     if spec.max_train_examples is not None and spec.max_train_examples < len(train_texts):
-        classes = len(set(train_labels))
+        classes = 1 if regression else len(set(train_labels))
         if spec.max_train_examples < classes:
             raise DataError(f"max_train_examples={spec.max_train_examples} is fewer than the "
                             f"{classes} classes of the training set; keep at least one each")
-        keep = _stratified_indices(train_labels, spec.max_train_examples, seed)
+        keep = (_random_indices(len(train_labels), spec.max_train_examples, seed) if regression
+                else _stratified_indices(train_labels, spec.max_train_examples, seed))
         kept = set(keep)
         if spec.transfer == "rest":
             transfer = [t for i, t in enumerate(train_texts) if i not in kept]
         train_texts = [train_texts[i] for i in keep]
         train_labels = [train_labels[i] for i in keep]
     if spec.transfer and spec.transfer != "rest":
-        transfer = read_texts_file(spec.transfer, spec.text_column)
+        transfer = read_texts_file(spec.transfer, spec.text_column, spec.text_pair_column)
+        _check_same_shape(train_texts, transfer, spec.name, spec.transfer)
     transfer = _sample(transfer, spec.max_transfer_examples, seed)
     if spec.max_eval_examples is not None and spec.max_eval_examples < len(val_texts):
-        keep = _stratified_indices(val_labels, spec.max_eval_examples, seed)
+        keep = (_random_indices(len(val_labels), spec.max_eval_examples, seed) if regression
+                else _stratified_indices(val_labels, spec.max_eval_examples, seed))
         val_texts = [val_texts[i] for i in keep]
         val_labels = [val_labels[i] for i in keep]
 
-    description = (f"{source}: {len(train_texts):,} train / {len(val_texts):,} validation, "
-                   f"{len(label_names)} labels")
+    description = f"{source}: {len(train_texts):,} train / {len(val_texts):,} validation, "
+    description += (f"regression on '{label_names[0]}' ({min(train_labels):g} to "
+                    f"{max(train_labels):g})" if regression else f"{len(label_names)} labels")
+    if has_pairs(train_texts):
+        description += f", sentence pairs ({' + '.join(columns)})"
     if transfer:
         description += f", {len(transfer):,} transfer texts"
     content = [texts_fingerprint(train_texts), train_labels, texts_fingerprint(val_texts),
@@ -383,4 +482,6 @@ def _finish(spec: DatasetSpec, seed: int, source: str, train_texts: list[str],
     return DataSplits(train_texts=train_texts, train_labels=train_labels,
                       validation_texts=val_texts, validation_labels=val_labels,
                       label_names=label_names, transfer_texts=transfer,
-                      description=description, fingerprint=fingerprint)
+                      description=description, fingerprint=fingerprint,
+                      text_columns=tuple(columns), task=loaded.task,
+                      task_note=loaded.task_note)

@@ -138,6 +138,10 @@ def inference_dtype(device: str | torch.device, model: Any = None) -> torch.dtyp
     device = torch.device(device)
     if model is not None and is_int8_quantized(model):
         return torch.float32
+    if model is not None and getattr(getattr(model, "config", None), "num_labels", 2) == 1:
+        # A regression's one output in bf16 keeps ~3 significant digits: ties that move
+        # its Spearman correlation. It is scored and timed in fp32.
+        return torch.float32
     if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
         return torch.bfloat16
     if device.type == "cpu" and cpu_has_native_bf16():

@@ -50,6 +50,7 @@ from core.devices import (
     prefer_sdpa,
 )
 from core.inference import pad_id_of
+from core.texts import PAIR_COLUMN, Text, split_pairs
 
 if TYPE_CHECKING:
     import evaluate
@@ -57,7 +58,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
-SHIPPED_METRICS = ("accuracy", "precision", "recall", "f1", "confusion_matrix")
+SHIPPED_METRICS = ("accuracy", "precision", "recall", "f1", "confusion_matrix", "pearsonr",
+                   "spearmanr", "mse")
 
 # evaluate metric objects keep per-call state (an Arrow buffer); one lock keeps concurrent
 # callers in this process (e.g. UI threads) from interleaving on the cached objects.
@@ -67,6 +69,11 @@ _METRICS_LOCK = threading.Lock()
 # articles (2.2M characters) took 0.49 s to tokenise and 0.30 s to run on an H200 when the
 # two ran one after the other: 0.81 s.
 STREAM_MIN_TEXTS = 64
+
+
+def metrics_lock() -> threading.Lock:
+    """The lock around the cached metric objects (see ``_METRICS_LOCK``)."""
+    return _METRICS_LOCK
 
 
 @cache
@@ -87,11 +94,12 @@ def load_metric(name: str) -> evaluate.EvaluationModule:
     return evaluate.load(str(METRICS_DIR / name / f"{name}.py"), keep_in_memory=True)
 
 
-def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], *, max_length: int,
+def predict_proba(model: Any, tokenizer: Any, texts: Sequence[Text], *, max_length: int,
                   device: torch.device | str = "cpu", batch_tokens: int | None = None,
                   max_batch_size: int | None = None, dtype: torch.dtype | None = None,
                   cache: bool = True) -> np.ndarray:
-    """Class probabilities of ``texts``, in input order.
+    """Class probabilities of ``texts``, in input order (for a regression model, with one
+    output, its predicted values).
 
     Texts seen before (same tokenizer and max length) reuse their cached tokenisation. New
     texts on CUDA are tokenised chunk by chunk in a background thread while the GPU runs the
@@ -242,6 +250,8 @@ def _forward_batches(model: Any, encoded: EncodedTexts, batches: list[np.ndarray
     graphs = inference_graphs(model, device) if graphs_enabled(device) else None
     full_rows = max((len(b) for b in batches), default=1)
     cap = width_cap(model)
+    # A regression model's one output is its prediction: softmax would make it 1.0.
+    softmax = softmax and model.config.num_labels > 1
     outputs = []
     for indices in batches:
         rows = row_bucket(len(indices), full_rows) if graphs is not None else None
@@ -264,11 +274,11 @@ def _logits(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """fp32 logits of one collated batch (autocast re-opened: inside a graph capture it
     must not reuse cast weights cached outside it, see ``core.devices.autocast_context``)."""
     dtype = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else None
-    mask = model_attention_mask(model, batch["attention_mask"])
+    inputs = {**batch, "attention_mask": model_attention_mask(model, batch["attention_mask"])}
     if dtype is None:
-        return model(input_ids=batch["input_ids"], attention_mask=mask).logits.float()
+        return model(**inputs).logits.float()
     with autocast_context(batch["input_ids"].device, dtype):
-        return model(input_ids=batch["input_ids"], attention_mask=mask).logits.float()
+        return model(**inputs).logits.float()
 
 
 def _in_input_order(probabilities: np.ndarray, batches: list[np.ndarray]) -> np.ndarray:
@@ -278,7 +288,7 @@ def _in_input_order(probabilities: np.ndarray, batches: list[np.ndarray]) -> np.
     return result
 
 
-def _predict_streaming(model: Any, tokenizer: Any, texts: Sequence[str], *, max_length: int,
+def _predict_streaming(model: Any, tokenizer: Any, texts: Sequence[Text], *, max_length: int,
                        device: torch.device, batch_tokens: int, max_batch_size: int,
                        dtype: torch.dtype | None, cache: bool) -> np.ndarray:
     """:func:`predict_proba` for new texts on CUDA: tokenise chunk k+1 while chunk k runs.
@@ -400,29 +410,36 @@ def agreement(predictions_a: Sequence[int], predictions_b: Sequence[int]) -> flo
     return float(np.mean(a == b))
 
 
-def predictions_table(texts: Sequence[str], labels: Sequence[int],
+def predictions_table(texts: Sequence[Text], labels: Sequence[int],
                       probabilities: dict[str, np.ndarray],
                       label_names: list[str]) -> pd.DataFrame:
     """One row per example with every model's prediction, for browsing and disagreements.
 
     Args:
-        texts: the examples' texts.
+        texts: the examples' texts, or ``(first, second)`` pairs.
         labels: their true label ids.
         probabilities: per role (``teacher``, ``student``, ``baseline``...), an array of shape
             ``(len(texts), len(label_names))``.
         label_names: names of the label ids.
     Returns:
-        Columns ``index, text, label, label_name`` and, per role ``r``: ``r_pred`` (int),
+        Columns ``index, text`` (``text_pair`` too for pairs), ``label, label_name`` and,
+        per role ``r``: ``r_pred`` (int),
         ``r_pred_name``, ``r_confidence`` (max probability), ``r_correct`` (bool) and
-        ``r_probs`` (list of floats).
+        ``r_probs`` (list of floats). For a regression (one label name, the target's):
+        ``label`` is the target and per role ``r_pred`` (float) and ``r_error``
+        (``|r_pred - label|``).
     """
+    if len(label_names) == 1:
+        return _regression_table(texts, labels, probabilities)
     label_ids = np.asarray(labels, dtype=np.int64)
     names = np.asarray(label_names, dtype=object)
     if len(label_ids) != len(texts):
         raise ValueError(f"{len(texts)} texts but {len(label_ids)} labels")
+    firsts, seconds = split_pairs(texts)
     table = pd.DataFrame({
         "index": np.arange(len(texts), dtype=np.int64),
-        "text": list(texts),
+        "text": firsts,
+        **({PAIR_COLUMN: seconds} if seconds is not None else {}),
         "label": label_ids,
         "label_name": names[label_ids] if len(label_ids) else [],
     })
@@ -437,4 +454,24 @@ def predictions_table(texts: Sequence[str], labels: Sequence[int],
         table[f"{role}_confidence"] = probs.max(axis=1, initial=0.0)
         table[f"{role}_correct"] = predicted == label_ids
         table[f"{role}_probs"] = [row.tolist() for row in probs]
+    return table
+
+
+def _regression_table(texts: Sequence[Text], targets: Sequence[float],
+                      outputs: dict[str, np.ndarray]) -> pd.DataFrame:
+    """:func:`predictions_table` for a regression: targets, each model's value and error."""
+    values = np.asarray(targets, dtype=np.float64)
+    if len(values) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(values)} targets")
+    firsts, seconds = split_pairs(texts)
+    table = pd.DataFrame({"index": np.arange(len(texts), dtype=np.int64), "text": firsts,
+                          **({PAIR_COLUMN: seconds} if seconds is not None else {}),
+                          "label": values})
+    for role, predicted in outputs.items():
+        predicted = np.asarray(predicted, dtype=np.float64)
+        if predicted.shape != (len(texts), 1):
+            raise ValueError(f"{role} outputs have shape {predicted.shape}, expected "
+                             f"{(len(texts), 1)}")
+        table[f"{role}_pred"] = predicted[:, 0]
+        table[f"{role}_error"] = np.abs(predicted[:, 0] - values)
     return table

@@ -195,7 +195,7 @@ def write_model_card(run: Run, role: str, repo_id: str | None = None,
     lines += ["## How to use", "", "```python",
               "from transformers import pipeline", "",
               f'classifier = pipeline("text-classification", model="{target}")',
-              'print(classifier("Shares rose after the results were announced."))', "```", "",
+              *_usage_example(run, metrics), "```", "",
               "or with the classes:", "", "```python",
               "from transformers import AutoModelForSequenceClassification, AutoTokenizer", "",
               f'tokenizer = AutoTokenizer.from_pretrained("{target}")',
@@ -204,6 +204,21 @@ def write_model_card(run: Run, role: str, repo_id: str | None = None,
               "(`distillab run --spec spec.json`):", "", "```json",
               json.dumps(spec.to_dict(), indent=2), "```", ""]
     return "\n".join(lines)
+
+
+def _usage_example(run: Run, metrics: dict[str, Any]) -> list[str]:
+    """The card's ``classifier(...)`` line: a text, or for a sentence-pair model a pair
+    (``{"text": ..., "text_pair": ...}``, the pipeline's pair input) from the validation set."""
+    columns = metrics.get("text_columns") or []
+    if len(columns) < 2:
+        return ['print(classifier("Shares rose after the results were announced."))']
+    first, second = "A man is playing a guitar.", "A person plays an instrument."
+    table = run.predictions()
+    if len(table) and "text_pair" in table.columns:
+        first, second = str(table["text"].iloc[0]), str(table["text_pair"].iloc[0])
+    return [f"# a sentence pair: {columns[0]} and {columns[1]}",
+            f"print(classifier({{\"text\": {json.dumps(first)}, "
+            f"\"text_pair\": {json.dumps(second)}}}))"]
 
 
 def _training_rows(spec: JobSpec, role: str, training: dict[str, Any], epochs: int,

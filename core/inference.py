@@ -56,7 +56,9 @@ def end_to_end_one(model: Any, tokenizer: Any, text: str, max_length: int,
     device). Call inside ``core.evaluation.inference_session``."""
     start = time.perf_counter()
     batch = one_batch(tokenizer, text, max_length, device, pad_id)
-    probs = torch.softmax(model(**batch).logits.float(), dim=-1)
+    logits = model(**batch).logits.float()
+    # One output is a regression's value: returned as it is, not as a probability.
+    probs = torch.softmax(logits, dim=-1) if logits.shape[-1] > 1 else logits
     probs.argmax(dim=-1).item()
     return probs[0], time.perf_counter() - start
 

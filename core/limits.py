@@ -12,6 +12,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from core.specs import JobSpec, SpecError
 
@@ -136,16 +137,19 @@ def capped_examples(spec: JobSpec, limits: Limits) -> JobSpec:
     return replace(spec, dataset=replace(data, **changes)) if changes else spec
 
 
-def check_texts(texts: list[str], limits: Limits, what: str = "texts") -> None:
-    """Refuse more texts, or longer ones, than the limits allow (compare, predict).
+def check_texts(texts: list[Any], limits: Limits, what: str = "texts") -> None:
+    """Refuse more texts, or longer ones, than the limits allow (compare, predict); a
+    sentence pair counts as one text of both sides' characters.
 
     Raises:
         LimitError: too many texts, or one too long (its position and length).
     """
+    from core.texts import text_chars
+
     _over("max_texts", len(texts), limits.max_texts, f"the number of {what}")
     for position, text in enumerate(texts, start=1):
-        if len(text) > limits.max_text_chars:
-            raise LimitError(f"text {position} has {len(text):,} characters, over this "
+        if text_chars(text) > limits.max_text_chars:
+            raise LimitError(f"text {position} has {text_chars(text):,} characters, over this "
                              f"server's limit of {limits.max_text_chars:,} "
                              "(DISTILLAB_LIMIT_MAX_TEXT_CHARS)")
 

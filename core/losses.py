@@ -8,6 +8,13 @@ The full objective (DESIGN.md, Sanh et al. 2019):
 
 The T^2 factor lives in :func:`soft_target_loss` alone, so gradients of the soft term keep
 the same scale whatever the temperature (Hinton et al. 2015, §2).
+
+For a regression (one output) there is no distribution to soften, so the terms become:
+
+    loss = alpha_kd * MSE(student, teacher) + alpha_ce * MSE(student, target)
+         + alpha_cos * (1 - cos(h_student, h_teacher))
+
+(the temperature does not apply; rows without a target, NaN, are skipped by the hard term).
 """
 
 from __future__ import annotations
@@ -49,6 +56,28 @@ def hard_label_loss(student_logits: torch.Tensor, labels: torch.Tensor) -> torch
     return total / (labels != IGNORE_LABEL).sum().clamp(min=1)
 
 
+def soft_regression_loss(student_outputs: torch.Tensor, teacher_outputs: torch.Tensor
+                         ) -> torch.Tensor:
+    """MSE between the student's and the teacher's outputs (regression's soft target).
+
+    Args:
+        student_outputs, teacher_outputs: (batch, 1) or (batch,).
+    Returns:
+        A scalar tensor.
+    """
+    return F.mse_loss(student_outputs.float().reshape(-1), teacher_outputs.float().reshape(-1))
+
+
+def hard_regression_loss(student_outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """MSE with the true targets; rows whose target is NaN (unlabelled transfer rows) are
+    skipped, and a batch without targets gives 0 with a gradient path (no host sync)."""
+    predicted = student_outputs.float().reshape(-1)
+    targets = targets.float().reshape(-1)
+    labelled = ~torch.isnan(targets)
+    error = torch.where(labelled, predicted - torch.nan_to_num(targets), 0.0)
+    return (error * error).sum() / labelled.sum().clamp(min=1)
+
+
 def hidden_cosine_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor,
                        attention_mask: torch.Tensor) -> torch.Tensor:
     """Mean over real tokens of 1 - cos(h_student, h_teacher) (DistilBERT's L_cos).
@@ -82,21 +111,25 @@ def distillation_loss(student_logits: torch.Tensor, labels: torch.Tensor, *,
                       teacher_hidden: torch.Tensor | None = None,
                       attention_mask: torch.Tensor | None = None,
                       alpha_kd: float = 0.0, alpha_ce: float = 1.0, alpha_cos: float = 0.0,
-                      temperature: float = 1.0) -> LossTerms:
+                      temperature: float = 1.0, regression: bool = False) -> LossTerms:
     """The weighted objective; terms with weight 0 are not computed.
 
-    With ``alpha_kd = alpha_cos = 0`` this is plain fine-tuning (teacher or baseline).
+    With ``alpha_kd = alpha_cos = 0`` this is plain fine-tuning (teacher or baseline). With
+    ``regression`` the soft and hard terms are MSEs (see the module docstring) and
+    ``temperature`` is not used.
     """
     zero = student_logits.new_zeros((), dtype=torch.float32)
     total, kd, ce, cos = zero, zero, zero, zero
     if alpha_kd > 0:
         if teacher_logits is None:
             raise ValueError("alpha_kd > 0 needs teacher_logits")
-        term = soft_target_loss(student_logits, teacher_logits, temperature)
+        term = (soft_regression_loss(student_logits, teacher_logits) if regression
+                else soft_target_loss(student_logits, teacher_logits, temperature))
         total = total + alpha_kd * term
         kd = term.detach()
     if alpha_ce > 0:
-        term = hard_label_loss(student_logits, labels)
+        term = (hard_regression_loss(student_logits, labels) if regression
+                else hard_label_loss(student_logits, labels))
         total = total + alpha_ce * term
         ce = term.detach()
     if alpha_cos > 0:

@@ -131,6 +131,8 @@ def _run_stages(run: Run, spec: JobSpec, emit: EventSink) -> dict[str, Any]:
     emit({"type": "stage", "stage": "data", "message": f"loading {spec.dataset.name}"})
     data = load_data(resolve_dataset(spec.dataset, run.path.parent), seed=spec.seed)
     emit({"type": "log", "message": data.description})
+    if getattr(data, "task_note", ""):  # which task the targets were read as, and why
+        emit({"type": "log", "message": data.task_note})
     emit({"type": "log", "message": f"device: {describe_device(device)}"})
 
     emit({"type": "stage", "stage": "teacher", "message": f"loading teacher {spec.teacher}"})
@@ -209,7 +211,9 @@ def _training_data(tokenizer: Any, data: Any, with_transfer: bool) -> Any:
     texts, labels = list(data.train_texts), list(data.train_labels)
     if with_transfer and data.transfer_texts:
         texts += list(data.transfer_texts)
-        labels += [IGNORE_LABEL] * len(data.transfer_texts)
+        # No target: -100 for classes, NaN for a regression (both skipped by the hard term).
+        missing = float("nan") if len(data.label_names) == 1 else IGNORE_LABEL
+        labels += [missing] * len(data.transfer_texts)
     return TrainData(tokenizer=tokenizer, texts=texts, labels=np.asarray(labels),
                      validation_texts=data.validation_texts,
                      validation_labels=np.asarray(data.validation_labels),
@@ -316,5 +320,8 @@ def _train_stage(run: Run, spec: JobSpec, stage: str, model: Any, tokenizer: Any
         save_model(model.cpu(), tokenizer, target)
         model.to(device)
         shutil.rmtree(run.checkpoint_dir(stage), ignore_errors=True)
-    emit({"type": "log", "message": f"{stage}: best validation accuracy "
-          f"{result.best_accuracy:.4f} at epoch {result.best_epoch}"})
+    from core.tasks import main_metric, task_of
+
+    emit({"type": "log", "message": f"{stage}: best validation "
+          f"{main_metric(task_of(data.label_names))} {result.best_accuracy:.4f} at epoch "
+          f"{result.best_epoch}"})

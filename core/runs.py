@@ -382,7 +382,18 @@ def list_runs(runs_dir: str | os.PathLike | None = None,
 LEADERBOARD_COLUMNS = ["run_id", "role", "model", "accuracy", "macro_f1", "params",
                        "params_non_embedding", "size_mb", "latency_ms_p50", "latency_ms_p95",
                        "throughput_per_s", "speedup_vs_teacher", "speedup_spread",
-                       "accuracy_retained", "device", "precision", "timed", "machine_busy"]
+                       "accuracy_retained", "device", "precision", "timed", "machine_busy",
+                       "task", "metric", "score", "score_retained", "dataset", "dataset_key",
+                       "spearman", "pearson", "mse"]
+
+
+def dataset_of(run: Run) -> tuple[str, str]:
+    """``(name, key)`` of the validation set a run's models were scored on: the data's
+    description up to its counts, and a key equal for runs scored on the same examples."""
+    metrics = run.metrics
+    name = str(metrics.get("dataset") or (run.spec.get("dataset") or {}).get("name", ""))
+    name = name.split(":")[0].strip() or "?"
+    return name, str(metrics.get("validation_fingerprint") or name)
 
 
 def leaderboard(runs_dir: str | os.PathLike | None = None,
@@ -409,5 +420,12 @@ def leaderboard(runs_dir: str | os.PathLike | None = None,
                     timed=retimed.get("time"), machine_busy=retimed.get("machine_busy"))
             if teacher.get("accuracy") and m.get("accuracy") is not None:
                 row["accuracy_retained"] = m["accuracy"] / teacher["accuracy"]
+            # The task's main metric (accuracy, or Spearman for a regression) as "score".
+            task = m.get("task") or run.metrics.get("task") or "classification"
+            metric = "spearman" if task == "regression" else "accuracy"
+            row.update(task=task, metric=metric, score=m.get(metric))
+            if teacher.get(metric) and m.get(metric) is not None:
+                row["score_retained"] = m[metric] / teacher[metric]
+            row["dataset"], row["dataset_key"] = dataset_of(run)
             rows.append(row)
     return pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)

@@ -18,6 +18,7 @@ import numpy as np
 
 from core.machine_load import OtherLoad
 from core.runs import Run
+from core.tasks import CLASSIFICATION, REGRESSION, regression_metrics, task_of
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,10 @@ def score_model(model: Any, tokenizer: Any, texts: Sequence[str], labels: Sequen
 
     predictor = Predictor(model, tokenizer, label_names, max_length, torch.device(device))
     probs = predictor.predict_proba(list(texts), batch_tokens=batch_tokens)
-    quality = compute_metrics(labels, probs.argmax(-1), label_names)
+    regression = task_of(label_names) == REGRESSION
+    quality = (regression_metrics(labels, probs[:, 0]) if regression
+               else compute_metrics(labels, probs.argmax(-1), label_names))
+    quality["task"] = REGRESSION if regression else CLASSIFICATION
     total, non_embedding = count_parameters(model)
     metrics: dict[str, Any] = {**quality, "params": total, "params_non_embedding": non_embedding,
                                "num_layers": getattr(model.config, "num_hidden_layers", None)}
@@ -53,7 +57,8 @@ def score_model(model: Any, tokenizer: Any, texts: Sequence[str], labels: Sequen
             metrics.update(measure_speed(model, tokenizer, list(texts)[:SPEED_TEXTS],
                                          max_length=max_length, device=device))
         metrics.update(load.figures)
-    metrics["predicted_classes"] = int(len(np.unique(probs.argmax(-1)))) if len(probs) else 0
+    if not regression:
+        metrics["predicted_classes"] = int(len(np.unique(probs.argmax(-1)))) if len(probs) else 0
     return metrics, probs
 
 
@@ -94,7 +99,8 @@ def score_run(run: Run, data: Any, max_length: int, device: Any,
         metrics["size_mb"] = size_on_disk_mb(run.model_dir(role))
         models[role], probabilities[role] = metrics, probs
         loaded[role] = (model, tokenizer)
-        emit({"type": "scored", "role": role, "accuracy": metrics["accuracy"]})
+        emit({"type": "scored", "role": role, "accuracy": metrics.get("accuracy"),
+              "spearman": metrics.get("spearman")})
         if role == "student" and _wants_int8(device):
             progress(len(models), f"scoring {INT8_ROLE}")
             emit({"type": "log", "message": "scoring student_int8 (dynamic int8 on CPU)"})
@@ -102,7 +108,8 @@ def score_run(run: Run, data: Any, max_length: int, device: Any,
                                                    metrics)
             models[INT8_ROLE], probabilities[INT8_ROLE] = metrics, probs
             loaded[INT8_ROLE] = (quantized, tokenizer)
-            emit({"type": "scored", "role": INT8_ROLE, "accuracy": metrics["accuracy"]})
+            emit({"type": "scored", "role": INT8_ROLE, "accuracy": metrics.get("accuracy"),
+                  "spearman": metrics.get("spearman")})
     # Timed last, all together and interleaved in rounds (core.timing): a speed-up is taken
     # per round, so a busy moment slows both sides of it rather than one model.
     emit({"type": "log", "message": f"timing {', '.join(loaded)} in {ROUNDS} rounds"})
@@ -117,9 +124,16 @@ def score_run(run: Run, data: Any, max_length: int, device: Any,
                             load_avg_1m=timing["load_avg_1m"],
                             machine_busy=timing["machine_busy"],
                             timed_in=timing.get("timed_in"))
-        emit({"type": "scored", "role": role, "accuracy": models[role]["accuracy"],
+        emit({"type": "scored", "role": role, "accuracy": models[role].get("accuracy"),
               "latency_ms_p50": figures["latency_ms_p50"]})
-    if "teacher" in probabilities:
+    if "teacher" in probabilities and task_of(data.label_names) == REGRESSION:
+        # No labels to agree on: how closely each model's outputs follow the teacher's.
+        from core.sklearn_metrics import pearson
+
+        for role, outputs in probabilities.items():
+            models[role]["correlation_with_teacher"] = pearson(
+                probabilities["teacher"][:, 0], outputs[:, 0])
+    elif "teacher" in probabilities:
         teacher_pred = probabilities["teacher"].argmax(-1)
         for role, probs in probabilities.items():
             models[role]["agreement_with_teacher"] = agreement(teacher_pred, probs.argmax(-1))
@@ -127,11 +141,27 @@ def score_run(run: Run, data: Any, max_length: int, device: Any,
               "validation_size": len(data.validation_texts),
               "train_size": len(data.train_texts), "transfer_size": len(data.transfer_texts),
               "augmentation": _augmentation(run),
-              "dataset": data.description, "max_length": max_length}
+              "dataset": data.description, "max_length": max_length,
+              "task": getattr(data, "task", CLASSIFICATION),
+              "validation_fingerprint": validation_fingerprint(data),
+              "task_note": getattr(data, "task_note", ""),
+              "text_columns": list(getattr(data, "text_columns", ()) or ("text",))}
     run.write_predictions(predictions_table(data.validation_texts, data.validation_labels,
                                             probabilities, data.label_names))
     run.write_metrics(result)
     return result
+
+
+def validation_fingerprint(data: Any) -> str:
+    """A hash of the validation texts and targets: models scored on equal ones compare."""
+    import hashlib
+    import json
+
+    from core.batching import texts_fingerprint
+
+    content = [texts_fingerprint(data.validation_texts),
+               [float(v) for v in data.validation_labels], list(data.label_names)]
+    return hashlib.sha256(json.dumps(content).encode()).hexdigest()[:16]
 
 
 def _augmentation(run: Run) -> dict[str, Any] | None:

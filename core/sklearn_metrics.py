@@ -77,3 +77,38 @@ def averaged_score(score_function: Callable[..., Any], name: str, predictions: A
                            average=average, sample_weight=sample_weight,
                            zero_division=zero_division)
     return {name: float(score) if np.ndim(score) == 0 else np.asarray(score)}
+
+
+def score_metric_info(description: str, inputs_description: str,
+                      reference_url: str) -> evaluate.MetricInfo:
+    """The ``MetricInfo`` of a metric over real-valued predictions and references
+    (regression: Pearson, Spearman, MSE)."""
+    return evaluate.MetricInfo(
+        description=description,
+        citation="",
+        inputs_description=inputs_description,
+        features=datasets.Features({
+            "predictions": datasets.Value("float64"),
+            "references": datasets.Value("float64"),
+        }),
+        reference_urls=[reference_url],
+    )
+
+
+def pearson(x: Any, y: Any) -> float:
+    """Pearson's correlation of two equally long 1-D sequences (NaN when either is
+    constant: the correlation is undefined)."""
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
+        raise ValueError(f"need two 1-D sequences of the same length >= 2, got {a.shape} "
+                         f"and {b.shape}")
+    a, b = a - a.mean(), b - b.mean()
+    denominator = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / denominator) if denominator > 0 else float("nan")
+
+
+def average_ranks(x: Any) -> np.ndarray:
+    """Ranks 1..n, ties sharing their average rank (what Spearman's correlation uses)."""
+    import pandas as pd
+
+    return pd.Series(np.asarray(x, dtype=np.float64)).rank(method="average").to_numpy()

@@ -141,20 +141,37 @@ class DatasetSpec:
     config: str | None = None
     train_split: str = "train"
     text_column: str | None = None
+    text_pair_column: str | None = None
     label_column: str | None = None
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     transfer: str | None = None
     max_transfer_examples: int | None = None
+    # auto: class ids/names are classification, non-integer numbers a regression (the run
+    # says which it chose for integer scores); classification or regression decides.
+    task: str = "auto"
     augment: int = 0
     augment_method: str = "tang"
     augment_mlm: str | None = None
 
     def __post_init__(self) -> None:
         _check_field_types(self, "dataset")
+        if self.task not in ("auto", "classification", "regression"):
+            raise SpecError(f"dataset.task must be auto, classification or regression, got "
+                            f"{self.task!r}")
         _check_augment(self)
         if not self.name.strip():
             raise SpecError("dataset: a name, path or Hub id is required")
+        for attr in ("text_column", "text_pair_column", "label_column"):
+            if getattr(self, attr) is not None and not getattr(self, attr).strip():
+                object.__setattr__(self, attr, None)  # a blank form field: detect it
+        if self.text_pair_column is not None:
+            if self.text_column is None:
+                raise SpecError("dataset.text_pair_column needs dataset.text_column (the first "
+                                "text of each pair)")
+            if self.text_pair_column == self.text_column:
+                raise SpecError(f"dataset.text_column and text_pair_column are both "
+                                f"{self.text_column!r}; a pair needs two columns")
         for attr in ("max_train_examples", "max_eval_examples", "max_transfer_examples"):
             value = getattr(self, attr)
             if value is not None and value < 1:

@@ -5,6 +5,7 @@ naming the file, the row or column, and what was expected."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -18,10 +19,14 @@ import numpy as np
 import pandas as pd
 
 from core.specs import DatasetSpec
+from core.texts import Text, join_pairs
 
 TABLE_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".parquet")
 TEXT_COLUMNS = ("text", "sentence", "sentence1", "content", "review", "document")
-LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "sentiment")
+LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "sentiment", "score")
+# Conventional sentence-pair columns (GLUE and SNLI-style files): found without flags.
+PAIR_COLUMNS = (("sentence1", "sentence2"), ("premise", "hypothesis"), ("question", "sentence"),
+                ("question1", "question2"), ("text", "text_pair"))
 DEFAULT_MAX_UPLOAD_MB = 500.0
 _INT_PATTERN = re.compile(r"^[+-]?\d+$")
 _FLOAT_PATTERN = re.compile(r"^[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -67,9 +72,10 @@ def read_table(path: Path) -> pd.DataFrame:
     try:
         if ext in (".csv", ".tsv"):
             # Strings and no NA guessing: "NA" is a text, an empty cell is reported as empty.
-            # TSV without quoting: SST-2 sentences contain unbalanced quote characters.
+            # TSV quoting is read from the file: SST-2 sentences hold unbalanced quote
+            # characters (no quoting), GLUE's pair files quote fields holding a quote.
             options: dict[str, Any] = (
-                {"sep": "\t", "quoting": csv.QUOTE_NONE} if ext == ".tsv" else {})
+                {"sep": "\t", "quoting": _tsv_quoting(path)} if ext == ".tsv" else {})
             # pandas renames a repeated header name ("text", "text.1"): look at the raw one.
             _refuse_duplicate_columns(path, _csv_header(path, **options))
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, **options)
@@ -91,6 +97,22 @@ def read_table(path: Path) -> pd.DataFrame:
     if frame.empty:
         raise DataError(f"{path}: no data rows")
     return frame
+
+
+def _tsv_quoting(path: Path) -> int:
+    """``csv.QUOTE_MINIMAL`` when a TSV file reads the same number of rows with standard
+    quoting as it has lines (every row as wide as the header), else ``csv.QUOTE_NONE``."""
+    text = path.read_text(encoding="utf-8-sig")
+    if '"' not in text:
+        return csv.QUOTE_NONE
+    lines = [line for line in text.splitlines() if line.strip()]
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text), delimiter="\t")
+                if any(cell.strip() for cell in r)]
+    except csv.Error:
+        return csv.QUOTE_NONE
+    consistent = len(rows) == len(lines) and all(len(r) == len(rows[0]) for r in rows)
+    return csv.QUOTE_MINIMAL if consistent else csv.QUOTE_NONE
 
 
 def _csv_header(path: Path, sep: str = ",", quoting: int = csv.QUOTE_MINIMAL) -> list[str]:
@@ -154,14 +176,71 @@ def pick_column(frame: pd.DataFrame, path: Path, requested: str | None,
                     f"name one with {role}_column")
 
 
-def read_labelled(path: Path, spec: DatasetSpec) -> tuple[list[str], list[Any]]:
-    """A labelled file's texts (checked) and raw labels, from the spec's or guessed columns."""
-    frame = read_table(path)
-    text_col = pick_column(frame, path, spec.text_column, TEXT_COLUMNS, "text")
+def pick_text_columns(frame: pd.DataFrame, path: Path, text_column: str | None = None,
+                      pair_column: str | None = None) -> tuple[str, str | None]:
+    """The text column and, for sentence pairs, the second text column.
+
+    Named columns win (``pair_column`` needs ``text_column``); else a conventional pair
+    (:data:`PAIR_COLUMNS`); else one text column (:data:`TEXT_COLUMNS`). A second-text
+    column left over (``sentence2`` beside a lone ``sentence1``...) is an error, never
+    silently dropped.
+    """
+    found = [str(c) for c in frame.columns]
+    if pair_column is not None:
+        if text_column is None:
+            raise DataError(f"{path}: a second text column '{pair_column}' needs the first "
+                            f"one too (text_column)")
+        first = pick_column(frame, path, text_column, TEXT_COLUMNS, "text")
+        second = pick_column(frame, path, pair_column, (), "text_pair")
+        if first == second:
+            raise DataError(f"{path}: text and text_pair columns are both '{first}'")
+        return first, second
+    if text_column is not None:
+        return pick_column(frame, path, text_column, TEXT_COLUMNS, "text"), None
+    for fold in (str, str.lower):
+        by_name = {fold(c): c for c in found}
+        pairs = [(by_name[a], by_name[b]) for a, b in PAIR_COLUMNS
+                 if a in by_name and b in by_name]
+        if len(pairs) == 1:
+            return pairs[0]
+        if len(pairs) > 1:
+            raise DataError(f"{path}: several sentence-pair columns {pairs}; name them with "
+                            f"text_column and text_pair_column")
+    first = pick_column(frame, path, None, TEXT_COLUMNS, "text")
+    seconds = {b for _, b in PAIR_COLUMNS}
+    left = [c for c in found if c.lower() in seconds and c != first]
+    if left:
+        raise DataError(f"{path}: column '{first}' was found as the text, but '{left[0]}' "
+                        f"looks like a second text of a sentence pair; name both with "
+                        f"text_column and text_pair_column (or only text_column to use one "
+                        f"text)")
+    return first, None
+
+
+def read_text_rows(frame: pd.DataFrame, path: Path, columns: tuple[str, str | None]
+                   ) -> list[Text]:
+    """The checked texts (or ``(first, second)`` pairs) of ``columns``."""
+    first, second = columns
+    firsts = check_texts(frame[first].tolist(), path, first)
+    seconds = None if second is None else check_texts(frame[second].tolist(), path, second)
+    return join_pairs(firsts, seconds)
+
+
+def read_labelled(path: Path, spec: DatasetSpec) -> tuple[list[Text], list[Any]]:
+    """A labelled file's texts or pairs (checked) and raw labels, from the spec's or guessed
+    columns."""
+    frame, columns, label_col = labelled_columns(read_table(path), path, spec)
+    return read_text_rows(frame, path, columns), frame[label_col].tolist()
+
+
+def labelled_columns(frame: pd.DataFrame, path: Path, spec: DatasetSpec
+                     ) -> tuple[pd.DataFrame, tuple[str, str | None], str]:
+    """The frame, its text column(s) and its label column, as the spec names or guesses."""
+    columns = pick_text_columns(frame, path, spec.text_column, spec.text_pair_column)
     label_col = pick_column(frame, path, spec.label_column, LABEL_COLUMNS, "label")
-    if text_col == label_col:
-        raise DataError(f"{path}: text and label columns are both '{text_col}'")
-    return check_texts(frame[text_col].tolist(), path, text_col), frame[label_col].tolist()
+    if label_col in columns:
+        raise DataError(f"{path}: text and label columns are both '{label_col}'")
+    return frame, columns, label_col
 
 
 def check_texts(values: Sequence[Any], path: Path, column: str) -> list[str]:
@@ -197,7 +276,7 @@ def _label_value(value: Any, path: Path, row: int) -> int | str:
         if value.is_integer():
             return int(value)
         raise DataError(f"{path}: row {row}: label {value} is not a class id or name "
-                        f"(regression targets are not supported)")
+                        f"(a number: for a regression target use task regression)")
     if isinstance(value, (int, str)):
         return value
     raise DataError(f"{path}: row {row}: label {value!r} is not a class id or name "

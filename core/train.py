@@ -39,6 +39,7 @@ from core.devices import forward_context, training_dtype
 from core.losses import IGNORE_LABEL, distillation_loss
 from core.models import final_hidden_states
 from core.specs import Recipe, TrainConfig
+from core.tasks import REGRESSION, main_metric, task_of
 
 log = logging.getLogger(__name__)
 
@@ -151,11 +152,18 @@ def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str
 def validate(model: torch.nn.Module, data: TrainData, max_length: int, device: torch.device,
              batch_tokens: int | None = None) -> dict[str, float]:
     """Accuracy, macro-F1 and mean cross-entropy on the validation set (``batch_tokens``:
-    padded tokens per batch, default the device's)."""
+    padded tokens per batch, default the device's); for a regression Spearman, Pearson and
+    the MSE (also its ``val_loss``)."""
     from core.evaluation import compute_metrics, predict_proba
 
     probs = predict_proba(model, data.tokenizer, data.validation_texts, max_length=max_length,
                           device=device, batch_tokens=batch_tokens)
+    if task_of(data.label_names) == REGRESSION:  # the "probabilities" are the outputs
+        from core.tasks import regression_metrics
+
+        scores = regression_metrics(data.validation_labels, probs[:, 0])
+        return {"val_spearman": scores["spearman"], "val_pearson": scores["pearson"],
+                "val_mse": scores["mse"], "val_loss": scores["mse"]}
     labels = np.asarray(data.validation_labels)
     metrics = compute_metrics(labels, probs.argmax(-1), data.label_names)
     loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1)).mean())
@@ -198,6 +206,7 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
     # Labels live on the device and are indexed there: a per-step copy from pageable host
     # memory would stall the host until the GPU had drained its queue.
     labels_t = torch.as_tensor(labels).to(device)
+    best_key = f"val_{main_metric(task_of(data.label_names))}"  # accuracy, or Spearman
     on_cuda = device.type == "cuda"
     eval_batch_tokens = config.eval_batch_tokens or None  # 0: the device's default
 
@@ -328,8 +337,10 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
         row = {"stage": stage, "epoch": epoch + 1, "train_loss": train_loss, **metrics}
         history.append(row)
         epoch_loss, epoch_rows = torch.zeros((), device=device), 0
-        if metrics["val_accuracy"] > best_accuracy:
-            best_accuracy, best_epoch = metrics["val_accuracy"], epoch + 1
+        score = metrics[best_key]
+        score = -1.0 if score != score else score  # NaN (constant outputs): the worst
+        if score > best_accuracy or best_epoch < 0:
+            best_accuracy, best_epoch = score, epoch + 1
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             if best_path is not None and dist_ctx.is_main:
                 _atomic_torch_save(best_state, best_path)
@@ -347,12 +358,14 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
 
 def _training_rows(data: TrainData, with_teacher: bool) -> tuple[list[str], np.ndarray]:
     """The rows a stage trains on: all of them with a teacher; without one, the labelled
-    rows only (an unlabelled transfer row has nothing to teach then)."""
-    labels = np.asarray(data.labels, dtype=np.int64)
+    rows only (an unlabelled transfer row has nothing to teach then). Regression targets
+    are float32, an unlabelled row's NaN."""
+    regression = task_of(data.label_names) == REGRESSION
+    labels = np.asarray(data.labels, dtype=np.float32 if regression else np.int64)
     texts = list(data.texts)
     if with_teacher:
         return texts, labels
-    keep = labels != IGNORE_LABEL
+    keep = ~np.isnan(labels) if regression else labels != IGNORE_LABEL
     return [t for t, k in zip(texts, keep, strict=True) if k], labels[keep]
 
 
@@ -384,7 +397,9 @@ def _step_loss(forward: Any, teacher: torch.nn.Module | None, batch: dict[str, t
     get ready 4-D masks (``core.cuda_graphs.model_attention_mask``)."""
     hidden = recipe.needs_hidden_states and teacher is not None
     teacher_logits = teacher_hidden = None
-    ids, mask = batch["input_ids"], batch["attention_mask"]
+    mask = batch["attention_mask"]
+    # The model's inputs: token ids, and segment ids for pairs (not the graph's row indices).
+    inputs = {k: batch[k] for k in ("input_ids", "token_type_ids") if k in batch}
     with forward_context(device, training_dtype(device)):
         if teacher is not None:
             if teacher_logits_cache is not None:
@@ -392,15 +407,15 @@ def _step_loss(forward: Any, teacher: torch.nn.Module | None, batch: dict[str, t
             else:
                 # no_grad rather than inference_mode: the loss keeps teacher tensors for backward.
                 with torch.no_grad():
-                    out = teacher(input_ids=ids, attention_mask=model_attention_mask(teacher, mask),
+                    out = teacher(**inputs, attention_mask=model_attention_mask(teacher, mask),
                                   output_hidden_states=hidden)
                 teacher_logits = out.logits
                 teacher_hidden = final_hidden_states(out) if hidden else None
-        out = forward(input_ids=ids, attention_mask=model_attention_mask(model, mask),
+        out = forward(**inputs, attention_mask=model_attention_mask(model, mask),
                       output_hidden_states=hidden)
     return distillation_loss(
         out.logits, labels, teacher_logits=teacher_logits,
         student_hidden=final_hidden_states(out) if hidden else None, teacher_hidden=teacher_hidden,
         attention_mask=batch["attention_mask"], alpha_kd=recipe.alpha_kd if teacher else 0.0,
         alpha_ce=recipe.alpha_ce, alpha_cos=recipe.alpha_cos if teacher else 0.0,
-        temperature=recipe.temperature)
+        temperature=recipe.temperature, regression=out.logits.shape[-1] == 1)

@@ -349,9 +349,10 @@ def test_hub_loader_reads_classlabel_names_and_skips_an_unlabelled_test_split(tm
                       features=features).to_parquet(tmp_path / "data" / "train-0.parquet")
     Dataset.from_dict({"text": ["u1", "u2"], "label": [-1, -1]},
                       features=features).to_parquet(tmp_path / "data" / "test-0.parquet")
-    source, train_texts, _, val_texts, val_labels, names = _load_hub(
-        DatasetSpec(name=str(tmp_path)), seed=0)
-    assert names == ["neg", "pos"] and source.endswith("(Hub)")
+    loaded = _load_hub(DatasetSpec(name=str(tmp_path)), seed=0)
+    source, train_texts, val_texts = loaded.source, loaded.train_texts, loaded.validation_texts
+    names, val_labels = loaded.label_names, loaded.validation_labels
+    assert names == ["neg", "pos"] and source.endswith("(Hub)") and loaded.columns == ("text",)
     assert len(train_texts) == 18 and sorted(val_labels) == [0, 1]
     assert not {"u1", "u2"} & set(val_texts)
 
@@ -369,4 +370,7 @@ def test_float_labels_are_class_ids_or_refused_as_regression(tmp_path):
         tmp_path / "ok.csv", index=False)
     assert load_data(DatasetSpec(name=str(tmp_path / "ok.csv"))).label_names == ["0", "1"]
     pd.DataFrame({"text": ["a", "b"], "label": [0.25, 0.75]}).to_parquet(tmp_path / "r.parquet")
-    assert "regression" in _error(DatasetSpec(name=str(tmp_path / "r.parquet")))
+    # Non-integer numbers are a regression target; asked for classes, they are refused.
+    assert load_data(DatasetSpec(name=str(tmp_path / "r.parquet"))).task == "regression"
+    assert "task regression" in _error(DatasetSpec(name=str(tmp_path / "r.parquet"),
+                                                   task="classification"))

@@ -18,10 +18,11 @@ from core.compare import DISAGREEMENT_MODES
 from core.runs import ModelRef, Run
 from core.scoring import INT8_ROLE as INT8
 from core.specs import DatasetSpec
+from core.texts import PAIR_COLUMN
 
 EXAMPLES_PER_CLICK = 3
-SCORE_COLUMNS = ["model", "accuracy", "macro_f1", "params", "latency_ms_p50",
-                 "throughput_per_s"]
+SCORE_COLUMNS = ["model", "accuracy", "macro_f1", "spearman", "pearson", "mse", "params",
+                 "latency_ms_p50", "throughput_per_s"]
 MODE_LABELS = {"disagree": "models disagree", "either_wrong": "either is wrong",
                "all": "all examples"}
 PREVIEW_CHARS = 240  # a table cell shows this much of a text; a news article runs to pages
@@ -64,10 +65,15 @@ def side_by_side(table: pd.DataFrame) -> pd.DataFrame:
     names = short_names(list(dict.fromkeys(table["model"])))
     rows = []
     for index, group in table.groupby("text_index", sort=True):
-        row = {"#": int(index) + 1, "text": preview(group["text"].iloc[0]),
-               "agree": "yes" if group["agree"].iloc[0] else "NO"}
+        row = {"#": int(index) + 1, "text": preview(group["text"].iloc[0])}
+        if PAIR_COLUMN in group.columns:  # a sentence pair: its second text beside the first
+            row["second text"] = preview(group[PAIR_COLUMN].iloc[0])
+        row["agree"] = "yes" if group["agree"].iloc[0] else "NO"
         for record in group.to_dict(orient="records"):
-            cell = f"{record['label']} ({record['confidence']:.2f}) · {record['latency_ms']:.1f} ms"
+            # A regression's "label" is its value: no confidence to show.
+            sure = (f" ({record['confidence']:.2f})" if record["confidence"] == record["confidence"]
+                    else "")
+            cell = f"{record['label']}{sure} · {record['latency_ms']:.1f} ms"
             row[names[record["model"]]] = cell
         rows.append(row)
     return pd.DataFrame(rows)
@@ -86,6 +92,8 @@ def browser_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """Found disagreements as the browser shows them (see ``BROWSER``)."""
     shown = rows.copy()
     shown["text"] = shown["text"].map(preview)
+    if PAIR_COLUMN in shown.columns:  # a pair reads as "first ‖ second" in one cell
+        shown["text"] = shown["text"] + " ‖ " + shown[PAIR_COLUMN].map(preview)
     for column in ("a_confidence", "b_confidence"):
         shown[column] = shown[column].round(2)
     for column in ("a_correct", "b_correct"):
@@ -105,7 +113,7 @@ def int8_refs(runs: list[Run]) -> list[str]:
         path = run.path / "predictions.parquet"
         if (run.status().get("state") == "done" and INT8 in run.metrics.get("models", {})
                 and path.exists()
-                and f"{INT8}_pred_name" in pyarrow.parquet.read_schema(path).names):
+                and f"{INT8}_pred" in pyarrow.parquet.read_schema(path).names):
             refs.append(str(ModelRef(run.id, INT8)))
     return refs
 
@@ -117,6 +125,18 @@ def loadable(refs: list[str]) -> list[str]:
 
 def _split_texts(texts: str) -> list[str]:
     return [line.strip() for line in (texts or "").splitlines() if line.strip()]
+
+
+def texts_and_pairs(texts: str, pairs: str) -> tuple[list[str], list[str] | None]:
+    """The first texts and, when the second box has lines, the second text of each pair
+    (line by line; the counts must match)."""
+    firsts, seconds = _split_texts(texts), _split_texts(pairs)
+    if not seconds:
+        return firsts, None
+    if len(seconds) != len(firsts):
+        raise gr.Error(f"{len(firsts)} texts but {len(seconds)} second texts: a sentence pair "
+                       f"is one line in each box (or leave the second box empty)")
+    return firsts, seconds
 
 
 def _label_names(ref: str | None, caller: Caller, runs_dir: Path) -> list[str]:
@@ -139,12 +159,20 @@ def build_compare_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
                  if ctx.public else "bbc_news, a local CSV/TSV/JSONL/Parquet file or folder, "
                  "or a Hub id (online)")
     gr.Markdown("Pick two or more models (from any runs, or a model folder), type or paste "
-                "texts (one per line), and compare labels, probabilities and latency.")
+                "texts (one per line), and compare labels, probabilities and latency. For "
+                "sentence-pair models put each pair's second text on the same line of the "
+                "second box.")
     models = gr.Dropdown([], multiselect=True, allow_custom_value=True, label="Models",
                          elem_id="compare-models",
                          info=models_from)
-    texts = gr.Textbox(label="Texts, one per line", lines=4, elem_id="compare-texts",
-                       placeholder="Shares rose sharply after the company beat forecasts.")
+    with gr.Row():
+        texts = gr.Textbox(label="Texts, one per line", lines=4, elem_id="compare-texts",
+                           placeholder="Shares rose sharply after the company beat forecasts.")
+        text_pairs = gr.Textbox(label="Second texts of pairs, one per line (optional)", lines=4,
+                                elem_id="compare-text-pairs",
+                                info="sentence-pair models (premise → hypothesis, "
+                                     "question → question): line n pairs with line n",
+                                placeholder="empty: single texts")
     with gr.Row():
         compare_button = gr.Button("Compare", variant="primary", elem_id="compare-button")
         examples_button = gr.Button(f"+ {EXAMPLES_PER_CLICK} validation examples")
@@ -212,10 +240,11 @@ def build_compare_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
         return (rows, *show_found(rows, how))
 
     @errors
-    def run_compare(text: str, refs: list[str] | None, length: float | None,
+    def run_compare(text: str, pairs: str, refs: list[str] | None, length: float | None,
                     request: gr.Request) -> pd.DataFrame:
-        texts, refs, length = actions.check_compare(_split_texts(text), refs or [],
-                                                    int(length or 0), ctx.caller(request))
+        firsts, seconds = texts_and_pairs(text, pairs)
+        texts, refs, length = actions.check_compare(firsts, refs or [], int(length or 0),
+                                                    ctx.caller(request), seconds)
         return gpu.compare_models(texts, refs, runs_dir, length)
 
     @errors
@@ -242,12 +271,15 @@ def build_compare_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
             note += f" Models of run `{ModelRef.parse(refs[0]).run_id}`."
         shown = side_by_side(table)
         # Fixed widths: left to its content, the text column pushed the models off screen.
-        models = len(shown.columns) - 3
-        widths = ["48px", f"{max(25, 60 - 10 * models)}%", "64px"] + ["auto"] * models
+        models = len(refs)
+        text_width = f"{max(25, 60 - 10 * models) // (len(shown.columns) - models - 2)}%"
+        widths = (["48px"] + [text_width] * (len(shown.columns) - models - 2) + ["64px"]
+                  + ["auto"] * models)
         return note, gr.Dataframe(shown, column_widths=widths), probabilities_table(table)
 
     @errors
-    def add_examples(text: str, refs: list[str] | None, request: gr.Request) -> str:
+    def add_examples(text: str, pairs: str, refs: list[str] | None, request: gr.Request
+                     ) -> tuple[str, str]:
         run_refs = [r for r in refs or [] if ModelRef.is_run_ref(r)]
         if not run_refs:
             raise gr.Error("pick a run model first: its run's validation examples are used")
@@ -255,8 +287,14 @@ def build_compare_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
         table = run.predictions()
         if table.empty:
             raise gr.Error(f"run {run.id} has no validation predictions yet")
-        picked = random.sample(table["text"].tolist(), min(EXAMPLES_PER_CLICK, len(table)))
-        return "\n".join(_split_texts(text) + [t.replace("\n", " ") for t in picked])
+        picked = table.sample(min(EXAMPLES_PER_CLICK, len(table)),
+                              random_state=random.randrange(2**31))
+        lines = [_one_line(t) for t in picked["text"]]
+        if PAIR_COLUMN not in table.columns:
+            return "\n".join(_split_texts(text) + lines), pairs
+        seconds = [_one_line(t) for t in picked[PAIR_COLUMN]]
+        return ("\n".join(_split_texts(text) + lines),
+                "\n".join(_split_texts(pairs) + seconds))
 
     @errors
     def find(a: str | None, b: str | None, how: str, true: str | None, predicted: str | None,
@@ -274,19 +312,22 @@ def build_compare_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
         return gr.Dropdown(choices=labels, value=""), gr.Dropdown(choices=labels, value="")
 
     def pick_row(a: str | None, b: str | None, rows: pd.DataFrame | None,
-                 evt: gr.SelectData) -> tuple[str, list[str]]:
+                 evt: gr.SelectData) -> tuple[str, str, list[str]]:
         # The table shows previews; the whole text comes from the found rows, by the example's
         # number (the "#" column, whichever cell was clicked).
         row = evt.row_value or []
         text = str(row[BROWSER_TEXT]) if len(row) == len(BROWSER) else ""
+        second = ""
         if rows is not None and len(row) > BROWSER_INDEX:
-            match = rows.loc[rows["index"].astype(str) == str(row[BROWSER_INDEX]), "text"]
-            text = str(match.iloc[0]) if len(match) else text
+            match = rows.loc[rows["index"].astype(str) == str(row[BROWSER_INDEX])]
+            text = str(match["text"].iloc[0]) if len(match) else text
+            if len(match) and PAIR_COLUMN in match.columns:
+                second = str(match[PAIR_COLUMN].iloc[0])
         models = loadable([a or "", b or ""])
         if len(models) < len([m for m in (a, b) if m]):
             gr.Info("An int8 student is saved as quantised weights that the comparison cannot "
                     "load: its prediction is the one in the row.")
-        return _one_line(text), models
+        return _one_line(text), _one_line(second), models
 
     private = {"api_visibility": "private"}
     compared, found = gr.State(), gr.State()
@@ -298,15 +339,18 @@ def build_compare_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
                                 [found, browser_summary, browser], **private)
     # Computations write a hidden State and raise gr.Error on bad input; the visible panels
     # update on success only, so an error shows one message and leaves them as they were.
-    compare_button.click(run_compare, [texts, models, max_length], compared, **private).success(
+    compare_button.click(run_compare, [texts, text_pairs, models, max_length], compared,
+                         **private).success(
         show_compare, compared, [summary, result, probabilities], **private)
-    examples_button.click(add_examples, [texts, models], texts, **private)
+    examples_button.click(add_examples, [texts, text_pairs, models], [texts, text_pairs],
+                          **private)
     score_button.click(run_score, [models, score_data, score_validation, score_limit,
                                    max_length, score_timed], [score_summary, scores], **private)
     model_a.input(labels_of, model_a, [true_label, predicted_label], **private)
     gr.on([find_button.click, mode.input, true_label.input, predicted_label.input], find,
           browse_inputs, found, **private).success(
         show_found, [found, mode], [browser_summary, browser], **private)
-    browser.select(pick_row, [model_a, model_b, found], [texts, models], **private).then(
-        run_compare, [texts, models, max_length], compared, **private).success(
+    browser.select(pick_row, [model_a, model_b, found], [texts, text_pairs, models],
+                   **private).then(
+        run_compare, [texts, text_pairs, models, max_length], compared, **private).success(
         show_compare, compared, [summary, result, probabilities], **private)

@@ -116,7 +116,15 @@ def build_distil_tab(ready: Any, ctx: AppContext) -> None:
                                        scale=0, min_width=280, elem_id="use-examples")
         with gr.Row():
             text_column = gr.Textbox(label="Text column", placeholder="auto: text, sentence…")
+            text_pair_column = gr.Textbox(
+                label="Second text column (pairs)", elem_id="text-pair-column",
+                placeholder="auto: sentence2, hypothesis…",
+                info="sentence pairs; found by itself for sentence1/sentence2, "
+                     "premise/hypothesis, question1/question2…")
             label_column = gr.Textbox(label="Label column", placeholder="auto: label, class…")
+            task = gr.Dropdown(["auto", "classification", "regression"], value="auto",
+                               label="Task", elem_id="task",
+                               info="regression: a numeric target (e.g. a 0-5 score)")
             max_train = gr.Number(0, label="Max training examples", precision=0,
                                   info="0: all (else a stratified subset)", elem_id="max-train")
             max_eval = gr.Number(0, label="Max validation examples", precision=0,
@@ -313,7 +321,8 @@ def build_distil_tab(ready: Any, ctx: AppContext) -> None:
     # gets their values as one dict, so no list of inputs is matched by position.
     form_widgets = {
         "teacher": teacher, "dataset": dataset, "validation": validation,
-        "text_column": text_column, "label_column": label_column,
+        "text_column": text_column, "text_pair_column": text_pair_column,
+        "label_column": label_column, "task": task,
         "max_train_examples": max_train, "max_eval_examples": max_eval,
         "student_size": student_size, "student_layers": layers, "recipe": recipe,
         "temperature": temperature, "alpha_kd": alpha_kd, "alpha_ce": alpha_ce,
