@@ -78,7 +78,8 @@ def build_spec(form: dict[str, Any], runs_dir: Path) -> JobSpec:
 
     Args:
         form: widget values by name: ``teacher, dataset, validation, text_column,
-            text_pair_column, label_column, max_train_examples, max_eval_examples, student_size,
+            text_pair_column, label_column, max_train_examples, max_eval_examples, augment,
+            student_size,
             student_layers, recipe, temperature, alpha_kd, alpha_ce, alpha_cos, preset,
             epochs, teacher_epochs, learning_rate, teacher_learning_rate, batch_size,
             max_length, baseline, seed, device, name``.
@@ -101,6 +102,8 @@ def build_spec(form: dict[str, Any], runs_dir: Path) -> JobSpec:
     for key in ("max_train_examples", "max_eval_examples"):
         if form.get(key):
             dataset[key] = int(form[key])
+    if form.get("augment"):
+        dataset["augment"] = int(form["augment"])
     if form.get("task") and form["task"] != "auto":
         dataset["task"] = form["task"]
     recipe = {"name": form.get("recipe") or "distilbert"}

@@ -104,11 +104,28 @@ def status_markdown(run_id: str, status: dict[str, Any]) -> str:
     return "  \n".join(lines)
 
 
-def form_values(spec: dict[str, Any]) -> dict[str, Any]:
-    """The Distil form's values (``forms.build_spec``'s names) that make ``spec`` again."""
+def _size_of(layers: list[int] | None, teacher_depth: int | None) -> str:
+    """The Distil form's size preset that picks ``layers``, else ``custom layers``."""
+    if not layers:
+        return next(iter(forms.STUDENT_SIZES))
+    if teacher_depth:
+        from core.students import layers_for_size
+
+        for name, size in forms.STUDENT_SIZES.items():
+            if size is not None and layers_for_size(size, teacher_depth) == list(layers):
+                return name
+    return "custom layers"
+
+
+def form_values(spec: dict[str, Any], teacher_depth: int | None = None) -> dict[str, Any]:
+    """The Distil form's values (``forms.build_spec``'s names) that make ``spec`` again.
+
+    ``teacher_depth`` (the teacher's layer count) lets layers that a size preset would pick
+    show as that preset rather than as custom layers (a run records the layers it used)."""
     data, student = spec.get("dataset") or {}, spec.get("student") or {}
     recipe, train = spec.get("recipe") or {}, spec.get("train") or {}
     layers = student.get("layers")
+    size = _size_of(layers, teacher_depth)
     return {
         "teacher": spec.get("teacher", ""), "dataset": data.get("name", ""),
         "validation": data.get("validation") or "", "text_column": data.get("text_column") or "",
@@ -117,8 +134,10 @@ def form_values(spec: dict[str, Any]) -> dict[str, Any]:
         "label_column": data.get("label_column") or "",
         "max_train_examples": data.get("max_train_examples") or 0,
         "max_eval_examples": data.get("max_eval_examples") or 0,
-        "student_size": "custom layers" if layers else next(iter(forms.STUDENT_SIZES)),
-        "student_layers": ",".join(str(i) for i in layers) if layers else "",
+        "augment": data.get("augment") or 0,
+        "student_size": size,
+        "student_layers": ",".join(str(i) for i in layers) if layers and size ==
+        "custom layers" else "",
         "recipe": recipe.get("name", "distilbert"), "temperature": recipe.get("temperature"),
         "alpha_kd": recipe.get("alpha_kd"), "alpha_ce": recipe.get("alpha_ce"),
         "alpha_cos": recipe.get("alpha_cos"), "preset": train.get("preset", "quick"),

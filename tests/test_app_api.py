@@ -157,6 +157,8 @@ def test_form_builds_the_spec_its_widgets_show(tmp_path: Path, tiny_bert_dir: st
                                                                                  0.7)
     assert (spec.train.epochs, spec.train.max_length, spec.train.batch_size) == (1, 32, 16)
     assert (spec.dataset.max_train_examples, spec.baseline, spec.seed) == (100, False, 7)
+    assert spec.dataset.augment == 0
+    assert build_spec(form(augment=4), tmp_path).dataset.augment == 4
     # A quarter of the tiny teacher's 4 layers is one layer; custom layers pass through.
     quarter = build_spec(form(teacher=tiny_bert_dir, student_size="a quarter of the layers"),
                          tmp_path)

@@ -42,6 +42,21 @@ def test_form_values_relaunch_the_same_spec() -> None:
         (3, 8, 7, "again")
 
 
+def test_recorded_layers_a_preset_picks_show_as_that_preset() -> None:
+    # A run records the layers it used ([0, 2, 4] for half of 6): edit-and-relaunch shows
+    # the preset again, and other layers as custom.
+    spec = JobSpec.from_dict({"student": {"layers": [0, 2, 4]},
+                              "dataset": {"name": "bbc_news", "augment": 3}}).to_dict()
+    values = form_values(spec, teacher_depth=6)
+    assert values["student_size"] == "half the layers (DistilBERT)"
+    assert values["student_layers"] == "" and values["augment"] == 3
+    assert form_values({**spec, "student": {"layers": [0, 5]}}, 6)["student_size"] == \
+        "a third of the layers"
+    assert form_values({**spec, "student": {"layers": [1, 3]}}, 6)["student_size"] == \
+        "custom layers"
+    assert form_values(spec)["student_size"] == "custom layers"  # depth unknown
+
+
 def test_the_results_card_shows_gain_speedup_and_warnings() -> None:
     metrics = {"label_names": ["a", "b"], "validation_size": 40, "models": {
         "teacher": {"accuracy": 0.9, "macro_f1": 0.9, "latency_ms_p50": 20.0,

@@ -129,6 +129,10 @@ def build_distil_tab(ready: Any, ctx: AppContext) -> None:
                                   info="0: all (else a stratified subset)", elem_id="max-train")
             max_eval = gr.Number(0, label="Max validation examples", precision=0,
                                  info="0: all", elem_id="max-eval")
+            augment = gr.Number(0, label="Augment: variants per training text", precision=0,
+                                minimum=0, maximum=32, elem_id="augment",
+                                info="0: none. N masked / cut / shuffled variants of each "
+                                     "training text, labelled by the teacher (transfer set)")
         with gr.Row():
             with gr.Column(min_width=220):
                 recipe = gr.Dropdown(list(RECIPES), value="distilbert", label="Recipe",
@@ -267,11 +271,22 @@ def build_distil_tab(ready: Any, ctx: AppContext) -> None:
         gr.Info(f"{run_id} queued to resume from its checkpoint")
         return run_id
 
+    def _teacher_depth(teacher: str) -> int | None:
+        """The teacher's layer count when its config is readable here (else None: the
+        form shows the run's layers as custom)."""
+        from core.preflight import teacher_depth
+
+        try:
+            return teacher_depth(teacher, runs_dir)
+        except Exception:  # a Hub teacher offline, a deleted run: custom layers it is
+            return None
+
     @errors
     def edit(run_id: str | None, request: gr.Request) -> dict[Any, Any]:
         if not run_id:
             raise gr.Error("pick a run to edit")
-        values = form_values(actions.spec(run_id, ctx.caller(request)))
+        spec = actions.spec(run_id, ctx.caller(request))
+        values = form_values(spec, _teacher_depth(spec.get("teacher") or BUNDLED_TEACHER))
         updates: dict[Any, Any] = {form_widgets[name]: value for name, value in values.items()
                                    if value is not None}
         updates[setup] = gr.Accordion(open=True)
@@ -323,7 +338,7 @@ def build_distil_tab(ready: Any, ctx: AppContext) -> None:
         "teacher": teacher, "dataset": dataset, "validation": validation,
         "text_column": text_column, "text_pair_column": text_pair_column,
         "label_column": label_column, "task": task,
-        "max_train_examples": max_train, "max_eval_examples": max_eval,
+        "max_train_examples": max_train, "max_eval_examples": max_eval, "augment": augment,
         "student_size": student_size, "student_layers": layers, "recipe": recipe,
         "temperature": temperature, "alpha_kd": alpha_kd, "alpha_ce": alpha_ce,
         "alpha_cos": alpha_cos, "preset": preset, "epochs": epochs,
