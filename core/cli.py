@@ -320,9 +320,13 @@ class _ProgressBars:
                                       loss=f"{event['loss']:.3f}", refresh=False)
             self._bar.update(event["step"] - self._bar.n)
         elif kind == "epoch":
+            scores = (f"val Spearman {event['val_spearman']:.4f}, Pearson "
+                      f"{event['val_pearson']:.4f}, MSE {event['val_mse']:.4f}"
+                      if "val_spearman" in event else
+                      f"val accuracy {event['val_accuracy']:.4f}, macro-F1 "
+                      f"{event['val_macro_f1']:.4f}")
             self._write(f"  {event['stage']} epoch {event['epoch']}/{event['epochs']}: "
-                        f"train loss {event['train_loss']:.4f}, val accuracy "
-                        f"{event['val_accuracy']:.4f}, macro-F1 {event['val_macro_f1']:.4f}")
+                        f"train loss {event['train_loss']:.4f}, {scores}")
         elif kind in ("stage", "log", "resumed"):
             if kind == "stage":
                 self.close()
@@ -346,9 +350,12 @@ def format_results_table(metrics: dict[str, Any]) -> str:
     import pandas as pd
 
     models = metrics.get("models", {})
+    regression = metrics.get("task") == "regression"
+    # The task's main metric and its companion: accuracy and macro-F1, or Spearman and MSE.
+    main, other = ("spearman", "mse") if regression else ("accuracy", "macro_f1")
     rows = []
     for role, m in models.items():
-        rows.append({"model": role, "accuracy": m.get("accuracy"), "macro_f1": m.get("macro_f1"),
+        rows.append({"model": role, main: m.get(main), other: m.get(other),
                      "params_M": m.get("params", 0) / 1e6, "size_MB": m.get("size_mb"),
                      "latency_ms_p50": m.get("latency_ms_p50"),
                      "latency_ms_p95": m.get("latency_ms_p95"),
@@ -365,11 +372,12 @@ def format_results_table(metrics: dict[str, Any]) -> str:
         throughput_ratio = student["throughput_per_s"] / teacher["throughput_per_s"]
         lines.append(f"student vs teacher: {faster}, "
                      f"{throughput_ratio:.2f}x throughput, "
-                     f"{100 * student['accuracy'] / teacher['accuracy']:.1f}% of its accuracy, "
+                     f"{100 * student[main] / teacher[main]:.1f}% of its {main}, "
                      f"{teacher['params'] / student['params']:.2f}x fewer parameters")
     if student and models.get("baseline"):
-        delta = 100 * (student["accuracy"] - models["baseline"]["accuracy"])
-        lines.append(f"distillation vs baseline: {delta:+.2f} accuracy points")
+        delta = 100 * (student[main] - models["baseline"][main])
+        lines.append(f"distillation vs baseline: {delta:+.2f} {main} points (x100)"
+                     if regression else f"distillation vs baseline: {delta:+.2f} accuracy points")
     if teacher:
         lines.append(f"timed on {teacher.get('device')} in {teacher.get('precision')}; latency "
                      f"end to end at batch 1, throughput end to end at batch "
