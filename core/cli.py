@@ -13,6 +13,7 @@
     distillab share RUN_ID [--off]                          show a run to every visitor (public)
     distillab export RUN_ID [--out DIR | --zip | --push REPO]  a model with its model card
     distillab bench [--quick] [--json PATH]                 speed against the usual HF paths
+    distillab report [--tasks sst2,mrpc,stsb] [--seeds 1,2,3]  the paper's table, small scale
 """
 
 from __future__ import annotations
@@ -159,6 +160,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+
+    p = sub.add_parser("report", help="the DistilBERT paper's table at small scale: teacher, "
+                       "3-layer student and baseline on SST-2, MRPC and STS-B, over seeds")
+    p.add_argument("--tasks", default="sst2,mrpc,stsb", help="comma-separated: sst2,mrpc,stsb")
+    p.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (at most 10)")
+    p.add_argument("--data-root", default="../shared/data",
+                   help="the folder holding sst2/ and glue/{mrpc,stsb}/")
+    p.add_argument("--teacher", default=BUNDLED_TEACHER)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--teacher-epochs", type=int, default=3)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--max-train-examples", type=int)
+    p.add_argument("--max-eval-examples", type=int)
+    p.add_argument("--out", default="docs/GLUE_SMALL.md", help="the Markdown table's file")
+    p.add_argument("--png", default="docs/glue_small.png", help="the trade-off plot's file")
 
     p = sub.add_parser("disagreements", help="validation examples where two models disagree")
     p.add_argument("model_a")
@@ -628,7 +644,60 @@ def cmd_export(args: argparse.Namespace) -> int:
     return export(args)
 
 
-COMMANDS = {"run": cmd_run, "runs": cmd_runs, "eval": cmd_eval, "predict": cmd_predict,
+def cmd_report(args: argparse.Namespace) -> int:
+    import platform
+
+    from core.devices import describe_device, resolve_device
+    from core.report import (
+        default_tasks,
+        markdown_table,
+        report_specs,
+        run_report,
+        summarise,
+        write_plot,
+    )
+
+    known = default_tasks(args.data_root)
+    keys = [k.strip() for k in args.tasks.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise SpecError(f"report: unknown task(s) {unknown}; known: {', '.join(known)}")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError as error:
+        raise SpecError(f"report: --seeds takes integers such as 1,2,3, got {args.seeds!r}"
+                        ) from error
+    tasks = [known[k] for k in keys]
+    train = {"epochs": args.epochs, "teacher_epochs": args.teacher_epochs,
+             "max_length": args.max_length}
+    jobs = report_specs(tasks, seeds, teacher=args.teacher, train=train,
+                        max_train_examples=args.max_train_examples,
+                        max_eval_examples=args.max_eval_examples)
+    from core.runs import runs_root
+
+    progress = _ProgressBars()
+    try:
+        results = run_report(jobs, runs_root(args.runs_dir), on_event=progress)
+    finally:
+        progress.close()
+    rows = summarise(tasks, seeds, results)
+    settings = (f"Teacher {args.teacher} fine-tuned {args.teacher_epochs} epoch(s), students "
+                f"{args.epochs}, max length {args.max_length}, training rows "
+                f"{args.max_train_examples or 'all'}, validation rows "
+                f"{args.max_eval_examples or 'all'}; {describe_device(resolve_device('auto'))}"
+                f", {platform.python_version()}; runs "
+                f"{', '.join(sorted(r['run_id'] for r in results.values()))}.")
+    table = markdown_table(tasks, seeds, rows, settings)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(table)
+    write_plot(rows, args.png)
+    print(table)
+    print(f"written: {args.out}, {args.png}")
+    return 0
+
+
+COMMANDS = {"report": cmd_report, "run": cmd_run, "runs": cmd_runs, "eval": cmd_eval,
+            "predict": cmd_predict,
             "compare": cmd_compare, "disagreements": cmd_disagreements,
             "tradeoffs": cmd_tradeoffs, "cancel": cmd_cancel, "time": cmd_time,
             "delete": cmd_delete, "share": cmd_share, "export": cmd_export,
