@@ -229,3 +229,11 @@ def test_cli_prints_the_regression_table(regression_run):
     table = format_results_table(metrics)
     assert "spearman" in table and "% of its spearman" in table
     assert "spearman points (x100)" in table
+
+
+def test_a_score_column_is_the_target_only_without_a_label_column(tmp_path):
+    path = tmp_path / "both.csv"
+    pd.DataFrame({"text": [f"t {i}" for i in range(10)], "label": ["a", "b"] * 5,
+                  "score": [f"{i / 3:.2f}" for i in range(10)]}).to_csv(path, index=False)
+    assert load_data(DatasetSpec(name=str(path))).label_names == ["a", "b"]
+    assert load_data(DatasetSpec(name=str(path), label_column="score")).task == "regression"
