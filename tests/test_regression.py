@@ -237,3 +237,14 @@ def test_a_score_column_is_the_target_only_without_a_label_column(tmp_path):
                   "score": [f"{i / 3:.2f}" for i in range(10)]}).to_csv(path, index=False)
     assert load_data(DatasetSpec(name=str(path))).label_names == ["a", "b"]
     assert load_data(DatasetSpec(name=str(path), label_column="score")).task == "regression"
+
+
+def test_the_browser_shows_regression_values_without_confidences(regression_run):
+    from app.tabs.compare import browser_rows
+
+    run, _, runs_dir, _ = regression_run
+    rows = disagreements(f"run:{run.id}/teacher", f"run:{run.id}/student", runs_dir,
+                         mode="all")
+    shown = browser_rows(rows)
+    assert (shown["A conf"] == "").all() and (shown["B conf"] == "").all()
+    assert shown["A says"].iloc[0] == f"{rows['a_value'].iloc[0]:.3f}"
