@@ -248,3 +248,13 @@ def test_the_browser_shows_regression_values_without_confidences(regression_run)
     shown = browser_rows(rows)
     assert (shown["A conf"] == "").all() and (shown["B conf"] == "").all()
     assert shown["A says"].iloc[0] == f"{rows['a_value'].iloc[0]:.3f}"
+
+
+def test_the_results_card_shows_the_regression_metrics(regression_run):
+    from app.results import results_card
+
+    _, metrics, _, _ = regression_run
+    card = results_card(metrics)
+    assert "| model | Spearman | MSE | of the teacher |" in card
+    assert f"{metrics['models']['student']['spearman']:.3f}" in card
+    assert "spearman points (x100)" in card
