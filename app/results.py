@@ -74,13 +74,19 @@ def results_card(metrics: dict[str, Any], predictions: pd.DataFrame | None = Non
         return ""
     timed = (timing or {}).get("models") or {}
     teacher = models.get("teacher", {})
-    rows = ["| model | accuracy | macro-F1 | of the teacher | speed-up (batch 1) | size |",
-            "| --- | --- | --- | --- | --- | --- |"]
+    # The task's main metric and its companion: accuracy and macro-F1 (as %), or a
+    # regression's Spearman and MSE (as numbers).
+    regression = metrics.get("task") == "regression"
+    main, other = ("spearman", "mse") if regression else ("accuracy", "macro_f1")
+    shown_as = (lambda v: "–" if v is None else f"{v:.3f}") if regression else _pct
+    rows = [f"| model | {'Spearman' if regression else 'accuracy'} | "
+            f"{'MSE' if regression else 'macro-F1'} | of the teacher | speed-up (batch 1) "
+            "| size |", "| --- | --- | --- | --- | --- | --- |"]
     for role in [r for r in ROLE_NAMES if r in models] + [r for r in models
                                                            if r not in ROLE_NAMES]:
         model = models[role]
-        kept = (model["accuracy"] / teacher["accuracy"] if teacher.get("accuracy") and
-                model.get("accuracy") is not None else None)
+        kept = (model[main] / teacher[main] if teacher.get(main) and
+                model.get(main) is not None else None)
         speedup = (teacher["latency_ms_p50"] / model["latency_ms_p50"]
                    if teacher.get("latency_ms_p50") and model.get("latency_ms_p50") else None)
         shown = f"{speedup:.2f}x" if speedup else "–"
@@ -90,14 +96,17 @@ def results_card(metrics: dict[str, Any], predictions: pd.DataFrame | None = Non
             shown = (f"{timed[role]['speedup_vs_teacher']:.2f}x ± "
                      f"{timed[role]['speedup_spread']:.2f}")
         size = f"{model['size_mb']:.0f} MB" if model.get("size_mb") else "–"
-        rows.append(f"| {ROLE_NAMES.get(role, role)} | {_pct(model.get('accuracy'))} | "
-                    f"{_pct(model.get('macro_f1'))} | {_pct(kept) if role != 'teacher' else '–'}"
+        rows.append(f"| {ROLE_NAMES.get(role, role)} | {shown_as(model.get(main))} | "
+                    f"{shown_as(model.get(other))} | "
+                    f"{_pct(kept) if role != 'teacher' else '–'}"
                     f" | {shown if role != 'teacher' else '–'} | {size} |")
     lines = ["### Results", "\n".join(rows)]
     student, baseline = models.get("student", {}), models.get("baseline", {})
-    if student.get("accuracy") is not None and baseline.get("accuracy") is not None:
-        gain = 100 * (student["accuracy"] - baseline["accuracy"])
-        lines.append(f"**What the teacher bought:** {gain:+.1f} accuracy points over the same "
+    if student.get(main) is not None and baseline.get(main) is not None:
+        gain = 100 * (student[main] - baseline[main])
+        lines.append(f"**What the teacher bought:** {gain:+.1f} {main} points (x100) over "
+                     "the same student trained on the labels alone." if regression else
+                     f"**What the teacher bought:** {gain:+.1f} accuracy points over the same "
                      "student trained on the labels alone.")
     augmentation = metrics.get("augmentation") or {}
     if augmentation.get("added"):

@@ -13,6 +13,7 @@
     distillab share RUN_ID [--off]                          show a run to every visitor (public)
     distillab export RUN_ID [--out DIR | --zip | --push REPO]  a model with its model card
     distillab bench [--quick] [--json PATH]                 speed against the usual HF paths
+    distillab report [--tasks sst2,mrpc,stsb] [--seeds 1,2,3]  the paper's table, small scale
 """
 
 from __future__ import annotations
@@ -168,6 +169,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+
+    p = sub.add_parser("report", help="the DistilBERT paper's table at small scale: teacher, "
+                       "3-layer student and baseline on SST-2, MRPC and STS-B, over seeds")
+    p.add_argument("--tasks", default="sst2,mrpc,stsb", help="comma-separated: sst2,mrpc,stsb")
+    p.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (at most 10)")
+    p.add_argument("--data-root", default="../shared/data",
+                   help="the folder holding sst2/ and glue/{mrpc,stsb}/")
+    p.add_argument("--teacher", default=BUNDLED_TEACHER)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--teacher-epochs", type=int, default=3)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--max-train-examples", type=int)
+    p.add_argument("--max-eval-examples", type=int)
+    p.add_argument("--out", default="docs/GLUE_SMALL.md", help="the Markdown table's file")
+    p.add_argument("--png", default="docs/glue_small.png", help="the trade-off plot's file")
 
     p = sub.add_parser("disagreements", help="validation examples where two models disagree")
     p.add_argument("model_a")
@@ -331,9 +347,13 @@ class _ProgressBars:
                                       loss=f"{event['loss']:.3f}", refresh=False)
             self._bar.update(event["step"] - self._bar.n)
         elif kind == "epoch":
+            scores = (f"val Spearman {event['val_spearman']:.4f}, Pearson "
+                      f"{event['val_pearson']:.4f}, MSE {event['val_mse']:.4f}"
+                      if "val_spearman" in event else
+                      f"val accuracy {event['val_accuracy']:.4f}, macro-F1 "
+                      f"{event['val_macro_f1']:.4f}")
             self._write(f"  {event['stage']} epoch {event['epoch']}/{event['epochs']}: "
-                        f"train loss {event['train_loss']:.4f}, val accuracy "
-                        f"{event['val_accuracy']:.4f}, macro-F1 {event['val_macro_f1']:.4f}")
+                        f"train loss {event['train_loss']:.4f}, {scores}")
         elif kind in ("stage", "log", "resumed"):
             if kind == "stage":
                 self.close()
@@ -357,9 +377,12 @@ def format_results_table(metrics: dict[str, Any]) -> str:
     import pandas as pd
 
     models = metrics.get("models", {})
+    regression = metrics.get("task") == "regression"
+    # The task's main metric and its companion: accuracy and macro-F1, or Spearman and MSE.
+    main, other = ("spearman", "mse") if regression else ("accuracy", "macro_f1")
     rows = []
     for role, m in models.items():
-        rows.append({"model": role, "accuracy": m.get("accuracy"), "macro_f1": m.get("macro_f1"),
+        rows.append({"model": role, main: m.get(main), other: m.get(other),
                      "params_M": m.get("params", 0) / 1e6, "size_MB": m.get("size_mb"),
                      "latency_ms_p50": m.get("latency_ms_p50"),
                      "latency_ms_p95": m.get("latency_ms_p95"),
@@ -376,11 +399,12 @@ def format_results_table(metrics: dict[str, Any]) -> str:
         throughput_ratio = student["throughput_per_s"] / teacher["throughput_per_s"]
         lines.append(f"student vs teacher: {faster}, "
                      f"{throughput_ratio:.2f}x throughput, "
-                     f"{100 * student['accuracy'] / teacher['accuracy']:.1f}% of its accuracy, "
+                     f"{100 * student[main] / teacher[main]:.1f}% of its {main}, "
                      f"{teacher['params'] / student['params']:.2f}x fewer parameters")
     if student and models.get("baseline"):
-        delta = 100 * (student["accuracy"] - models["baseline"]["accuracy"])
-        lines.append(f"distillation vs baseline: {delta:+.2f} accuracy points")
+        delta = 100 * (student[main] - models["baseline"][main])
+        lines.append(f"distillation vs baseline: {delta:+.2f} {main} points (x100)"
+                     if regression else f"distillation vs baseline: {delta:+.2f} accuracy points")
     if teacher:
         lines.append(f"timed on {teacher.get('device')} in {teacher.get('precision')}; latency "
                      f"end to end at batch 1, throughput end to end at batch "
@@ -631,7 +655,60 @@ def cmd_export(args: argparse.Namespace) -> int:
     return export(args)
 
 
-COMMANDS = {"run": cmd_run, "runs": cmd_runs, "eval": cmd_eval, "predict": cmd_predict,
+def cmd_report(args: argparse.Namespace) -> int:
+    import platform
+
+    from core.devices import describe_device, resolve_device
+    from core.report import (
+        default_tasks,
+        markdown_table,
+        report_specs,
+        run_report,
+        summarise,
+        write_plot,
+    )
+
+    known = default_tasks(args.data_root)
+    keys = [k.strip() for k in args.tasks.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise SpecError(f"report: unknown task(s) {unknown}; known: {', '.join(known)}")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError as error:
+        raise SpecError(f"report: --seeds takes integers such as 1,2,3, got {args.seeds!r}"
+                        ) from error
+    tasks = [known[k] for k in keys]
+    train = {"epochs": args.epochs, "teacher_epochs": args.teacher_epochs,
+             "max_length": args.max_length}
+    jobs = report_specs(tasks, seeds, teacher=args.teacher, train=train,
+                        max_train_examples=args.max_train_examples,
+                        max_eval_examples=args.max_eval_examples)
+    from core.runs import runs_root
+
+    progress = _ProgressBars()
+    try:
+        results = run_report(jobs, runs_root(args.runs_dir), on_event=progress)
+    finally:
+        progress.close()
+    rows = summarise(tasks, seeds, results)
+    settings = (f"Teacher {args.teacher} fine-tuned {args.teacher_epochs} epoch(s), students "
+                f"{args.epochs}, max length {args.max_length}, training rows "
+                f"{args.max_train_examples or 'all'}, validation rows "
+                f"{args.max_eval_examples or 'all'}; {describe_device(resolve_device('auto'))}"
+                f", {platform.python_version()}; runs "
+                f"{', '.join(sorted(r['run_id'] for r in results.values()))}.")
+    table = markdown_table(tasks, seeds, rows, settings)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(table)
+    write_plot(rows, args.png)
+    print(table)
+    print(f"written: {args.out}, {args.png}")
+    return 0
+
+
+COMMANDS = {"report": cmd_report, "run": cmd_run, "runs": cmd_runs, "eval": cmd_eval,
+            "predict": cmd_predict,
             "compare": cmd_compare, "disagreements": cmd_disagreements,
             "tradeoffs": cmd_tradeoffs, "cancel": cmd_cancel, "time": cmd_time,
             "delete": cmd_delete, "share": cmd_share, "export": cmd_export,

@@ -268,6 +268,9 @@ def _check_same_shape(train: list[Text], other: list[Text], train_path: Any, oth
 def _load_hub(spec: DatasetSpec, seed: int) -> Loaded:
     import datasets
 
+    from core.hub_layouts import apply_layout
+
+    spec = apply_layout(spec)  # GLUE: columns, validation split (MNLI's matched) and task
     name = spec.name
     try:
         dataset = datasets.load_dataset(name, spec.config)

@@ -137,12 +137,16 @@ def write_model_card(run: Run, role: str, repo_id: str | None = None,
     if base_model:
         lines.append(f"base_model: {base_model}")
     lines += _yaml_list("datasets", [dataset_id] if dataset_id else [])
-    lines += _yaml_list("metrics", ["accuracy", "f1"])
+    regression = len(labels) == 1
+    lines += _yaml_list("metrics", ["spearmanr", "pearsonr", "mse"] if regression
+                        else ["accuracy", "f1"])
     lines += _yaml_list("tags", ["distillab", "knowledge-distillation", "text-classification"])
     lines += ["---", "", f"# {name}", "",
               f"This is {_ROLE_TEXT.get(role, role)}, made with DistilLab (DistilBERT-style "
-              f"knowledge distillation of text classifiers) in run `{run.id}`. It classifies "
-              f"a text into one of {len(labels)} labels: {', '.join(map(_code, labels))}.", ""]
+              f"knowledge distillation of text classifiers) in run `{run.id}`. " + (
+                  f"It predicts a number, `{labels[0]}` (a regression: one output)."
+                  if regression else f"It classifies a text into one of {len(labels)} "
+                  f"labels: {', '.join(map(_code, labels))}."), ""]
 
     lines += ["## Model description", "", "| | |", "| --- | --- |",
               f"| teacher | `{spec.teacher}`" + (f" ({base_model})" if base_model else "") + " |",
@@ -162,6 +166,18 @@ def write_model_card(run: Run, role: str, repo_id: str | None = None,
     lines += ["## Evaluation results", ""]
     if not models:
         lines += ["The run has not been scored yet.", ""]
+    elif regression:
+        lines += ["Every model of the run, scored on the same validation set (Spearman is "
+                  "the main metric):", "",
+                  "| model | Spearman | Pearson | MSE | parameters | size (MB) | correlation "
+                  "with teacher |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        for other, m in models.items():
+            label = f"**{other}** (this model)" if other == role else other
+            lines.append(f"| {label} | {_num(m.get('spearman'), 4)} | "
+                         f"{_num(m.get('pearson'), 4)} | {_num(m.get('mse'), 4)} | "
+                         f"{_num(m.get('params'), 0)} | {_num(m.get('size_mb'))} | "
+                         f"{_num(m.get('correlation_with_teacher'), 4)} |")
+        lines += [""] + _speed_section(models, role)
     else:
         lines += ["Every model of the run, scored on the same validation set:", "",
                   "| model | accuracy | macro-F1 | parameters | size (MB) | agreement with "

@@ -286,6 +286,10 @@ def load_classifier(ref: str, label_names: list[str] | None = None,
     if label_names is not None:
         model.config.id2label = dict(enumerate(label_names))
         model.config.label2id = {name: i for i, name in enumerate(label_names)}
+    if model.config.num_labels == 1:
+        # One output is a regression (core.tasks): saved so that transformers' pipeline
+        # returns the value as it is rather than through a sigmoid.
+        model.config.problem_type = "regression"
     tokenizer = load_tokenizer(path if folder.is_dir() else ref, runs_dir)
     logger.info("loaded %s (%s, %d labels, head %s)", ref, type(model).__name__,
                 model.config.num_labels, "kept" if has_head else "new")

@@ -23,7 +23,10 @@ from core.texts import Text, join_pairs
 
 TABLE_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".parquet")
 TEXT_COLUMNS = ("text", "sentence", "sentence1", "content", "review", "document")
-LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "sentiment", "score")
+LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "sentiment")
+# Regression targets (STS-B's "score"): looked for only when no label column is found, so a
+# table with both a label and a score column keeps reading its labels.
+SCORE_COLUMNS = ("score", "similarity", "rating")
 # Conventional sentence-pair columns (GLUE and SNLI-style files): found without flags.
 PAIR_COLUMNS = (("sentence1", "sentence2"), ("premise", "hypothesis"), ("question", "sentence"),
                 ("question1", "question2"), ("text", "text_pair"))
@@ -237,7 +240,9 @@ def labelled_columns(frame: pd.DataFrame, path: Path, spec: DatasetSpec
                      ) -> tuple[pd.DataFrame, tuple[str, str | None], str]:
     """The frame, its text column(s) and its label column, as the spec names or guesses."""
     columns = pick_text_columns(frame, path, spec.text_column, spec.text_pair_column)
-    label_col = pick_column(frame, path, spec.label_column, LABEL_COLUMNS, "label")
+    names = {str(c).lower() for c in frame.columns}
+    candidates = LABEL_COLUMNS if names & set(LABEL_COLUMNS) else LABEL_COLUMNS + SCORE_COLUMNS
+    label_col = pick_column(frame, path, spec.label_column, candidates, "label")
     if label_col in columns:
         raise DataError(f"{path}: text and label columns are both '{label_col}'")
     return frame, columns, label_col

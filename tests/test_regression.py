@@ -197,7 +197,64 @@ def test_compare_gives_values_for_a_regression(regression_run):
     run, _, runs_dir, _ = regression_run
     table = compare([("the film", "great wonderful superb"), ("the film", "the plot")],
                     [f"run:{run.id}/teacher", f"run:{run.id}/student"], runs_dir)
-    values = table["label"].astype(float)
     assert table["confidence"].isna().all()
+    values = table["probabilities"].map(lambda p: p["score"])  # the value, unrounded
+    assert np.allclose(table["label"].astype(float), values, atol=5e-4)
     teacher = values[table["model"].str.endswith("/teacher")].to_numpy()
     assert teacher[0] > teacher[1]  # three praise words score above none
+
+
+def test_the_model_card_and_the_pipeline_read_a_regression(regression_run):
+    from transformers import pipeline
+
+    from core.export import write_model_card
+
+    run, _, _, _ = regression_run
+    card = write_model_card(run, "student")
+    assert "It predicts a number, `score`" in card and "| model | Spearman | Pearson |" in card
+    assert "- spearmanr" in card
+    # problem_type "regression" is saved: the pipeline returns the value, not a sigmoid.
+    classifier = pipeline("text-classification", model=str(run.model_dir("student")))
+    first = run.predictions().iloc[0]
+    got = classifier({"text": first["text"], "text_pair": first["text_pair"]})
+    got = got[0] if isinstance(got, list) else got
+    assert got["label"] == "score"
+    assert got["score"] == pytest.approx(first["student_pred"], abs=1e-3)
+
+
+def test_cli_prints_the_regression_table(regression_run):
+    from core.cli import format_results_table
+
+    _, metrics, _, _ = regression_run
+    table = format_results_table(metrics)
+    assert "spearman" in table and "% of its spearman" in table
+    assert "spearman points (x100)" in table
+
+
+def test_a_score_column_is_the_target_only_without_a_label_column(tmp_path):
+    path = tmp_path / "both.csv"
+    pd.DataFrame({"text": [f"t {i}" for i in range(10)], "label": ["a", "b"] * 5,
+                  "score": [f"{i / 3:.2f}" for i in range(10)]}).to_csv(path, index=False)
+    assert load_data(DatasetSpec(name=str(path))).label_names == ["a", "b"]
+    assert load_data(DatasetSpec(name=str(path), label_column="score")).task == "regression"
+
+
+def test_the_browser_shows_regression_values_without_confidences(regression_run):
+    from app.tabs.compare import browser_rows
+
+    run, _, runs_dir, _ = regression_run
+    rows = disagreements(f"run:{run.id}/teacher", f"run:{run.id}/student", runs_dir,
+                         mode="all")
+    shown = browser_rows(rows)
+    assert (shown["A conf"] == "").all() and (shown["B conf"] == "").all()
+    assert shown["A says"].iloc[0] == f"{rows['a_value'].iloc[0]:.3f}"
+
+
+def test_the_results_card_shows_the_regression_metrics(regression_run):
+    from app.results import results_card
+
+    _, metrics, _, _ = regression_run
+    card = results_card(metrics)
+    assert "| model | Spearman | MSE | of the teacher |" in card
+    assert f"{metrics['models']['student']['spearman']:.3f}" in card
+    assert "spearman points (x100)" in card

@@ -94,8 +94,9 @@ def browser_rows(rows: pd.DataFrame) -> pd.DataFrame:
     shown["text"] = shown["text"].map(preview)
     if PAIR_COLUMN in shown.columns:  # a pair reads as "first ‖ second" in one cell
         shown["text"] = shown["text"] + " ‖ " + shown[PAIR_COLUMN].map(preview)
-    for column in ("a_confidence", "b_confidence"):
-        shown[column] = shown[column].round(2)
+    for column in ("a_confidence", "b_confidence"):  # a regression has none: blank
+        rounded = shown[column].astype(float).round(2)
+        shown[column] = rounded.astype(object).where(rounded.notna(), "")
     for column in ("a_correct", "b_correct"):
         shown[column] = shown[column].map({True: "✓", False: "✗"})
     return shown[[source for source, _, _ in BROWSER]].set_axis(BROWSER_HEADERS, axis=1)

@@ -26,7 +26,9 @@ BOARD = [("role", "role", None, "136px"), ("accuracy", "accuracy", 4, "92px"),
          ("params_m", "params M", 2, "96px"), ("device", "device", None, "14%"),
          ("run_id", "run", None, "16%")]
 BOARD_PINNED = 2  # role and accuracy stay in view when the table scrolls sideways
-BOARD_NOTE = ("Every scored model across runs, best accuracy first; click a header to sort. "
+BOARD_NOTE = ("Every scored model across runs, best accuracy first (with regression runs "
+              "among them the column is **score**: accuracy, or Spearman for a regression); "
+              "click a header to sort. "
               "**speed-up**: the run's teacher's p50 latency ÷ this model's (± the spread "
               "across rounds once re-timed); **retained**: "
               "accuracy ÷ the teacher's; **p50 ms**: latency at batch 1, end to end (p95 in "
@@ -42,6 +44,12 @@ def leaderboard_table(ctx: AppContext, caller: Caller) -> pd.DataFrame:
     parameters in millions, best accuracy first."""
     board = ctx.actions.leaderboard(caller)
     board["params_m"] = pd.to_numeric(board["params"], errors="coerce") / 1e6
+    # With a regression among the runs the quality column is each task's main metric
+    # (accuracy, or Spearman), headed "score"; otherwise it stays "accuracy".
+    mixed = (board["task"] == "regression").any() if len(board) else False
+    if mixed:
+        board["accuracy"] = board["score"]
+        board["accuracy_retained"] = board["score_retained"]
     board = round_table(board, {source: d for source, _, d, _ in BOARD if d is not None})
     # A re-timed run's speed-up carries its spread across rounds (distillab time).
     spread = pd.to_numeric(board.get("speedup_spread"), errors="coerce")
@@ -50,7 +58,8 @@ def leaderboard_table(ctx: AppContext, caller: Caller) -> pd.DataFrame:
         f"{value:.2f}" for value, extra in zip(board["speedup_vs_teacher"], spread, strict=True)]
     board = board.sort_values("accuracy", ascending=False, kind="stable", na_position="last")
     board = board.reset_index(drop=True)
-    return board[[s for s, *_ in BOARD]].set_axis([h for _, h, *_ in BOARD], axis=1)
+    headers = [("score" if mixed and h == "accuracy" else h) for _, h, *_ in BOARD]
+    return board[[s for s, *_ in BOARD]].set_axis(headers, axis=1)
 
 
 def runs_list_table(ctx: AppContext, caller: Caller) -> pd.DataFrame:

@@ -1,0 +1,85 @@
+"""``distillab report``: the paper's table at small scale, from tiny jobs and by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.report import (
+    ReportTask,
+    default_tasks,
+    markdown_table,
+    report_specs,
+    run_report,
+    summarise,
+    write_plot,
+)
+from core.specs import DatasetSpec, SpecError
+
+
+def fake_results():
+    """Two tasks (a classification, a regression) x two seeds, numbers chosen by hand."""
+    def models(acc_t, acc_s, acc_b, key):
+        return {"teacher": {key: acc_t, "params": 22e6, "latency_ms_p50": 10.0},
+                "student": {key: acc_s, "params": 17e6, "latency_ms_p50": 5.0},
+                "baseline": {key: acc_b, "params": 17e6, "latency_ms_p50": 6.0}}
+    return {("mrpc", 1): {"models": models(0.80, 0.78, 0.70, "accuracy"), "run_id": "a"},
+            ("mrpc", 2): {"models": models(0.82, 0.80, 0.72, "accuracy"), "run_id": "b"},
+            ("stsb", 1): {"models": models(0.84, 0.82, 0.75, "spearman"), "run_id": "c"},
+            ("stsb", 2): {"models": models(0.86, 0.80, 0.77, "spearman"), "run_id": "d"}}
+
+
+def test_the_summary_averages_tasks_and_seeds():
+    tasks = [ReportTask("mrpc", "MRPC", DatasetSpec()), ReportTask("stsb", "STS-B",
+                                                                    DatasetSpec())]
+    rows = {r["role"]: r for r in summarise(tasks, [1, 2], fake_results())}
+    assert rows["teacher"]["mrpc"] == pytest.approx((81.0, 1.4142135), rel=1e-6)
+    # Macro per seed: teacher (80+84)/2 = 82 and (82+86)/2 = 84 -> 83 ± 1.414.
+    assert rows["teacher"]["macro"] == pytest.approx((83.0, 1.4142135), rel=1e-6)
+    # Student kept 80/82 and 80/84 of the teacher's macro score.
+    kept = [100 * 80 / 82, 100 * 80 / 84]
+    assert rows["student"]["kept"][0] == pytest.approx(sum(kept) / 2)
+    assert rows["student"]["params"] == 17e6
+    table = markdown_table(tasks, [1, 2], list(rows.values()), "CPU, tiny.")
+    assert "| teacher (MiniLM, 6 layers) | 83.0 ± 1.4 | 81.0 ± 1.4 | 85.0 ± 1.4 |" in table
+    assert "STS-B (Spearman)" in table and "Distillation vs baseline: +6.5 macro points" in table
+
+
+def test_bad_report_settings_are_refused():
+    tasks = list(default_tasks("/nowhere").values())
+    with pytest.raises(SpecError, match="1 to 10 seeds"):
+        report_specs(tasks, list(range(11)))
+    with pytest.raises(SpecError, match="at least one task"):
+        report_specs([], [1])
+    jobs = report_specs(tasks, [1, 2], max_train_examples=100)
+    assert [spec.name for _, _, spec in jobs][:2] == ["report-sst2-s1", "report-sst2-s2"]
+    assert jobs[0][2].dataset.max_train_examples == 100
+    assert jobs[-1][2].dataset.name == "/nowhere/glue/stsb/train.tsv"
+
+
+def test_a_tiny_report_runs_end_to_end_and_reuses_finished_runs(tiny_bert_dir, tmp_path,
+                                                                one_torch_thread):
+    from tests.test_pairs_pipeline import write_pair_csv
+    from tests.test_regression import write_score_tsv
+
+    pairs = ReportTask("pairs", "Pairs", DatasetSpec(
+        name=write_pair_csv(tmp_path / "p_train.csv", 64, 0),
+        validation=write_pair_csv(tmp_path / "p_dev.csv", 16, 1)))
+    scores = ReportTask("stsb", "Scores", DatasetSpec(
+        name=write_score_tsv(tmp_path / "s_train.tsv", 64, 0),
+        validation=write_score_tsv(tmp_path / "s_dev.tsv", 16, 1)))
+    scores = ReportTask("scores", "Scores", scores.dataset)  # named by its data, not its key
+    jobs = report_specs([pairs, scores], [1, 2], teacher=tiny_bert_dir,
+                        train={"epochs": 1, "teacher_epochs": 1, "batch_size": 16,
+                               "max_length": 24}, student_layers=(0, 2))
+    runs_dir = tmp_path / "runs"
+    results = run_report(jobs, runs_dir)
+    assert len({r["run_id"] for r in results.values()}) == 4
+    assert "spearman" in results[("scores", 1)]["models"]["student"]
+    again = run_report(jobs, runs_dir)  # finished runs of the same spec are reused
+    assert {k: v["run_id"] for k, v in again.items()} == {
+        k: v["run_id"] for k, v in results.items()}
+    rows = summarise([pairs, scores], [1, 2], results)
+    table = markdown_table([pairs, scores], [1, 2], rows, "tiny.")
+    assert table.count("±") >= 15 and "Scores (Spearman)" in table and "Pairs (acc.)" in table
+    png = write_plot(rows, tmp_path / "plot.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
