@@ -69,15 +69,17 @@ def score_run(run: Run, data: Any, max_length: int, device: Any,
     from core.evaluation import agreement, predictions_table
     from core.models import load_classifier
     from core.saving import size_on_disk_mb
-    from core.timing import ROUNDS
+    from core.timing import LEVELS, timing_level
 
     emit = emit or (lambda event: None)
+    level = timing_level(run.spec.get("timing"))
+    rounds = LEVELS[level][0] if level != "off" else 0
     models: dict[str, dict[str, Any]] = {}
     probabilities: dict[str, np.ndarray] = {}
     loaded: dict[str, tuple[Any, Any]] = {}
     roles = run.models()
     # One step per model scored, then one per round of timing them all side by side.
-    total = len(roles) + int("student" in roles and _wants_int8(device)) + ROUNDS
+    total = len(roles) + int("student" in roles and _wants_int8(device)) + rounds
     started = time.monotonic()
 
     def progress(done: int, what: str) -> None:
@@ -112,10 +114,15 @@ def score_run(run: Run, data: Any, max_length: int, device: Any,
                   "spearman": metrics.get("spearman")})
     # Timed last, all together and interleaved in rounds (core.timing): a speed-up is taken
     # per round, so a busy moment slows both sides of it rather than one model.
-    emit({"type": "log", "message": f"timing {', '.join(loaded)} in {ROUNDS} rounds"})
     done = len(models)
-    timing = _time_scored_models(run, loaded, data, max_length, device, emit,
-                                 lambda r: progress(done + r, f"timing, round {r + 1}"))
+    if level == "off":
+        emit({"type": "log", "message": "timing is off for this job (spec timing: off)"})
+        timing = {"models": {}}
+    else:
+        emit({"type": "log", "message": f"timing {', '.join(loaded)} in {rounds} "
+              f"round{'s' if rounds > 1 else ''} ({level})"})
+        timing = _time_scored_models(run, loaded, data, max_length, device, emit, level,
+                                     lambda r: progress(done + r, f"timing, round {r + 1}"))
     for role, figures in timing["models"].items():
         if role == INT8_ROLE:  # timed in fp32 activations; its weights' precision is its name
             figures = {k: v for k, v in figures.items() if k != "precision"}
@@ -177,13 +184,13 @@ def _augmentation(run: Run) -> dict[str, Any] | None:
 
 def _time_scored_models(run: Run, loaded: dict[str, tuple[Any, Any]], data: Any,
                         max_length: int, device: Any, emit: Callable[[dict[str, Any]], None],
-                        on_round: Callable[[int], None]) -> dict[str, Any]:
+                        level: str, on_round: Callable[[int], None]) -> dict[str, Any]:
     """Time the scored models side by side (``core.timing``): in a fresh worker process
     that loads them from the run folder, or here where ``DISTILLAB_TIMING_PROCESS=same``
     or the worker fails (the run then says so)."""
     import torch
 
-    from core.timing import ROUNDS, time_in_fresh_process, time_models, timing_process
+    from core.timing import LEVELS, time_in_fresh_process, time_models, timing_process
 
     texts = list(data.validation_texts)
     where = "the job's process"
@@ -193,15 +200,17 @@ def _time_scored_models(run: Run, loaded: dict[str, tuple[Any, Any]], data: Any,
         try:
             return time_in_fresh_process(run, texts, max_length=max_length, device=device,
                                          int8=INT8_ROLE in loaded,
-                                         label_names=list(data.label_names), rounds=ROUNDS,
+                                         label_names=list(data.label_names), level=level,
                                          on_round=on_round)
         except (RuntimeError, OSError) as error:
             log.warning("timing in a fresh process failed, timing here: %s", error)
             emit({"type": "log", "message": f"the timing worker failed ({error}); "
                                             "timing in the job's process"})
             where = "the job's process (the fresh worker failed)"
-    timing = time_models(loaded, texts, max_length=max_length, device=device, rounds=ROUNDS,
-                         on_round=on_round)
+    rounds, speed_texts, latency_samples = LEVELS[level]
+    timing = time_models(loaded, texts, max_length=max_length, device=device, rounds=rounds,
+                         on_round=on_round, speed_texts=speed_texts,
+                         latency_samples=latency_samples)
     timing["timed_in"] = where
     return timing
 

@@ -334,6 +334,9 @@ PRESETS: dict[str, TrainConfig] = {
 }
 
 
+TIMING_LEVELS = ("full", "quick", "off")
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """A whole job: data, teacher, student, recipe, optimisation, device."""
@@ -347,8 +350,14 @@ class JobSpec:
     seed: int = 42
     device: str = "auto"
     name: str = ""
+    # How the scored models are timed: full (3 interleaved rounds), quick (1 short round),
+    # off (not timed: no latency or speed-up); "" = $DISTILLAB_TIMING, else full.
+    timing: str = ""
 
     def __post_init__(self) -> None:
+        if self.timing not in ("", *TIMING_LEVELS):
+            raise SpecError(f"timing must be one of {', '.join(TIMING_LEVELS)}, got "
+                            f"{self.timing!r}")
         for name, cls in _SECTIONS.items():
             if not isinstance(getattr(self, name), cls):
                 raise SpecError(f"{name} must be a {cls.__name__}, "
@@ -374,8 +383,8 @@ class JobSpec:
             raise SpecError(f"a job spec is an object of JobSpec fields, "
                             f"got {type(data).__name__}")
         _refuse_unknown(cls, data, "job spec")
-        scalars = {k: data[k] for k in ("teacher", "baseline", "seed", "device", "name")
-                   if k in data}
+        scalars = {k: data[k] for k in ("teacher", "baseline", "seed", "device", "name",
+                                        "timing") if k in data}
         return cls(
             dataset=_build(DatasetSpec, data.get("dataset", {}), "dataset", key="name"),
             student=_build(StudentSpec, data.get("student", {}), "student", key="kind"),

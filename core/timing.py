@@ -42,6 +42,15 @@ log = logging.getLogger(__name__)
 ROUNDS = 3
 SPEED_TEXTS = 128  # timed texts per model per round (taken from the validation set)
 LATENCY_SAMPLES = 15  # batch-1 calls per model per round
+# A job's timing level (JobSpec.timing): rounds, texts and batch-1 calls per model.
+LEVELS = {"full": (ROUNDS, SPEED_TEXTS, LATENCY_SAMPLES), "quick": (1, 32, 5)}
+
+
+def timing_level(spec_value: str | None) -> str:
+    """A job's timing level: its spec's ``timing``, else ``$DISTILLAB_TIMING``, else
+    ``full`` (``quick``: one short round; ``off``: the models are not timed)."""
+    value = (spec_value or os.environ.get("DISTILLAB_TIMING", "") or "full").strip().lower()
+    return value if value in ("full", "quick", "off") else "full"
 
 
 def spread(values: list[float]) -> float:
@@ -51,7 +60,9 @@ def spread(values: list[float]) -> float:
 
 def time_models(models: dict[str, tuple[Any, Any]], texts: list[str], *, max_length: int,
                 device: Any, rounds: int = ROUNDS,
-                on_round: Callable[[int], None] | None = None) -> dict[str, Any]:
+                on_round: Callable[[int], None] | None = None,
+                speed_texts: int = SPEED_TEXTS,
+                latency_samples: int = LATENCY_SAMPLES) -> dict[str, Any]:
     """Latency and throughput of several models, interleaved in ``rounds`` rounds.
 
     Args:
@@ -61,6 +72,7 @@ def time_models(models: dict[str, tuple[Any, Any]], texts: list[str], *, max_len
         device: where to run.
         rounds: how many times every model is timed, in turn.
         on_round: called with each round's index before it starts (progress).
+        speed_texts, latency_samples: texts timed per model and round, and batch-1 calls.
     Returns:
         ``{"rounds": n, "models": {role: {latency_ms_p50, latency_ms_p50_spread,
         throughput_per_s, throughput_spread, speedup_vs_teacher, speedup_spread, ...}},
@@ -71,7 +83,7 @@ def time_models(models: dict[str, tuple[Any, Any]], texts: list[str], *, max_len
 
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
-    sample = list(texts)[:SPEED_TEXTS]
+    sample = list(texts)[:speed_texts]
     per_round: dict[str, list[dict[str, Any]]] = {role: [] for role in models}
     loads: list[dict[str, Any]] = []
     gc.collect()  # what training left behind goes before the first timer starts
@@ -81,7 +93,7 @@ def time_models(models: dict[str, tuple[Any, Any]], texts: list[str], *, max_len
         for role, (model, tokenizer) in models.items():
             with OtherLoad() as load:
                 figures = measure_speed(model, tokenizer, sample, max_length=max_length,
-                                        device=device, latency_samples=LATENCY_SAMPLES,
+                                        device=device, latency_samples=latency_samples,
                                         throughput_texts=len(sample), throughput_repeats=2)
             per_round[role].append(figures)
             loads.append(load.figures)
@@ -144,7 +156,7 @@ def timing_process() -> str:
 
 
 def time_in_fresh_process(run: Run, texts: list[str], *, max_length: int, device: Any,
-                          int8: bool, label_names: list[str], rounds: int = ROUNDS,
+                          int8: bool, label_names: list[str], level: str = "full",
                           on_round: Callable[[int], None] | None = None,
                           timeout_s: float = 1800.0) -> dict[str, Any]:
     """:func:`time_models` on the run's saved models, in a new Python process.
@@ -160,7 +172,7 @@ def time_in_fresh_process(run: Run, texts: list[str], *, max_length: int, device
         request.write_text(json.dumps({
             "run_dir": str(run.path), "texts": [str(t) for t in texts][:SPEED_TEXTS],
             "max_length": int(max_length), "device": str(device), "int8": bool(int8),
-            "label_names": list(label_names), "rounds": int(rounds), "answer": str(answer)}))
+            "label_names": list(label_names), "level": level, "answer": str(answer)}))
         worker = subprocess.Popen([sys.executable, "-m", "core.timing", str(request)],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -196,8 +208,10 @@ def _worker(request_path: str) -> None:
     models = load_for_timing(run, device, int8=request["int8"],
                              label_names=request["label_names"])
     torch.manual_seed(0)
+    rounds, texts, samples = LEVELS[request["level"]]
     timing = time_models(models, request["texts"], max_length=request["max_length"],
-                         device=device, rounds=request["rounds"],
+                         device=device, rounds=rounds, speed_texts=texts,
+                         latency_samples=samples,
                          on_round=lambda r: print(f"round {r}", flush=True))
     timing["timed_in"] = "a fresh worker process"
     Path(request["answer"]).write_text(json.dumps(timing))

@@ -18,6 +18,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI sets it: see c
 # core/timing.py) costs seconds of start-up per job; tests/test_pipeline.py's finished run
 # takes the default path.
 os.environ.setdefault("DISTILLAB_TIMING_PROCESS", "same")
+# One short timing round per job (JobSpec.timing "quick"); the finished run above times the
+# default way (three rounds).
+os.environ.setdefault("DISTILLAB_TIMING", "quick")
 
 SST2_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst2"
 

@@ -119,6 +119,7 @@ def test_a_job_distils_on_the_augmented_transfer_set(tiny_bert_dir, tmp_path):
     spec = tiny_spec(tiny_bert_dir, *paths, epochs=1, teacher_epochs=1).to_dict()
     spec["dataset"]["augment"] = 2
     spec["baseline"] = False  # the augmentation is the student's alone
+    spec["timing"] = "off"  # nor is the speed the point here
     run = create_run(spec, tmp_path / "runs")
     events = []
     metrics = run_job(run, on_event=events.append)
@@ -128,3 +129,5 @@ def test_a_job_distils_on_the_augmented_transfer_set(tiny_bert_dir, tmp_path):
     assert (run.path / "augmentation.json").is_file()
     assert any(e.get("stage") == "augment" for e in events)
     assert list((tmp_path / "runs" / "_cache" / "augment").glob("*.json"))
+    assert all("latency_ms_p50" not in m for m in metrics["models"].values())  # timing off
+    assert any("timing is off" in str(e.get("message")) for e in events)

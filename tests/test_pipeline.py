@@ -53,12 +53,17 @@ def finished_run(tiny_bert_dir, tmp_path_factory):
     runs_dir = folder / "runs"
     run = create_run(tiny_spec(tiny_bert_dir, *paths).to_dict(), runs_dir)
     events = []
-    before = os.environ.get("DISTILLAB_TIMING_PROCESS")
-    os.environ["DISTILLAB_TIMING_PROCESS"] = "fresh"  # the product's default path
+    before = {k: os.environ.get(k) for k in ("DISTILLAB_TIMING_PROCESS", "DISTILLAB_TIMING")}
+    # The product's default path: three rounds in a fresh worker process.
+    os.environ.update(DISTILLAB_TIMING_PROCESS="fresh", DISTILLAB_TIMING="full")
     try:
         metrics = run_job(run, on_event=events.append)
     finally:
-        os.environ["DISTILLAB_TIMING_PROCESS"] = before or "same"
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key)
+            else:
+                os.environ[key] = value
     return run, metrics, events, paths, runs_dir
 
 

@@ -177,3 +177,16 @@ def test_direct_construction_is_checked_too():
     with pytest.raises(SpecError, match="recipe.temperature must be a finite number"):
         Recipe(temperature=math.nan)
     assert StudentSpec(layers="0,3").layers == (0, 3)  # type: ignore[arg-type]
+
+
+def test_the_timing_switch_is_checked_and_defaults_to_the_environment(monkeypatch):
+    from core.specs import JobSpec, SpecError
+    from core.timing import timing_level
+
+    assert JobSpec.from_dict({"timing": "quick"}).timing == "quick"
+    with pytest.raises(SpecError, match="timing must be one of full, quick, off"):
+        JobSpec.from_dict({"timing": "sometimes"})
+    monkeypatch.setenv("DISTILLAB_TIMING", "off")
+    assert timing_level("") == "off" and timing_level("full") == "full"
+    monkeypatch.delenv("DISTILLAB_TIMING")
+    assert timing_level(None) == "full"
