@@ -94,7 +94,12 @@ def run_job(run: Run, on_event: EventSink | None = None) -> dict[str, Any]:
         emit({"type": "log", "message": f"data-parallel over {dist_ctx.world_size} processes "
               f"({dist_ctx.backend}); batch size {spec.train.batch_size} is the global batch"})
     try:
-        metrics = _run_stages(run, spec, emit)
+        if spec.kind == "general":
+            from core.general import run_general
+
+            metrics = run_general(run, spec, emit)
+        else:
+            metrics = _run_stages(run, spec, emit)
     except Cancelled as stop:
         if main:
             run.set_status("cancelled", message=str(stop))

@@ -33,6 +33,8 @@ import pandas as pd
 
 STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 ROLES = ("teacher", "student", "student_int8", "baseline")
+# Encoders a run saves for other jobs to start from (general distillation's student).
+ENCODER_ROLES = ("general",)
 # Run ids are plain folder names: no path separators, no leading '.' or '_' (_uploads, _cache).
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -72,9 +74,9 @@ class ModelRef:
         """
         body = text.strip()[len(RUN_REF_PREFIX):] if cls.is_run_ref(text) else ""
         run_id, _, role = body.partition("/")
-        if not RUN_ID_PATTERN.match(run_id) or role not in ROLES:
+        if not RUN_ID_PATTERN.match(run_id) or role not in ROLES + ENCODER_ROLES:
             raise RunError(f"{text!r}: a run model is written run:<run_id>/<role>, role one "
-                           f"of {', '.join(ROLES)}")
+                           f"of {', '.join(ROLES + ENCODER_ROLES)}")
         return cls(run_id, role)
 
 

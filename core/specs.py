@@ -353,8 +353,13 @@ class JobSpec:
     # How the scored models are timed: full (3 interleaved rounds), quick (1 short round),
     # off (not timed: no latency or speed-up); "" = $DISTILLAB_TIMING, else full.
     timing: str = ""
+    # task: distil for the dataset's labels; general: distil on the dataset's texts alone,
+    # before any task (core.general), leaving the student as run:<id>/general.
+    kind: str = "task"
 
     def __post_init__(self) -> None:
+        if self.kind not in ("task", "general"):
+            raise SpecError(f"kind must be task or general, got {self.kind!r}")
         if self.timing not in ("", *TIMING_LEVELS):
             raise SpecError(f"timing must be one of {', '.join(TIMING_LEVELS)}, got "
                             f"{self.timing!r}")
@@ -384,7 +389,7 @@ class JobSpec:
                             f"got {type(data).__name__}")
         _refuse_unknown(cls, data, "job spec")
         scalars = {k: data[k] for k in ("teacher", "baseline", "seed", "device", "name",
-                                        "timing") if k in data}
+                                        "timing", "kind") if k in data}
         return cls(
             dataset=_build(DatasetSpec, data.get("dataset", {}), "dataset", key="name"),
             student=_build(StudentSpec, data.get("student", {}), "student", key="kind"),

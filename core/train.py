@@ -36,6 +36,7 @@ from core.cuda_graphs import (
     width_multiple,
 )
 from core.devices import forward_context, training_dtype
+from core.general import GeneralSetup
 from core.losses import IGNORE_LABEL, distillation_loss
 from core.models import final_hidden_states
 from core.specs import Recipe, TrainConfig
@@ -60,6 +61,8 @@ class TrainData:
     validation_texts: Sequence[str]
     validation_labels: np.ndarray
     label_names: list[str]
+    # General (task-agnostic) distillation: no labels, core.general's loss and validation.
+    general: GeneralSetup | None = None
 
 
 @dataclass
@@ -206,7 +209,9 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
     # Labels live on the device and are indexed there: a per-step copy from pageable host
     # memory would stall the host until the GPU had drained its queue.
     labels_t = torch.as_tensor(labels).to(device)
-    best_key = f"val_{main_metric(task_of(data.label_names))}"  # accuracy, or Spearman
+    # accuracy, Spearman, or (general distillation) the held-out loss's negative
+    best_key = ("val_score" if data.general else
+                f"val_{main_metric(task_of(data.label_names))}")
     on_cuda = device.type == "cuda"
     eval_batch_tokens = config.eval_batch_tokens or None  # 0: the device's default
 
@@ -222,10 +227,11 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
     # Whole training steps as CUDA graphs (core.cuda_graphs): one process, no accumulation
     # and no torch.compile (which makes its own graphs).
     step_graphs = (ShapeGraphs(device) if graphs_enabled(device) and ddp is None
-                   and config.grad_accum_steps == 1 and not config.compile else None)
+                   and config.grad_accum_steps == 1 and not config.compile
+                   and data.general is None else None)
     multiple, cap = width_multiple(device), width_cap(model)
     teacher_logits_cache = None
-    if teacher is not None and not recipe.needs_hidden_states:
+    if teacher is not None and not recipe.needs_hidden_states and data.general is None:
         teacher_logits_cache = compute_teacher_logits(teacher, encoded, pad_id, device,
                                                       batch_tokens=eval_batch_tokens)
 
@@ -296,6 +302,14 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
             graphed = step_graphs is not None and len(idx) == config.batch_size
             if graphed:
                 terms = step_graphs.run("step", {**batch, "rows": rows_t}, graph_step)
+            elif data.general is not None:
+                from core.general import general_step_loss
+
+                with distributed.no_sync(ddp, sync):
+                    with forward_context(device, training_dtype(device)):
+                        terms = general_step_loss(forward, teacher, batch, data.general,
+                                                  recipe)
+                    (terms.total * weight / config.grad_accum_steps).backward()
             else:
                 with distributed.no_sync(ddp, sync):
                     terms = _step_loss(forward, teacher, batch, labels_t[rows_t], recipe,
@@ -329,8 +343,8 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
                     save_state(epoch, b + 1)
         # Rank 0 validates and shares the numbers, so every rank keeps the same best epoch.
         metrics = distributed.broadcast_from_main(
-            validate(model, data, config.max_length, device, eval_batch_tokens)
-            if dist_ctx.is_main else None)
+            _validate_stage(model, teacher, data, recipe, config.max_length, device,
+                            eval_batch_tokens) if dist_ctx.is_main else None)
         loss_sum, loss_rows = distributed.sum_across_ranks(
             torch.stack([epoch_loss.float(), torch.tensor(float(epoch_rows), device=device)]))
         train_loss = float(loss_sum) / max(1.0, float(loss_rows))
@@ -356,13 +370,27 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
                        samples_per_s=rows_done / elapsed if elapsed and rows_done else 0.0)
 
 
+def _validate_stage(model: torch.nn.Module, teacher: torch.nn.Module | None, data: TrainData,
+                    recipe: Recipe, max_length: int, device: torch.device,
+                    batch_tokens: int | None) -> dict[str, float]:
+    """The epoch's validation: :func:`validate`, or general distillation's held-out loss."""
+    if data.general is not None:
+        from core.general import general_validate
+
+        return general_validate(model, teacher, data.tokenizer, data.validation_texts,
+                                data.general, recipe, max_length, device)
+    return validate(model, data, max_length, device, batch_tokens)
+
+
 def _training_rows(data: TrainData, with_teacher: bool) -> tuple[list[str], np.ndarray]:
     """The rows a stage trains on: all of them with a teacher; without one, the labelled
     rows only (an unlabelled transfer row has nothing to teach then). Regression targets
     are float32, an unlabelled row's NaN."""
+    texts = list(data.texts)
+    if data.general is not None:  # unlabelled text: the teacher is all there is to learn
+        return texts, np.full(len(texts), IGNORE_LABEL, dtype=np.int64)
     regression = task_of(data.label_names) == REGRESSION
     labels = np.asarray(data.labels, dtype=np.float32 if regression else np.int64)
-    texts = list(data.texts)
     if with_teacher:
         return texts, labels
     keep = ~np.isnan(labels) if regression else labels != IGNORE_LABEL

@@ -1,0 +1,155 @@
+"""General (task-agnostic) distillation (core.general): masking, the two losses, the
+training loop's general stage, and a general job whose student a task job starts from."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.general import (
+    MLM_RECIPE,
+    REPRESENTATION_RECIPE,
+    GeneralSetup,
+    general_loss,
+    mask_tokens,
+    split_texts,
+)
+from tests.conftest import make_sentiment_rows
+
+
+def _setup(layers=(0, 1), mlm=False, vocab=1000) -> GeneralSetup:
+    return GeneralSetup(layers=tuple(layers), mlm=mlm, mask_token_id=4, vocab_size=vocab,
+                        special_ids=(0, 1, 2, 3, 4))
+
+
+def test_dynamic_masking_picks_15_percent_of_real_tokens_80_10_10():
+    ids = torch.randint(10, 1000, (200, 64))
+    ids[:, 0], ids[:, -1] = 2, 3  # CLS and SEP are never masked
+    mask = torch.ones_like(ids)
+    mask[:, 48:] = 0  # nor is padding
+    masked, labels = mask_tokens(ids, mask, _setup(), torch.Generator().manual_seed(0))
+    picked = labels != -100
+    assert not picked[:, 0].any() and not picked[:, 48:].any()
+    share = picked.sum().item() / (200 * 46)
+    assert 0.13 < share < 0.17
+    assert torch.equal(labels[picked], ids[picked])
+    as_mask = (masked[picked] == 4).float().mean().item()
+    kept = (masked[picked] == ids[picked]).float().mean().item()
+    assert 0.75 < as_mask < 0.85 and 0.07 < kept < 0.15
+    assert torch.equal(masked[~picked], ids[~picked])
+
+
+def _encoder(layers: int = 2, mlm: bool = False, seed: int = 0):
+    from transformers import BertConfig, BertForMaskedLM, BertModel
+
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=1000, hidden_size=32, num_hidden_layers=layers,
+                        num_attention_heads=2, intermediate_size=64)
+    return (BertForMaskedLM if mlm else BertModel)(config).eval()
+
+
+def test_a_student_identical_to_its_teacher_has_no_representation_loss():
+    from core.students import extract_student
+
+    teacher = _encoder(4)
+    student = extract_student(teacher, [0, 1, 2, 3])
+    ids = torch.randint(10, 1000, (3, 12))
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        out_t = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        out_s = student(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    terms = general_loss(out_s, out_t, mask, _setup((0, 1, 2, 3)), REPRESENTATION_RECIPE)
+    assert float(terms.total) == pytest.approx(0.0, abs=1e-5)
+    half = extract_student(teacher, [1, 3])
+    with torch.no_grad():
+        out_h = half(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    # Two layers dropped: the hidden states move (little, with random small weights).
+    assert float(general_loss(out_h, out_t, mask, _setup((1, 3)), REPRESENTATION_RECIPE
+                              ).total) > 1e-4
+
+
+def test_the_mlm_loss_counts_only_masked_tokens():
+    teacher = _encoder(2, mlm=True)
+    ids = torch.randint(10, 1000, (2, 10))
+    mask = torch.ones_like(ids)
+    labels = torch.full_like(ids, -100)
+    with torch.no_grad():
+        out = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    setup = _setup(mlm=True)
+    with pytest.raises(ValueError, match="labels"):
+        general_loss(out, out, mask, setup, MLM_RECIPE)
+    none_masked = general_loss(out, out, mask, setup, MLM_RECIPE, labels)
+    assert float(none_masked.total) == pytest.approx(0.0, abs=1e-5)  # nothing to predict
+    labels[0, 3] = ids[0, 3]
+    one = general_loss(out, out, mask, setup, MLM_RECIPE, labels)
+    assert float(one.kd) == pytest.approx(0.0, abs=1e-5) and float(one.ce) > 0
+
+
+def test_held_out_texts_are_a_seeded_5_percent():
+    texts = [f"text {i}" for i in range(200)]
+    train, held = split_texts(texts, 1)
+    assert len(held) == 10 and not set(train) & set(held) and split_texts(texts, 1)[1] == held
+
+
+@pytest.mark.parametrize("mlm", [False, True], ids=["representation", "mlm"])
+def test_the_general_stage_brings_the_student_closer_to_its_teacher(tiny_bert_dir, mlm):
+    from transformers import AutoTokenizer
+
+    from core.general import general_validate
+    from core.specs import TrainConfig
+    from core.students import extract_student
+    from core.train import TrainData, train
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    teacher, other = _encoder(4, mlm=mlm), _encoder(4, mlm=mlm, seed=1)
+    for model in (teacher, other):
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    # A student from another random model: far from the teacher, with much to learn (a
+    # student copied from random layers starts almost where the teacher is).
+    student = extract_student(other, [0, 3])
+    texts = [t for t, _ in make_sentiment_rows(160, 0)]
+    setup = GeneralSetup(layers=(0, 3), mlm=mlm, mask_token_id=tokenizer.mask_token_id,
+                         vocab_size=len(tokenizer), special_ids=tuple(tokenizer.all_special_ids))
+    recipe = MLM_RECIPE if mlm else REPRESENTATION_RECIPE
+    none = np.full(len(texts), -100)
+    data = TrainData(tokenizer=tokenizer, texts=texts[:140], labels=none[:140],
+                     validation_texts=texts[140:], validation_labels=none[140:],
+                     label_names=[], general=setup)
+    cpu = torch.device("cpu")
+    before = general_validate(student, teacher, tokenizer, texts[140:], setup, recipe, 32, cpu)
+    result = train(student, data, stage="general", recipe=recipe,
+                   config=TrainConfig(batch_size=16, max_length=32, epochs=3),
+                   epochs=3, learning_rate=3e-3, device=cpu, seed=0, teacher=teacher)
+    after = general_validate(student, teacher, tokenizer, texts[140:], setup, recipe, 32, cpu)
+    assert after["val_loss"] < 0.9 * before["val_loss"]
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+
+
+def test_a_general_job_leaves_a_student_a_task_job_starts_from(tiny_bert_dir, tmp_path):
+    from core.pipeline import run_job
+    from core.runs import create_run
+    from core.specs import JobSpec
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(t for t, _ in make_sentiment_rows(120, 2)) + "\n")
+    general = create_run(JobSpec.from_dict({
+        "kind": "general", "teacher": tiny_bert_dir, "dataset": {"name": str(corpus)},
+        "student": {"layers": [0, 2]}, "seed": 1,
+        "train": {"epochs": 1, "batch_size": 16, "max_length": 32, "learning_rate": 3e-3},
+    }).to_dict(), tmp_path / "runs")
+    metrics = run_job(general)
+    assert metrics["kind"] == "general" and metrics["layers"] == [0, 2]
+    assert metrics["texts"] + metrics["validation_texts"] == 120
+    assert np.isfinite(metrics["val_loss"]) and (general.model_dir("general") /
+                                                 "config.json").is_file()
+    rows = ["text,label"] + [f"{t},{y}" for t, y in make_sentiment_rows(64, 0)]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    task = create_run(JobSpec.from_dict({
+        "teacher": tiny_bert_dir, "dataset": {"name": str(tmp_path / "train.csv")},
+        "student": {"kind": "pretrained", "checkpoint": f"run:{general.id}/general"},
+        "baseline": False, "timing": "off",
+        "train": {"epochs": 1, "teacher_epochs": 1, "batch_size": 16, "max_length": 32},
+    }).to_dict(), tmp_path / "runs")
+    scored = run_job(task)
+    assert scored["models"]["student"]["num_layers"] == 2
