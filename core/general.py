@@ -225,7 +225,10 @@ def run_general(run: Any, spec: Any, emit: Any) -> dict[str, Any]:
     runs_dir = run.path.parent
     emit({"type": "stage", "stage": "data", "message": f"reading texts from "
           f"{spec.dataset.name}"})
-    texts = load_general_texts(spec.dataset.name, runs_dir, spec.dataset.text_column)
+    from core.uploads import resolve_dataset
+
+    dataset = resolve_dataset(spec.dataset, runs_dir)  # an upload: its file in the runs folder
+    texts = load_general_texts(dataset.name, runs_dir, dataset.text_column)
     if spec.dataset.max_train_examples and len(texts) > spec.dataset.max_train_examples:
         texts = random.Random(spec.seed).sample(texts, spec.dataset.max_train_examples)
     train_texts, held_out = split_texts(texts, spec.seed)

@@ -193,6 +193,11 @@ def _check_data(spec: JobSpec) -> None:
     """Load a local dataset as the worker will; check the files a Hub dataset names."""
     dataset = spec.dataset
     name = dataset.name.strip()
+    if spec.kind == "general":  # unlabelled texts: read them as the general job will
+        from core.general import load_general_texts
+
+        load_general_texts(name, text_column=dataset.text_column)
+        return
     if name.lower() in _BUNDLED_DATASET_NAMES:
         bundled_bbc_news_dir()
         return
