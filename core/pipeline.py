@@ -156,6 +156,10 @@ def _run_stages(run: Run, spec: JobSpec, emit: EventSink) -> dict[str, Any]:
     if spec.baseline:
         # The baseline is the same student built from the teacher checkpoint as given (before
         # DistilLab fine-tuned it), trained on the labelled rows with cross-entropy alone.
+        # Seeded here: its new head's initialisation must not depend on how many random
+        # numbers the student's stage drew (an augmented student draws more), or the same
+        # baseline would differ between runs that differ only in the student's settings.
+        torch.manual_seed(spec.seed)
         original, _, _ = load_classifier(spec.teacher, data.label_names, runs_dir=run.path.parent)
         baseline, _ = _build_student(run, spec, original, tokenizer, data)
         del original

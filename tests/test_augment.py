@@ -131,3 +131,31 @@ def test_a_job_distils_on_the_augmented_transfer_set(tiny_bert_dir, tmp_path):
     assert list((tmp_path / "runs" / "_cache" / "augment").glob("*.json"))
     assert all("latency_ms_p50" not in m for m in metrics["models"].values())  # timing off
     assert any("timing is off" in str(e.get("message")) for e in events)
+
+
+def test_the_baseline_is_the_same_whatever_the_student_was_given(tiny_bert_dir, tmp_path):
+    # The baseline (no teacher, no transfer set) of two jobs that differ only in the
+    # student's augmentation must be the same model: its new head's initialisation used to
+    # follow however many random numbers the student's stage had drawn.
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from core.pipeline import run_job
+    from core.runs import create_run
+    from tests.conftest import make_sentiment_rows
+    from tests.test_pipeline import tiny_spec
+
+    # "neg"/"pos" are not the tiny model's label names: every model gets a new head.
+    rows = ["text,label"] + [f"{t},{y[:3]}" for t, y in make_sentiment_rows(48, 0)]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    baselines = []
+    for augment in (0, 2):
+        spec = tiny_spec(tiny_bert_dir, str(tmp_path / "train.csv"), str(tmp_path / "train.csv"),
+                         epochs=1, teacher_epochs=1).to_dict()
+        spec["dataset"]["augment"] = augment
+        spec["timing"] = "off"
+        run = create_run(spec, tmp_path / "runs")
+        run_job(run)
+        baselines.append(AutoModelForSequenceClassification.from_pretrained(
+            run.model_dir("baseline")).state_dict())
+    assert all(torch.equal(baselines[0][k], baselines[1][k]) for k in baselines[0])
