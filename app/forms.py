@@ -10,6 +10,10 @@ from typing import Any
 
 from core.specs import PRESETS, RECIPES, JobSpec, SpecError
 
+# The Distil form's job choices -> JobSpec.kind.
+JOB_KINDS = {"distil for a task (labelled data)": "task",
+             "general distillation (unlabelled text)": "general"}
+
 # The Distil form's choices -> core.students sizes (None: the layers typed in).
 STUDENT_SIZES = {
     "half the layers (DistilBERT)": "half",
@@ -116,10 +120,12 @@ def build_spec(form: dict[str, Any], runs_dir: Path) -> JobSpec:
                       ("teacher_learning_rate", float)):
         if form.get(key) is not None:
             train[key] = cast(form[key])
+    kind = JOB_KINDS.get(form.get("kind") or "", "task")
     spec: dict[str, Any] = {
-        "teacher": teacher, "dataset": dataset,
+        "kind": kind, "teacher": teacher, "dataset": dataset,
         "student": {"kind": "extract", "layers": layers}, "recipe": recipe, "train": train,
-        "baseline": bool(form.get("baseline", True)),
+        # A general job has no labels: no baseline to train.
+        "baseline": bool(form.get("baseline", True)) and kind == "task",
         "seed": int(form.get("seed") or 42), "device": form.get("device") or "auto",
         "name": (form.get("name") or "").strip(),
     }

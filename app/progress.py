@@ -126,7 +126,9 @@ def form_values(spec: dict[str, Any], teacher_depth: int | None = None) -> dict[
     recipe, train = spec.get("recipe") or {}, spec.get("train") or {}
     layers = student.get("layers")
     size = _size_of(layers, teacher_depth)
+    kinds = {value: label for label, value in forms.JOB_KINDS.items()}
     return {
+        "kind": kinds.get(spec.get("kind") or "task"),
         "teacher": spec.get("teacher", ""), "dataset": data.get("name", ""),
         "validation": data.get("validation") or "", "text_column": data.get("text_column") or "",
         "text_pair_column": data.get("text_pair_column") or "",

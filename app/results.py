@@ -56,6 +56,23 @@ def warnings_for(metrics: dict[str, Any], predictions: pd.DataFrame | None = Non
     return notes
 
 
+def general_card(metrics: dict[str, Any]) -> str:
+    """Markdown for a finished general-distillation run: its student and how to use it."""
+    history = metrics.get("history") or []
+    losses = ", ".join(f"{row['val_loss']:.4f}" for row in history if "val_loss" in row)
+    what = ("MLM soft targets, the student's MLM loss and the hidden-state cosine"
+            if metrics.get("loss") == "general-mlm" else
+            "hidden-state cosine and per-layer MSE")
+    return "\n\n".join([
+        "### General student",
+        f"**`{metrics.get('student')}`**: teacher layers {metrics.get('layers')} of "
+        f"`{metrics.get('teacher')}`, distilled on {metrics.get('texts', 0):,} unlabelled texts "
+        f"({what}).",
+        f"Held-out loss per epoch: {losses or '–'}; best epoch {metrics.get('best_epoch')}.",
+        f"Start a task job from it: the CLI's `--student {metrics.get('student')}`, or the "
+        f"spec's `student: {{kind: pretrained, checkpoint: {metrics.get('student')}}}`."])
+
+
 def results_card(metrics: dict[str, Any], predictions: pd.DataFrame | None = None,
                  timing: dict[str, Any] | None = None) -> str:
     """Markdown: each model's score, % of the teacher kept, speed-up, the KD gain, warnings.
@@ -69,6 +86,8 @@ def results_card(metrics: dict[str, Any], predictions: pd.DataFrame | None = Non
     Returns:
         The card, or "" when the run has no scores.
     """
+    if metrics.get("kind") == "general":
+        return general_card(metrics)
     models = metrics.get("models") or {}
     if not models:
         return ""

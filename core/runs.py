@@ -374,7 +374,8 @@ def list_runs(runs_dir: str | os.PathLike | None = None,
             "stage": status.get("stage", ""),
             "teacher": spec.get("teacher", ""),
             "dataset": (spec.get("dataset") or {}).get("name", ""),
-            "recipe": (spec.get("recipe") or {}).get("name", ""),
+            "recipe": ("general" if spec.get("kind") == "general" else
+                       (spec.get("recipe") or {}).get("name", "")),
             **{f"{role}_accuracy": m.get("accuracy") for role, m in models.items()},
         })
     return pd.DataFrame(rows, columns=None if rows else ["run_id", "name", "state", "stage",

@@ -153,3 +153,20 @@ def test_a_general_job_leaves_a_student_a_task_job_starts_from(tiny_bert_dir, tm
     }).to_dict(), tmp_path / "runs")
     scored = run_job(task)
     assert scored["models"]["student"]["num_layers"] == 2
+
+
+def test_the_distil_form_makes_a_general_job_and_shows_its_student(tmp_path):
+    from app.forms import JOB_KINDS, build_spec
+    from app.progress import form_values
+    from app.results import results_card
+    from tests.test_app_api import form
+
+    general = next(label for label, kind in JOB_KINDS.items() if kind == "general")
+    spec = build_spec(form(kind=general, baseline=True), tmp_path)
+    assert spec.kind == "general" and spec.baseline is False
+    assert form_values(spec.to_dict())["kind"] == general
+    assert build_spec(form(), tmp_path).kind == "task"
+    card = results_card({"kind": "general", "student": "run:abc/general", "layers": [0, 2],
+                         "teacher": "bundled:minilm", "texts": 900, "loss": "general",
+                         "history": [{"val_loss": 0.5}, {"val_loss": 0.3}], "best_epoch": 2})
+    assert "run:abc/general" in card and "0.5000, 0.3000" in card and "--student" in card

@@ -89,6 +89,11 @@ def build_distil_tab(ready: Any, ctx: AppContext) -> None:
     default_button = gr.Button("Launch the default job", variant="primary", size="lg",
                                elem_id="launch-default")
     with gr.Accordion("Set up your own job", open=True, elem_id="setup") as setup:
+        kind = gr.Radio(list(forms.JOB_KINDS), value=next(iter(forms.JOB_KINDS)), label="Job",
+                        elem_id="job-kind",
+                        info="general: the student learns the teacher on unlabelled text "
+                             "(the dataset's texts), to start task jobs from "
+                             "(Student: run:<id>/general)")
         with gr.Row():
             teacher = gr.Dropdown([BUNDLED_TEACHER], value=BUNDLED_TEACHER, label="Teacher",
                                   allow_custom_value=True, scale=2, elem_id="teacher",
@@ -335,7 +340,7 @@ def build_distil_tab(ready: Any, ctx: AppContext) -> None:
     # Widgets by the form field they fill (forms.build_spec's names); the launch callback
     # gets their values as one dict, so no list of inputs is matched by position.
     form_widgets = {
-        "teacher": teacher, "dataset": dataset, "validation": validation,
+        "kind": kind, "teacher": teacher, "dataset": dataset, "validation": validation,
         "text_column": text_column, "text_pair_column": text_pair_column,
         "label_column": label_column, "task": task,
         "max_train_examples": max_train, "max_eval_examples": max_eval, "augment": augment,
