@@ -1,0 +1,68 @@
+"""Commands that write something out: export (a model with its card) and report (the
+paper's table)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from core.cli.jobs import _ProgressBars
+from core.specs import SpecError
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.export import cmd_export as export
+
+    return export(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import platform
+
+    from core.devices import describe_device, resolve_device
+    from core.report import (
+        default_tasks,
+        markdown_table,
+        report_specs,
+        run_report,
+        summarise,
+        write_plot,
+    )
+
+    known = default_tasks(args.data_root)
+    keys = [k.strip() for k in args.tasks.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise SpecError(f"report: unknown task(s) {unknown}; known: {', '.join(known)}")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError as error:
+        raise SpecError(f"report: --seeds takes integers such as 1,2,3, got {args.seeds!r}"
+                        ) from error
+    tasks = [known[k] for k in keys]
+    train = {"epochs": args.epochs, "teacher_epochs": args.teacher_epochs,
+             "max_length": args.max_length}
+    jobs = report_specs(tasks, seeds, teacher=args.teacher, train=train,
+                        max_train_examples=args.max_train_examples,
+                        max_eval_examples=args.max_eval_examples)
+    from core.runs import runs_root
+
+    progress = _ProgressBars()
+    try:
+        results = run_report(jobs, runs_root(args.runs_dir), on_event=progress)
+    finally:
+        progress.close()
+    rows = summarise(tasks, seeds, results)
+    settings = (f"Teacher {args.teacher} fine-tuned {args.teacher_epochs} epoch(s), students "
+                f"{args.epochs}, max length {args.max_length}, training rows "
+                f"{args.max_train_examples or 'all'}, validation rows "
+                f"{args.max_eval_examples or 'all'}; {describe_device(resolve_device('auto'))}"
+                f", {platform.python_version()}; runs "
+                f"{', '.join(sorted(r['run_id'] for r in results.values()))}.")
+    table = markdown_table(tasks, seeds, rows, settings)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(table)
+    write_plot(rows, args.png)
+    print(table)
+    print(f"written: {args.out}, {args.png}")
+    return 0
