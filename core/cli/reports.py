@@ -11,9 +11,24 @@ from core.specs import SpecError
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.export import cmd_export as export
+    """``distillab export RUN_ID [--role R] (--out DIR | --zip [PATH] | --push REPO)``.
 
-    return export(args)
+    Expects ``args.run_id``, ``args.role``, ``args.out``, ``args.zip``, ``args.push``,
+    ``args.public``, ``args.token`` and ``args.runs_dir``; prints the folder, zip or URL.
+    """
+    from core.export import export_model, push_to_hub, zip_model
+
+    if sum(bool(x) for x in (args.out, args.zip, args.push)) != 1:
+        raise SpecError("export: give exactly one of --out DIR, --zip [PATH] or --push REPO")
+    if args.push:
+        print(push_to_hub(args.run_id, args.role, args.push, token=args.token,
+                          private=not args.public, runs_dir=args.runs_dir))
+    elif args.zip:
+        print(zip_model(args.run_id, args.role, args.runs_dir,
+                        None if args.zip is True else args.zip))
+    else:
+        print(export_model(args.run_id, args.role, args.out, args.runs_dir))
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
