@@ -43,7 +43,7 @@ from core.cli.models import (
     cmd_tradeoffs,
 )
 from core.cli.parser import build_parser
-from core.cli.reports import cmd_export, cmd_report
+from core.cli.reports import cmd_bench, cmd_export, cmd_report
 from core.cli.spec_args import spec_from_args
 
 __all__ = ["COMMANDS", "ERRORS_EXIT", "NOTHING_TO_CANCEL_EXIT", "_ProgressBars", "build_parser",
@@ -76,10 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(["run"])
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    if args.command == "bench":
-        from core.bench import run_bench_cli
-
-        return run_bench_cli(args)
+    if args.command == "bench":  # it reports its own errors
+        return cmd_bench(args)
     try:
         return COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError) as error:

@@ -1,10 +1,13 @@
-"""Commands that write something out: export (a model with its card) and report (the
-paper's table)."""
+"""Commands that write something out: export (a model with its card), bench (speed against
+the usual Hugging Face paths) and report (the paper's table)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
+from typing import Any
 
 from core.cli.jobs import _ProgressBars
 from core.specs import SpecError
@@ -28,6 +31,35 @@ def cmd_export(args: argparse.Namespace) -> int:
                         None if args.zip is True else args.zip))
     else:
         print(export_model(args.run_id, args.role, args.out, args.runs_dir))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``distillab bench``: run, print the table, write ``--json``; returns the exit status."""
+    from core.bench.report import format_bench_table, json_default
+    from core.bench.runner import run_bench
+    from core.bench.settings import BenchSettings
+    from core.devices import resolve_device
+
+    try:
+        device = resolve_device(args.device)
+        sections = [s.strip() for s in str(args.sections).split(",") if s.strip()]
+        settings = BenchSettings.build(bool(args.quick), args.model_size, device, sections,
+                                       args.sst2_dir)
+        path = Path(args.json) if args.json else None
+
+        def write(result: dict[str, Any]) -> None:
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(result, indent=2, default=json_default))
+
+        result = run_bench(settings, on_section=write)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"distillab bench: error: {error}", file=sys.stderr)
+        return 2
+    print(format_bench_table(result))
+    if path is not None:
+        print(f"figures written to {path}")
     return 0
 
 
