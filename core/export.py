@@ -11,7 +11,6 @@ network; without either it fails at once with an :class:`ExportError` that says 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from core.runs import Run, RunError, open_run
-from core.specs import BUNDLED_DATASET, BUNDLED_TEACHER, JobSpec, SpecError
+from core.specs import BUNDLED_DATASET, BUNDLED_TEACHER, JobSpec
 
 log = logging.getLogger(__name__)
 
@@ -415,22 +414,3 @@ def push_to_hub(run_id: str, role: str, repo_id: str, token: str | None = None,
                               f"{error}") from None
     log.info("pushed %s/%s to %s", run_id, role, url)
     return str(url)
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    """``distillab export RUN_ID [--role R] (--out DIR | --zip [PATH] | --push REPO)``.
-
-    Expects ``args.run_id``, ``args.role``, ``args.out``, ``args.zip``, ``args.push``,
-    ``args.public``, ``args.token`` and ``args.runs_dir``; prints the folder, zip or URL.
-    """
-    if sum(bool(x) for x in (args.out, args.zip, args.push)) != 1:
-        raise SpecError("export: give exactly one of --out DIR, --zip [PATH] or --push REPO")
-    if args.push:
-        print(push_to_hub(args.run_id, args.role, args.push, token=args.token,
-                          private=not args.public, runs_dir=args.runs_dir))
-    elif args.zip:
-        print(zip_model(args.run_id, args.role, args.runs_dir,
-                        None if args.zip is True else args.zip))
-    else:
-        print(export_model(args.run_id, args.role, args.out, args.runs_dir))
-    return 0

@@ -16,9 +16,9 @@ import torch
 import yaml
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from core.cli.reports import cmd_export
 from core.export import (
     ExportError,
-    cmd_export,
     export_model,
     push_to_hub,
     write_model_card,

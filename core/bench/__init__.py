@@ -19,9 +19,8 @@ the weights' values, so no fine-tuning is needed and no accuracy is reported.
 
 from core.bench.distill import forward_flops, measure_matmul_peak
 from core.bench.report import check_targets, compute_ratios, format_bench_table
-from core.bench.runner import run_bench, run_bench_cli
+from core.bench.runner import run_bench
 from core.bench.settings import BenchSettings
 
 __all__ = ["BenchSettings", "check_targets", "compute_ratios",
-           "forward_flops", "format_bench_table", "measure_matmul_peak", "run_bench",
-           "run_bench_cli"]
+           "forward_flops", "format_bench_table", "measure_matmul_peak", "run_bench"]

@@ -1,9 +1,7 @@
-"""``distillab bench``'s command line and the run itself: models, texts, sections in order."""
+"""``distillab bench``'s run: models, texts, sections in order."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
@@ -22,8 +20,6 @@ from core.bench.report import (
     compute_ratios,
     cpu_count,
     describe_model,
-    format_bench_table,
-    json_default,
     load_average,
     versions,
 )
@@ -38,32 +34,7 @@ from core.devices import (
     describe_device,
     inference_dtype,
     precision_name,
-    resolve_device,
 )
-
-
-def run_bench_cli(args: argparse.Namespace) -> int:
-    """``distillab bench``: run, print the table, write ``--json``; returns the exit status."""
-    try:
-        device = resolve_device(args.device)
-        sections = [s.strip() for s in str(args.sections).split(",") if s.strip()]
-        settings = BenchSettings.build(bool(args.quick), args.model_size, device, sections,
-                                       args.sst2_dir)
-        path = Path(args.json) if args.json else None
-
-        def write(result: dict[str, Any]) -> None:
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(result, indent=2, default=json_default))
-
-        result = run_bench(settings, on_section=write)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"distillab bench: error: {error}", file=sys.stderr)
-        return 2
-    print(format_bench_table(result))
-    if path is not None:
-        print(f"figures written to {path}")
-    return 0
 
 
 def run_bench(settings: BenchSettings,

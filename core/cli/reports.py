@@ -1,0 +1,115 @@
+"""Commands that write something out: export (a model with its card), bench (speed against
+the usual Hugging Face paths) and report (the paper's table)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.cli.jobs import _ProgressBars
+from core.specs import SpecError
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``distillab export RUN_ID [--role R] (--out DIR | --zip [PATH] | --push REPO)``.
+
+    Expects ``args.run_id``, ``args.role``, ``args.out``, ``args.zip``, ``args.push``,
+    ``args.public``, ``args.token`` and ``args.runs_dir``; prints the folder, zip or URL.
+    """
+    from core.export import export_model, push_to_hub, zip_model
+
+    if sum(bool(x) for x in (args.out, args.zip, args.push)) != 1:
+        raise SpecError("export: give exactly one of --out DIR, --zip [PATH] or --push REPO")
+    if args.push:
+        print(push_to_hub(args.run_id, args.role, args.push, token=args.token,
+                          private=not args.public, runs_dir=args.runs_dir))
+    elif args.zip:
+        print(zip_model(args.run_id, args.role, args.runs_dir,
+                        None if args.zip is True else args.zip))
+    else:
+        print(export_model(args.run_id, args.role, args.out, args.runs_dir))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``distillab bench``: run, print the table, write ``--json``; returns the exit status."""
+    from core.bench.report import format_bench_table, json_default
+    from core.bench.runner import run_bench
+    from core.bench.settings import BenchSettings
+    from core.devices import resolve_device
+
+    try:
+        device = resolve_device(args.device)
+        sections = [s.strip() for s in str(args.sections).split(",") if s.strip()]
+        settings = BenchSettings.build(bool(args.quick), args.model_size, device, sections,
+                                       args.sst2_dir)
+        path = Path(args.json) if args.json else None
+
+        def write(result: dict[str, Any]) -> None:
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(result, indent=2, default=json_default))
+
+        result = run_bench(settings, on_section=write)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"distillab bench: error: {error}", file=sys.stderr)
+        return 2
+    print(format_bench_table(result))
+    if path is not None:
+        print(f"figures written to {path}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import platform
+
+    from core.devices import describe_device, resolve_device
+    from core.report import (
+        default_tasks,
+        markdown_table,
+        report_specs,
+        run_report,
+        summarise,
+        write_plot,
+    )
+
+    known = default_tasks(args.data_root)
+    keys = [k.strip() for k in args.tasks.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise SpecError(f"report: unknown task(s) {unknown}; known: {', '.join(known)}")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError as error:
+        raise SpecError(f"report: --seeds takes integers such as 1,2,3, got {args.seeds!r}"
+                        ) from error
+    tasks = [known[k] for k in keys]
+    train = {"epochs": args.epochs, "teacher_epochs": args.teacher_epochs,
+             "max_length": args.max_length}
+    jobs = report_specs(tasks, seeds, teacher=args.teacher, train=train,
+                        max_train_examples=args.max_train_examples,
+                        max_eval_examples=args.max_eval_examples)
+    from core.runs import runs_root
+
+    progress = _ProgressBars()
+    try:
+        results = run_report(jobs, runs_root(args.runs_dir), on_event=progress)
+    finally:
+        progress.close()
+    rows = summarise(tasks, seeds, results)
+    settings = (f"Teacher {args.teacher} fine-tuned {args.teacher_epochs} epoch(s), students "
+                f"{args.epochs}, max length {args.max_length}, training rows "
+                f"{args.max_train_examples or 'all'}, validation rows "
+                f"{args.max_eval_examples or 'all'}; {describe_device(resolve_device('auto'))}"
+                f", {platform.python_version()}; runs "
+                f"{', '.join(sorted(r['run_id'] for r in results.values()))}.")
+    table = markdown_table(tasks, seeds, rows, settings)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(table)
+    write_plot(rows, args.png)
+    print(table)
+    print(f"written: {args.out}, {args.png}")
+    return 0
