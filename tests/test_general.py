@@ -170,3 +170,20 @@ def test_the_distil_form_makes_a_general_job_and_shows_its_student(tmp_path):
                          "teacher": "bundled:minilm", "texts": 900, "loss": "general",
                          "history": [{"val_loss": 0.5}, {"val_loss": 0.3}], "best_epoch": 2})
     assert "run:abc/general" in card and "0.5000, 0.3000" in card and "--student" in card
+
+
+def test_distillab_general_runs_a_general_job(tiny_bert_dir, tmp_path, capsys):
+    from core.cli import build_parser, main, spec_from_args
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(t for t, _ in make_sentiment_rows(60, 3)) + "\n")
+    args = build_parser().parse_args(["general", "--dataset", str(corpus), "--teacher",
+                                      tiny_bert_dir, "--student-layers", "0,2"])
+    spec = spec_from_args(args)
+    assert (spec.kind, spec.baseline, spec.student.layers) == ("general", False, (0, 2))
+    assert spec_from_args(build_parser().parse_args(["run", "--timing", "off"])).timing == "off"
+    code = main(["--runs-dir", str(tmp_path / "runs"), "general", "--dataset", str(corpus),
+                 "--teacher", tiny_bert_dir, "--student-layers", "0,2", "--epochs", "1",
+                 "--max-length", "32", "--batch-size", "16"])
+    out = capsys.readouterr().out
+    assert code == 0 and "general student run:" in out and "--student run:" in out

@@ -14,6 +14,7 @@
     distillab export RUN_ID [--out DIR | --zip | --push REPO]  a model with its model card
     distillab bench [--quick] [--json PATH]                 speed against the usual HF paths
     distillab report [--tasks sst2,mrpc,stsb] [--seeds 1,2,3]  the paper's table, small scale
+    distillab general --dataset TEXTS [run flags]           a general student, before any task
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ __all__ = ["COMMANDS", "ERRORS_EXIT", "NOTHING_TO_CANCEL_EXIT", "_ProgressBars",
 ERRORS_EXIT = 2
 
 
-COMMANDS = {"report": cmd_report, "run": cmd_run, "runs": cmd_runs, "eval": cmd_eval,
+COMMANDS = {"report": cmd_report, "run": cmd_run, "general": cmd_run, "runs": cmd_runs,
+            "eval": cmd_eval,
             "predict": cmd_predict,
             "compare": cmd_compare, "disagreements": cmd_disagreements,
             "tradeoffs": cmd_tradeoffs, "cancel": cmd_cancel, "time": cmd_time,

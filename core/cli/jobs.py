@@ -38,11 +38,14 @@ class _ProgressBars:
                                       loss=f"{event['loss']:.3f}", refresh=False)
             self._bar.update(event["step"] - self._bar.n)
         elif kind == "epoch":
-            scores = (f"val Spearman {event['val_spearman']:.4f}, Pearson "
-                      f"{event['val_pearson']:.4f}, MSE {event['val_mse']:.4f}"
-                      if "val_spearman" in event else
-                      f"val accuracy {event['val_accuracy']:.4f}, macro-F1 "
-                      f"{event['val_macro_f1']:.4f}")
+            if "val_spearman" in event:
+                scores = (f"val Spearman {event['val_spearman']:.4f}, Pearson "
+                          f"{event['val_pearson']:.4f}, MSE {event['val_mse']:.4f}")
+            elif "val_accuracy" in event:
+                scores = (f"val accuracy {event['val_accuracy']:.4f}, macro-F1 "
+                          f"{event['val_macro_f1']:.4f}")
+            else:  # general distillation: the held-out loss
+                scores = f"held-out loss {event['val_loss']:.4f}"
             self._write(f"  {event['stage']} epoch {event['epoch']}/{event['epochs']}: "
                         f"train loss {event['train_loss']:.4f}, {scores}")
         elif kind in ("stage", "log", "resumed"):
@@ -67,6 +70,12 @@ def format_results_table(metrics: dict[str, Any]) -> str:
     """The end-of-job table: quality, size and speed per model, and the student's gains."""
     import pandas as pd
 
+    if metrics.get("kind") == "general":
+        history = ", ".join(f"{r['val_loss']:.4f}" for r in metrics.get("history", []))
+        return (f"general student {metrics.get('student')}: teacher layers "
+                f"{metrics.get('layers')}, {metrics.get('texts', 0):,} texts, held-out loss "
+                f"per epoch {history}; start a task job from it with --student "
+                f"{metrics.get('student')}")
     models = metrics.get("models", {})
     regression = metrics.get("task") == "regression"
     # The task's main metric and its companion: accuracy and macro-F1, or Spearman and MSE.

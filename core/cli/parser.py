@@ -16,8 +16,15 @@ def _parse_layers(value: str) -> tuple[int, ...]:
             f"--student-layers takes e.g. 0,2,4; got {value!r}") from error
 
 
-def _add_run_parser(sub: Any) -> None:
-    p = sub.add_parser("run", help="run a whole job (no flags: the bundled default job)")
+GENERAL_HELP = ("general (task-agnostic) distillation: a student learns the teacher on "
+                "unlabelled text (--dataset: a .txt file, a folder of .txt files, a data file's "
+                "text column or bbc_news), saved as run:<id>/general for task jobs to start "
+                "from (--student run:<id>/general); the run flags apply")
+
+
+def _add_run_parser(sub: Any, command: str = "run",
+                    help: str = "run a whole job (no flags: the bundled default job)") -> None:
+    p = sub.add_parser(command, help=help)
     p.add_argument("--spec", help="a JSON or YAML job spec file (flags override it)")
     p.add_argument("--resume", metavar="RUN_ID", help="resume an interrupted or cancelled run")
     p.add_argument("--teacher", help="Hub id, local folder, run:<id>/<role> or bundled:minilm")
@@ -73,6 +80,9 @@ def _add_run_parser(sub: Any) -> None:
                    help="a masked-language model for --augment-method mlm, e.g. "
                         "bert-base-uncased")
     p.add_argument("--no-baseline", action="store_true", help="skip the no-teacher baseline")
+    p.add_argument("--timing", choices=("full", "quick", "off"),
+                   help="how the scored models are timed: full (3 interleaved rounds, the "
+                        "default), quick (1 short round) or off")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--name", help="a short name for the run")
@@ -104,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     # COMMAND, not argparse's {choice,...} list, which would name the hidden worker command.
     sub = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     _add_run_parser(sub)
+    _add_run_parser(sub, "general", GENERAL_HELP)
 
     p = sub.add_parser("runs", help="list runs")
     p.add_argument("--models", action="store_true", help="one row per scored model instead")

@@ -70,11 +70,13 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
     if args.compile:
         train["compile"] = True
     data["train"] = train
-    for flag in ("teacher", "seed", "device", "name"):
+    for flag in ("teacher", "seed", "device", "name", "timing"):
         if getattr(args, flag) is not None:
             data[flag] = getattr(args, flag)
     if args.no_baseline:
         data["baseline"] = False
+    if getattr(args, "command", None) == "general":
+        data.update(kind="general", baseline=False)
     return JobSpec.from_dict(data)
 
 
