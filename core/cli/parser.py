@@ -104,6 +104,19 @@ def _add_bench_parser(sub: Any) -> None:
                    help="folder holding SST-2's train.tsv and dev.tsv")
 
 
+def _add_text_input_args(p: Any, each: str) -> None:
+    """predict's and compare's shared flags: pairs, a file of texts, length, device, JSON."""
+    p.add_argument("--text-pair", action="append", default=[],
+                   help=f"the second text of a pair, once per {each}, in order (pair models)")
+    p.add_argument("--file", help="a file of texts, one per line (or a CSV/TSV/JSONL column; "
+                   "two columns such as sentence1/sentence2 are read as pairs)")
+    p.add_argument("--text-column", help="the file's text column")
+    p.add_argument("--text-pair-column", help="the file's second-text column (pairs)")
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+
+
 def build_parser() -> argparse.ArgumentParser:
     import core.cli  # the package's docstring is the command list of --help
 
@@ -135,28 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="labels and probabilities for texts")
     p.add_argument("model", help="a model ref: folder, run:<id>/<role>, Hub id")
     p.add_argument("texts", nargs="*")
-    p.add_argument("--text-pair", action="append", default=[],
-                   help="the second text of a pair, once per text, in order (pair models)")
-    p.add_argument("--file", help="a file of texts, one per line (or a CSV/TSV/JSONL column; "
-                   "two columns such as sentence1/sentence2 are read as pairs)")
-    p.add_argument("--text-column", help="the file's text column")
-    p.add_argument("--text-pair-column", help="the file's second-text column (pairs)")
-    p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    _add_text_input_args(p, "text")
 
     p = sub.add_parser("compare", help="several models side by side on texts")
     p.add_argument("models", nargs="+", help="model refs: run:<id>/<role>, folders")
     p.add_argument("--text", action="append", default=[], help="a text (repeatable)")
-    p.add_argument("--text-pair", action="append", default=[],
-                   help="the second text of a pair, once per --text, in order (pair models)")
-    p.add_argument("--file", help="a file of texts, one per line (or a CSV/TSV/JSONL column; "
-                   "two columns such as sentence1/sentence2 are read as pairs)")
-    p.add_argument("--text-column", help="the file's text column")
-    p.add_argument("--text-pair-column", help="the file's second-text column (pairs)")
-    p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    _add_text_input_args(p, "--text")
 
     p = sub.add_parser("report", help="the DistilBERT paper's table at small scale: teacher, "
                        "3-layer student and baseline on SST-2, MRPC and STS-B, over seeds")
