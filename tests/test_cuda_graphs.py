@@ -138,3 +138,32 @@ def test_graphed_training_steps_equal_eager_ones(tiny_bert_dir, sentiment_data, 
     for (name, a), (_, b) in zip(eager.named_parameters(), graphed.named_parameters(),
                                  strict=True):
         assert torch.linalg.norm(a - b) <= 5e-2 * torch.linalg.norm(a) + 1e-4, name
+
+
+def test_static_shapes_do_not_change_a_prediction_or_a_loss(tiny_bert_dir, monkeypatch):
+    # What CUDA does by default (widths rounded to 32 tokens, padding rows), checked here on
+    # the CPU against the exact shapes (the 4-D mask: test_a_ready_4d_mask_gives...).
+    from transformers import AutoTokenizer
+
+    import core.evaluation as evaluation
+    import core.train as train_module
+    from core.evaluation import predict_proba
+    from tests.conftest import seeded_model
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    model = seeded_model(tiny_bert_dir).eval()
+    texts = _texts(90, 3)
+    exact = predict_proba(model, tokenizer, texts, max_length=64, batch_tokens=300,
+                          dtype=torch.float32, cache=False)
+    monkeypatch.setattr(evaluation, "width_multiple", lambda device: 32)
+    monkeypatch.setattr(evaluation, "graphs_enabled", lambda device: False)
+    real_collate = evaluation.collate
+
+    def padded_rows(encoded, indices, pad_id, **kwargs):
+        return real_collate(encoded, indices, pad_id, **{**kwargs, "rows": 2 * len(indices)})
+
+    monkeypatch.setattr(evaluation, "collate", padded_rows)
+    rounded = predict_proba(model, tokenizer, texts, max_length=64, batch_tokens=300,
+                            dtype=torch.float32, cache=False)
+    np.testing.assert_allclose(rounded, exact, atol=1e-5)
+    assert train_module.width_multiple("cpu") == 1  # CPUs train on exact widths
