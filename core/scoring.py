@@ -38,9 +38,9 @@ def score_model(model: Any, tokenizer: Any, texts: Sequence[str], labels: Sequen
     """
     import torch
 
-    from core.evaluation import compute_metrics
     from core.inference import Predictor
     from core.saving import count_parameters
+    from core.scores import compute_metrics
     from core.speed import measure_speed
 
     predictor = Predictor(model, tokenizer, label_names, max_length, torch.device(device))
@@ -66,9 +66,9 @@ def score_run(run: Run, data: Any, max_length: int, device: Any,
               emit: Callable[[dict[str, Any]], None] | None = None,
               batch_tokens: int | None = None) -> dict[str, Any]:
     """Score every model saved in ``run`` on ``data``'s validation set; write the results."""
-    from core.evaluation import agreement, predictions_table
     from core.models import load_classifier
     from core.saving import size_on_disk_mb
+    from core.scores import agreement, predictions_table
     from core.timing import LEVELS, timing_level
 
     emit = emit or (lambda event: None)

@@ -120,7 +120,7 @@ def regression_metrics(targets: Sequence[float], predictions: Sequence[float]
         ``{"pearson", "spearman", "mse"}``; a correlation is NaN when the predictions (or
         targets) are constant.
     """
-    from core.evaluation import load_metric, metrics_lock
+    from core.scores import load_metric, metrics_lock
 
     references = np.asarray(targets, dtype=np.float64)
     predicted = np.asarray(predictions, dtype=np.float64).reshape(-1)

@@ -157,7 +157,8 @@ def validate(model: torch.nn.Module, data: TrainData, max_length: int, device: t
     """Accuracy, macro-F1 and mean cross-entropy on the validation set (``batch_tokens``:
     padded tokens per batch, default the device's); for a regression Spearman, Pearson and
     the MSE (also its ``val_loss``)."""
-    from core.evaluation import compute_metrics, predict_proba
+    from core.evaluation import predict_proba
+    from core.scores import compute_metrics
 
     probs = predict_proba(model, data.tokenizer, data.validation_texts, max_length=max_length,
                           device=device, batch_tokens=batch_tokens)

@@ -281,8 +281,8 @@ def fake_scored_run(runs_dir: Path, name: str, state: str = "done", int8: bool =
     """A run folder with metrics (and int8 predictions when ``int8``), no models."""
     import numpy as np
 
-    from core.evaluation import predictions_table
     from core.runs import create_run
+    from core.scores import predictions_table
 
     run = create_run({"name": name}, runs_dir)
     roles = ["teacher", "student"] + ["student_int8"] * int8

@@ -21,8 +21,8 @@ LABELS = ["negative", "positive"]
 
 def fabricate_pair_run(runs_dir: Path, model_dir: str) -> str:
     """A done run on sentence pairs: teacher and student folders and saved predictions."""
-    from core.evaluation import predictions_table
     from core.runs import create_run
+    from core.scores import predictions_table
 
     run = create_run({"name": "pairs", "teacher": model_dir,
                       "dataset": {"name": "train.csv"}}, runs_dir)

@@ -45,8 +45,8 @@ def fabricate_finished_run(runs_dir: Path, model_dir: str, name: str, device: st
                            int8: bool = True) -> str:
     """A done run with scored roles (``student_int8`` too when ``int8``), predictions and
     one epoch of history, made without training."""
-    from core.evaluation import predictions_table
     from core.runs import create_run
+    from core.scores import predictions_table
 
     run = create_run({"name": name, "teacher": "bundled:minilm",
                       "dataset": {"name": "bbc_news"}, "train": {"epochs": 1}}, runs_dir)

@@ -19,14 +19,8 @@ from sklearn.metrics import (
 
 from core import evaluation
 from core.devices import cpu_has_native_bf16, inference_dtype
-from core.evaluation import (
-    SHIPPED_METRICS,
-    agreement,
-    compute_metrics,
-    load_metric,
-    predict_proba,
-    predictions_table,
-)
+from core.evaluation import predict_proba
+from core.scores import SHIPPED_METRICS, agreement, compute_metrics, load_metric, predictions_table
 
 LABEL_NAMES = ["business", "sport", "tech", "politics"]
 
@@ -118,7 +112,7 @@ def test_shipped_metrics_load_offline_without_network(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-    evaluation.load_metric.cache_clear()
+    load_metric.cache_clear()
     for name in SHIPPED_METRICS:
         metric = load_metric(name)
         assert metric.name == name

@@ -26,8 +26,8 @@ NOT_ALLOWED = "not allowed on this public server"
 def fake_finished_run(runs_dir: Path, model_dir: str, name: str, shared: bool = False) -> str:
     """A done run of the server's owner with a teacher, a student and their predictions."""
     from core.access import set_shared
-    from core.evaluation import predictions_table
     from core.runs import create_run
+    from core.scores import predictions_table
 
     run = create_run({"name": name, "teacher": model_dir,
                       "dataset": {"name": "/srv/secret/private.csv"}}, runs_dir)

@@ -54,7 +54,8 @@ def trained_tiny(tiny_bert_dir: str):
 
 
 def test_int8_predictions_agree_with_fp32_on_a_trained_model(trained_tiny):
-    from core.evaluation import agreement, predict_proba
+    from core.evaluation import predict_proba
+    from core.scores import agreement
 
     model, tokenizer, texts = trained_tiny
     quantized = quantize_dynamic_int8(model)

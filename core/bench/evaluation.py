@@ -186,7 +186,7 @@ def _evaluate_tf_shim() -> Iterator[None]:
 def _run_evaluator(pipe: Any, data: Any) -> dict[str, Any]:
     from evaluate import evaluator
 
-    from core.evaluation import load_metric
+    from core.scores import load_metric
 
     label_mapping = {name: i for i, name in pipe.model.config.id2label.items()}
     with _evaluate_tf_shim():
