@@ -15,8 +15,6 @@ the gradients, rank 0 validates and alone writes checkpoints.
 from __future__ import annotations
 
 import logging
-import os
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +26,13 @@ import torch
 
 from core import distributed
 from core.batching import EncodedTexts, bucketed_batches, collate, encode_texts
+from core.checkpoints import (
+    TrainState,
+    atomic_torch_save,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+)
 from core.cuda_graphs import (
     ShapeGraphs,
     graphs_enabled,
@@ -73,35 +78,6 @@ class StageResult:
     best_accuracy: float
     history: list[dict[str, Any]] = field(default_factory=list)
     samples_per_s: float = 0.0
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float,
@@ -245,27 +221,22 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
 
     state_path = checkpoint_dir / "state.pt" if checkpoint_dir else None
     best_path = checkpoint_dir / "best.pt" if checkpoint_dir else None
-    start_epoch, start_batch, history = 0, 0, []
-    best_accuracy, best_epoch, best_state = -1.0, -1, None
-    epoch_loss, epoch_rows = torch.zeros((), device=device), 0
+    state, best_state = TrainState(), None
     if state_path and distributed.main_says(state_path.exists()):
-        state = _restore(state_path, model, optimizer, scheduler)
-        start_epoch, start_batch, history = state["epoch"], state["batch"], state["history"]
-        best_accuracy, best_epoch = state["best_accuracy"], state["best_epoch"]
-        if dist_ctx.is_main:  # the sums are rank 0's: other ranks' rows before the stop are lost
-            epoch_loss = torch.tensor(state["epoch_loss_sum"], device=device)
-            epoch_rows = state["epoch_rows"]
-        emit({"type": "resumed", "stage": stage, "epoch": start_epoch, "batch": start_batch})
+        state = load_checkpoint(state_path, model, optimizer, scheduler)
+        if not dist_ctx.is_main:  # the sums are rank 0's: other ranks' rows before the stop
+            state.epoch_loss_sum, state.epoch_rows = 0.0, 0  # are lost
+        emit({"type": "resumed", "stage": stage, "epoch": state.epoch, "batch": state.batch})
+    start_epoch, start_batch, history = state.epoch, state.batch, state.history
+    # Summed on the device (a .item() each step would sync CUDA); copied into state to save.
+    epoch_loss, epoch_rows = torch.tensor(state.epoch_loss_sum, device=device), state.epoch_rows
 
     def save_state(epoch: int, batch: int) -> None:
         if state_path is None or not dist_ctx.is_main:
             return
-        _atomic_torch_save({
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "epoch": epoch, "batch": batch,
-            "history": history, "best_accuracy": best_accuracy, "best_epoch": best_epoch,
-            "epoch_loss_sum": float(epoch_loss), "epoch_rows": epoch_rows, "rng": _rng_state(),
-        }, state_path)
+        state.epoch, state.batch = epoch, batch
+        state.epoch_loss_sum, state.epoch_rows = float(epoch_loss), epoch_rows
+        save_checkpoint(state_path, model, optimizer, scheduler, state)
 
     # Progress at least 20 times an epoch and every 5 s: reading a loss is a device sync.
     log_every, log_interval_s, last_log = max(1, steps_per_epoch // 20), 5.0, time.perf_counter()
@@ -353,13 +324,14 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
         history.append(row)
         epoch_loss, epoch_rows = torch.zeros((), device=device), 0
         score = metrics[best_key]
-        score = -1.0 if score != score else score  # NaN (constant outputs): the worst
-        if score > best_accuracy or best_epoch < 0:
-            best_accuracy, best_epoch = score, epoch + 1
+        if score != score:  # NaN (constant outputs): the worst (-inf for a loss's negative)
+            score = float("-inf") if data.general else -1.0
+        if score > state.best_score or state.best_epoch < 0:
+            state.best_score, state.best_epoch = score, epoch + 1
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             if best_path is not None and dist_ctx.is_main:
-                _atomic_torch_save(best_state, best_path)
-        emit({"type": "epoch", **row, "epochs": epochs, "best_epoch": best_epoch})
+                atomic_torch_save(best_state, best_path)
+        emit({"type": "epoch", **row, "epochs": epochs, "best_epoch": state.best_epoch})
         save_state(epoch + 1, 0)
 
     if best_state is None and best_path is not None and best_path.exists():
@@ -367,7 +339,8 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
     if best_state is not None:
         model.load_state_dict(best_state)
     elapsed = time.perf_counter() - started
-    return StageResult(best_epoch=best_epoch, best_accuracy=best_accuracy, history=history,
+    return StageResult(best_epoch=state.best_epoch, best_accuracy=state.best_score,
+                       history=history,
                        samples_per_s=rows_done / elapsed if elapsed and rows_done else 0.0)
 
 
@@ -404,17 +377,6 @@ def _freeze_teacher(teacher: torch.nn.Module, device: torch.device) -> None:
     has saved it already."""
     teacher.to(device, dtype=torch.bfloat16 if device.type == "cuda" else None).eval()
     teacher.requires_grad_(False)
-
-
-def _restore(state_path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-             scheduler: torch.optim.lr_scheduler.LRScheduler) -> dict[str, Any]:
-    """Load a checkpoint into the model, optimizer, scheduler and the RNGs; returns it."""
-    state = torch.load(state_path, map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    _set_rng_state(state["rng"])
-    return state
 
 
 def _step_loss(forward: Any, teacher: torch.nn.Module | None, batch: dict[str, torch.Tensor],

@@ -210,3 +210,25 @@ def test_training_steps_autocast_to_bf16_where_the_cpu_allows(tiny_bert_dir, mon
         logits = model(**batch).logits
     assert logits.dtype == expected
     assert next(model.parameters()).dtype == torch.float32  # master weights stay fp32
+
+
+def test_a_checkpoint_restores_the_whole_train_state(tmp_path):
+    from core.checkpoints import TrainState, load_checkpoint, save_checkpoint
+
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 ** step)
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    scheduler.step()
+    state = TrainState(epoch=2, batch=7, history=[{"epoch": 1, "val_loss": 0.5}],
+                       best_score=0.81, best_epoch=1, epoch_loss_sum=3.5, epoch_rows=14)
+    save_checkpoint(tmp_path / "state.pt", model, optimizer, scheduler, state)
+    torch.rand(5)  # moves the RNG on: loading must put it back
+    fresh = torch.nn.Linear(3, 2)
+    fresh_optimizer = torch.optim.AdamW(fresh.parameters(), lr=0.1)
+    fresh_scheduler = torch.optim.lr_scheduler.LambdaLR(fresh_optimizer, lambda step: 1.0)
+    restored = load_checkpoint(tmp_path / "state.pt", fresh, fresh_optimizer, fresh_scheduler)
+    assert restored == state
+    assert torch.equal(fresh.weight, model.weight)
+    assert fresh_scheduler.last_epoch == 1 and fresh_optimizer.state_dict()["state"]
