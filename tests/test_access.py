@@ -241,3 +241,17 @@ def test_a_queued_run_cancelled_after_the_queue_claimed_it_never_starts(
     assert cli("--runs-dir", str(tmp_path), "worker", run.id) == 0
     assert "no longer queued: not started" in capsys.readouterr().err
     assert run.status()["state"] == "cancelled" and not run.events()
+
+
+def test_a_visitors_augmentation_model_is_checked_like_a_teacher(tmp_path: Path) -> None:
+    from core.access import check_spec_refs
+
+    visitor = Caller.visitor("x")
+    spec = JobSpec.from_dict({"dataset": {"name": "bbc_news", "augment": 2,
+                                          "augment_method": "mlm", "augment_mlm": "/etc"}})
+    with pytest.raises(ValueError, match="not allowed"):
+        check_spec_refs(spec, visitor, tmp_path)
+    hub = JobSpec.from_dict({"dataset": {"name": "bbc_news", "augment": 2,
+                                         "augment_method": "mlm",
+                                         "augment_mlm": "bert-base-uncased"}})
+    check_spec_refs(hub, visitor, tmp_path)  # a Hub id is fine
