@@ -170,7 +170,9 @@ def time_in_fresh_process(run: Run, texts: list[str], *, max_length: int, device
     with tempfile.TemporaryDirectory(prefix="distillab-timing-") as folder:
         request, answer = Path(folder) / "request.json", Path(folder) / "timing.json"
         request.write_text(json.dumps({
-            "run_dir": str(run.path), "texts": [str(t) for t in texts][:SPEED_TEXTS],
+            # A pair travels as a two-item list and is a tuple again in the worker.
+            "run_dir": str(run.path), "texts": [t if isinstance(t, tuple) else str(t)
+                                                for t in texts][:SPEED_TEXTS],
             "max_length": int(max_length), "device": str(device), "int8": bool(int8),
             "label_names": list(label_names), "level": level, "answer": str(answer)}))
         worker = subprocess.Popen([sys.executable, "-m", "core.timing", str(request)],
@@ -208,13 +210,25 @@ def _worker(request_path: str) -> None:
     models = load_for_timing(run, device, int8=request["int8"],
                              label_names=request["label_names"])
     torch.manual_seed(0)
-    rounds, texts, samples = LEVELS[request["level"]]
-    timing = time_models(models, request["texts"], max_length=request["max_length"],
-                         device=device, rounds=rounds, speed_texts=texts,
+    rounds, speed_texts, samples = LEVELS[request["level"]]
+    texts = [tuple(t) if isinstance(t, list) else t for t in request["texts"]]
+    timing = time_models(models, texts, max_length=request["max_length"],
+                         device=device, rounds=rounds, speed_texts=speed_texts,
                          latency_samples=samples,
                          on_round=lambda r: print(f"round {r}", flush=True))
     timing["timed_in"] = "a fresh worker process"
     Path(request["answer"]).write_text(json.dumps(timing))
+
+
+def _validation_rows(run: Run) -> list[Any]:
+    """A scored run's validation texts, or ``(first, second)`` pairs, from its predictions."""
+    from core.texts import PAIR_COLUMN, join_pairs
+
+    table = run.predictions()
+    if "text" not in table or not len(table):
+        return []
+    seconds = table[PAIR_COLUMN].astype(str).tolist() if PAIR_COLUMN in table else None
+    return join_pairs(table["text"].astype(str).tolist(), seconds)
 
 
 def time_run(run: Run, *, rounds: int = ROUNDS, device: str = "auto") -> dict[str, Any]:
@@ -232,14 +246,13 @@ def time_run(run: Run, *, rounds: int = ROUNDS, device: str = "auto") -> dict[st
     from core.devices import describe_device, resolve_device
 
     target = resolve_device(device)
-    texts = run.predictions().get("text")
-    if texts is None or not len(texts):
+    texts = _validation_rows(run)
+    if not texts:
         raise ValueError(f"run {run.id} has no validation texts to time on (not scored yet)")
     models = load_for_timing(run, target)
     max_length = int(run.metrics.get("max_length") or (run.spec.get("train") or {}).get(
         "max_length") or 128)
-    timing = time_models(models, [str(t) for t in texts], max_length=max_length,
-                         device=target, rounds=rounds)
+    timing = time_models(models, texts, max_length=max_length, device=target, rounds=rounds)
     timing.update(host=os.uname().nodename if hasattr(os, "uname") else "",
                   device=describe_device(target), max_length=max_length)
     run.append_timing(timing)
