@@ -295,6 +295,11 @@ def _record_student_layers(run: Run, spec: JobSpec, student: Any) -> JobSpec:
     return replace(spec, student=replace(spec.student, layers=layers))
 
 
+def _hard_loss(data: Any) -> str:
+    """The loss on labels alone: cross-entropy, or MSE for a regression (one target)."""
+    return "MSE" if len(data.label_names) == 1 else "cross-entropy"
+
+
 def _train_stage(run: Run, spec: JobSpec, stage: str, model: Any, tokenizer: Any, data: Any,
                  device: Any, emit: EventSink, teacher: Any = None) -> None:
     """Train one stage unless its model is already saved; save it and drop its checkpoint."""
@@ -310,8 +315,8 @@ def _train_stage(run: Run, spec: JobSpec, stage: str, model: Any, tokenizer: Any
         return
     is_teacher = stage == "teacher"
     recipe = spec.recipe if teacher is not None else RECIPES["baseline"]
-    emit({"type": "stage", "stage": stage, "message": f"training {stage} ("
-          f"{recipe.name + ' recipe' if teacher is not None else 'cross-entropy on labels'})"})
+    how = f"{recipe.name} recipe" if teacher is not None else f"{_hard_loss(data)} on labels"
+    emit({"type": "stage", "stage": stage, "message": f"training {stage} ({how})"})
     result = train(
         model, _training_data(tokenizer, data, with_transfer=teacher is not None),
         stage=stage, recipe=recipe, config=spec.train,
