@@ -93,7 +93,7 @@ def measure_speed(model: Any, tokenizer: Any, texts: Sequence[str], *, max_lengt
                   device: torch.device | str, dtype: torch.dtype | None = None,
                   latency_samples: int = 30, warmup: int = 3, large_batch: int = 64,
                   throughput_texts: int = 256, batch_tokens: int | None = None,
-                  throughput_repeats: int = 3) -> dict[str, Any]:
+                  throughput_repeats: int = 3, latency: bool = True) -> dict[str, Any]:
     """Latency at batch 1 and throughput at large batch, end-to-end and model-only.
 
     Args:
@@ -111,6 +111,8 @@ def measure_speed(model: Any, tokenizer: Any, texts: Sequence[str], *, max_lengt
         batch_tokens: padded-token budget of an end-to-end throughput batch; default
             ``default_batch_tokens(device)``.
         throughput_repeats: timed passes per throughput view; the median is reported.
+        latency: time batch-1 latency too (False: throughput only, without the four
+            ``latency`` keys; ``core.timing`` times latency itself, models interleaved).
     Returns:
         ``latency_ms_p50``, ``latency_ms_p95``, ``model_latency_ms_p50``,
         ``model_latency_ms_p95``, ``throughput_per_s``, ``model_throughput_per_s``,
@@ -133,23 +135,25 @@ def measure_speed(model: Any, tokenizer: Any, texts: Sequence[str], *, max_lengt
 
     latency_texts = [texts[i % len(texts)] for i in range(warmup + latency_samples)]
     bulk_texts = _spread(texts, throughput_texts)
+    result: dict[str, Any] = {}
     with inference_session(model, device, dtype), gc_paused():
-        _warm_shapes(model, tokenizer, latency_texts, max_length, device, pad_id)
-        latency = _time_latency(model, tokenizer, latency_texts, max_length, device, warmup,
-                                pad_id)
-        model_latency = _time_model_latency(model, tokenizer, latency_texts, max_length,
-                                            device, warmup, pad_id)
+        if latency:
+            _warm_shapes(model, tokenizer, latency_texts, max_length, device, pad_id)
+            samples = _time_latency(model, tokenizer, latency_texts, max_length, device,
+                                    warmup, pad_id)
+            model_samples = _time_model_latency(model, tokenizer, latency_texts, max_length,
+                                                device, warmup, pad_id)
+            result.update(latency_ms_p50=percentile_ms(samples, 50),
+                          latency_ms_p95=percentile_ms(samples, 95),
+                          model_latency_ms_p50=percentile_ms(model_samples, 50),
+                          model_latency_ms_p95=percentile_ms(model_samples, 95))
         model_throughput, mean_tokens, peak_mb = _time_model_throughput(
             model, tokenizer, bulk_texts, max_length, device, large_batch, pad_id,
             throughput_repeats)
     with gc_paused():
         throughput = _time_throughput(model, tokenizer, bulk_texts, max_length, device, dtype,
                                       large_batch, batch_tokens, throughput_repeats)
-    result = {
-        "latency_ms_p50": percentile_ms(latency, 50),
-        "latency_ms_p95": percentile_ms(latency, 95),
-        "model_latency_ms_p50": percentile_ms(model_latency, 50),
-        "model_latency_ms_p95": percentile_ms(model_latency, 95),
+    result.update({
         "throughput_per_s": throughput,
         "model_throughput_per_s": model_throughput,
         "device": describe_device(device),
@@ -164,10 +168,10 @@ def measure_speed(model: Any, tokenizer: Any, texts: Sequence[str], *, max_lengt
         "mean_tokens": mean_tokens,
         "peak_memory_mb": peak_mb,
         "timer_includes": dict(TIMER_INCLUDES),
-    }
-    logger.info("speed on %s (%s): latency p50 %.2f ms, throughput %.1f/s end-to-end, "
+    })
+    logger.info("speed on %s (%s): latency p50 %s ms, throughput %.1f/s end-to-end, "
                 "%.1f/s model-only", result["device"], result["precision"],
-                result["latency_ms_p50"], throughput, model_throughput)
+                result.get("latency_ms_p50", "-"), throughput, model_throughput)
     return result
 
 

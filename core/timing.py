@@ -1,10 +1,13 @@
 """Time a run's models side by side, in rounds, and record each timing with its spread.
 
 A speed-up is a ratio of two latencies, and a latency moves with whatever else the machine
-does. So the models of a run are timed **interleaved** (teacher, student, int8, baseline,
-then again), each warmed on every shape it will see (``core.speed.measure_speed``), and the
-speed-up is taken **per round** before its median and spread across rounds are reported.
-Other processes' CPU use during the timing is recorded beside it (``core.machine_load``).
+does. So batch-1 latency is timed with the models **taking turns call by call** on the same
+text (:func:`interleaved_latency`): a slow moment lands on every model alike. Timing one model
+for seconds, then the next, gave speed-ups of 1.57-1.92x for the same two models; taking
+turns, 1.73-1.82x (docs/BENCHMARKS.md). Throughput is timed per model in each round
+(``core.speed.measure_speed``). The speed-up is taken per round, and its median and spread
+across rounds reported. Other processes' CPU use during the timing is recorded beside it
+(``core.machine_load``).
 
 A job times its models in a **fresh worker process** (:func:`time_in_fresh_process`): what
 training left behind (allocator caches, thread pools, a warm or fragmented heap) does not
@@ -58,6 +61,61 @@ def spread(values: list[float]) -> float:
     return float((max(values) - min(values)) / 2) if values else 0.0
 
 
+INTERLEAVED_LATENCY = ("batch 1, end-to-end: tokenise one text, copy to device, forward, softmax, "
+                       "argmax copied to host; the models take turns call by call on the same "
+                       "text (the first model changes every text)")
+
+
+def interleaved_latency(models: dict[str, tuple[Any, Any]], texts: list[Any], *,
+                        max_length: int, device: Any, samples: int
+                        ) -> dict[str, dict[str, float]]:
+    """Batch-1 latency of several models, taking turns **call by call** on the same text.
+
+    Whatever slows the machine for a moment (another process, a frequency change) lands on
+    every model alike, so the ratio of two models' medians is steady where timing one model
+    after another for seconds each is not (measured in docs/BENCHMARKS.md). Each model is
+    first run once on every text, untimed (the first call at a shape builds its kernels).
+
+    Returns:
+        role -> ``latency_ms_p50``, ``latency_ms_p95`` (end to end) and
+        ``model_latency_ms_p50``, ``model_latency_ms_p95`` (the forward alone).
+    """
+    import torch
+
+    from core.evaluation import inference_session
+    from core.inference import end_to_end_one, one_batch, pad_id_of
+    from core.speed import gc_paused, percentile_ms, sync
+
+    device = torch.device(device)
+    picks = [texts[i % len(texts)] for i in range(samples)]
+    roles = list(models)
+    pads = {role: pad_id_of(tokenizer) for role, (_, tokenizer) in models.items()}
+    for role, (model, tokenizer) in models.items():
+        with inference_session(model, device):
+            for text in dict.fromkeys(picks):
+                model(**one_batch(tokenizer, text, max_length, device, pads[role]))
+    ends: dict[str, list[float]] = {role: [] for role in roles}
+    forwards: dict[str, list[float]] = {role: [] for role in roles}
+    with gc_paused():
+        for i, text in enumerate(picks):
+            for role in roles[i % len(roles):] + roles[:i % len(roles)]:
+                model, tokenizer = models[role]
+                with inference_session(model, device):
+                    ends[role].append(end_to_end_one(model, tokenizer, text, max_length,
+                                                     device, pads[role])[1])
+                    batch = one_batch(tokenizer, text, max_length, device, pads[role])
+                    sync(device)
+                    start = time.perf_counter()
+                    model(**batch)
+                    sync(device)
+                    forwards[role].append(time.perf_counter() - start)
+    return {role: {"latency_ms_p50": percentile_ms(ends[role], 50),
+                   "latency_ms_p95": percentile_ms(ends[role], 95),
+                   "model_latency_ms_p50": percentile_ms(forwards[role], 50),
+                   "model_latency_ms_p95": percentile_ms(forwards[role], 95)}
+            for role in roles}
+
+
 def time_models(models: dict[str, tuple[Any, Any]], texts: list[str], *, max_length: int,
                 device: Any, rounds: int = ROUNDS,
                 on_round: Callable[[int], None] | None = None,
@@ -90,12 +148,16 @@ def time_models(models: dict[str, tuple[Any, Any]], texts: list[str], *, max_len
     for index in range(rounds):
         if on_round is not None:
             on_round(index)
+        with OtherLoad() as load:
+            latencies = interleaved_latency(models, sample, max_length=max_length,
+                                            device=device, samples=latency_samples)
+        loads.append(load.figures)
         for role, (model, tokenizer) in models.items():
             with OtherLoad() as load:
                 figures = measure_speed(model, tokenizer, sample, max_length=max_length,
-                                        device=device, latency_samples=latency_samples,
-                                        throughput_texts=len(sample), throughput_repeats=2)
-            per_round[role].append(figures)
+                                        device=device, throughput_texts=len(sample),
+                                        throughput_repeats=2, latency=False)
+            per_round[role].append({**figures, **latencies[role]})
             loads.append(load.figures)
     reference = next(iter(models))
     result: dict[str, Any] = {}
@@ -109,15 +171,22 @@ def time_models(models: dict[str, tuple[Any, Any]], texts: list[str], *, max_len
                         "latency_ms_p50_spread": spread(latencies),
                         "latency_ms_p95": float(np.median([f["latency_ms_p95"]
                                                            for f in figures])),
+                        "model_latency_ms_p50": float(np.median(
+                            [f["model_latency_ms_p50"] for f in figures])),
                         "throughput_per_s": float(np.median(throughputs)),
                         "throughput_spread": spread(throughputs),
                         "speedup_vs_teacher": float(np.median(speedups)),
                         "speedup_spread": spread(speedups)}
+        result[role]["timer_includes"] = {**result[role]["timer_includes"],
+                                          "latency_ms": INTERLEAVED_LATENCY}
     shares = [x["others_cpu_share"] for x in loads if x["others_cpu_share"] is not None]
     return {"rounds": rounds, "models": result,
             "others_cpu_share_max": max(shares) if shares else None,
             "load_avg_1m": loads[-1]["load_avg_1m"] if loads else None,
             "machine_busy": any(x["machine_busy"] for x in loads),
+            # PASSIVE (the CLI's and app's default) adds ~40% to a 2-thread CPU batch-1 call
+            # against spinning threads, and moves every model alike (docs/BENCHMARKS.md).
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "library default"),
             "time": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
@@ -158,11 +227,13 @@ def timing_process() -> str:
 def time_in_fresh_process(run: Run, texts: list[str], *, max_length: int, device: Any,
                           int8: bool, label_names: list[str], level: str = "full",
                           on_round: Callable[[int], None] | None = None,
-                          timeout_s: float = 1800.0) -> dict[str, Any]:
+                          timeout_s: float = 1800.0, rounds: int | None = None
+                          ) -> dict[str, Any]:
     """:func:`time_models` on the run's saved models, in a new Python process.
 
     The worker (``python -m core.timing``) loads the models from the run folder, times them
-    and writes the result to a file; its ``round N`` lines drive ``on_round``.
+    and writes the result to a file; its ``round N`` lines drive ``on_round``. ``rounds``
+    overrides the level's.
 
     Raises:
         RuntimeError: the worker failed (its last output lines say why).
@@ -174,7 +245,8 @@ def time_in_fresh_process(run: Run, texts: list[str], *, max_length: int, device
             "run_dir": str(run.path), "texts": [t if isinstance(t, tuple) else str(t)
                                                 for t in texts][:SPEED_TEXTS],
             "max_length": int(max_length), "device": str(device), "int8": bool(int8),
-            "label_names": list(label_names), "level": level, "answer": str(answer)}))
+            "label_names": list(label_names), "level": level, "rounds": rounds,
+            "answer": str(answer)}))
         worker = subprocess.Popen([sys.executable, "-m", "core.timing", str(request)],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -211,6 +283,7 @@ def _worker(request_path: str) -> None:
                              label_names=request["label_names"])
     torch.manual_seed(0)
     rounds, speed_texts, samples = LEVELS[request["level"]]
+    rounds = request.get("rounds") or rounds
     texts = [tuple(t) if isinstance(t, list) else t for t in request["texts"]]
     timing = time_models(models, texts, max_length=request["max_length"],
                          device=device, rounds=rounds, speed_texts=speed_texts,
@@ -249,10 +322,22 @@ def time_run(run: Run, *, rounds: int = ROUNDS, device: str = "auto") -> dict[st
     texts = _validation_rows(run)
     if not texts:
         raise ValueError(f"run {run.id} has no validation texts to time on (not scored yet)")
-    models = load_for_timing(run, target)
     max_length = int(run.metrics.get("max_length") or (run.spec.get("train") or {}).get(
         "max_length") or 128)
-    timing = time_models(models, texts, max_length=max_length, device=target, rounds=rounds)
+    timing = None
+    if timing_process() == "fresh":  # as a job times its models, so the two compare
+        try:
+            timing = time_in_fresh_process(
+                run, texts, max_length=max_length, device=target,
+                int8="student_int8" in (run.metrics.get("models") or {}),
+                label_names=list(run.metrics.get("label_names") or []), rounds=rounds)
+        except (RuntimeError, OSError) as error:
+            log.warning("timing in a fresh process failed, timing here: %s", error)
+    if timing is None:
+        models = load_for_timing(run, target)
+        timing = time_models(models, texts, max_length=max_length, device=target,
+                             rounds=rounds)
+        timing["timed_in"] = "this process"
     timing.update(host=os.uname().nodename if hasattr(os, "uname") else "",
                   device=describe_device(target), max_length=max_length)
     run.append_timing(timing)

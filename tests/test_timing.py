@@ -28,3 +28,37 @@ def test_a_pair_run_is_timed_on_its_pairs(pair_run, monkeypatch):  # noqa: F811
                                   label_names=run.metrics["label_names"], level="quick")
     assert fresh["timed_in"] == "a fresh worker process"
     assert fresh["models"]["teacher"]["latency_ms_p50"] > 0
+
+
+def test_interleaved_latency_times_each_model_and_tells_a_slower_one_apart(tiny_bert_dir):
+    """Two copies of one model, one made 5 ms slower per forward: the interleaved timer
+    gives each its own latency, and the slow one's is the larger by about those 5 ms."""
+    import time
+
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from core.timing import interleaved_latency
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    fast = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir)
+    slow = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir)
+    slow.register_forward_pre_hook(lambda *_: time.sleep(0.005))
+    figures = interleaved_latency({"slow": (slow, tokenizer), "fast": (fast, tokenizer)},
+                                  ["a short text", "a somewhat longer text " * 5],
+                                  max_length=32, device="cpu", samples=8)
+    assert set(figures) == {"slow", "fast"}
+    for view in ("latency_ms_p50", "model_latency_ms_p50"):
+        gap = figures["slow"][view] - figures["fast"][view]
+        assert 4.0 < gap < 20.0, (view, figures)
+
+
+def test_measure_speed_without_latency_times_throughput_only(tiny_bert_dir):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from core.speed import measure_speed
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir)
+    figures = measure_speed(model, AutoTokenizer.from_pretrained(tiny_bert_dir), ["a", "b c"],
+                            max_length=16, device="cpu", throughput_texts=4, latency=False)
+    assert "latency_ms_p50" not in figures and "model_latency_ms_p50" not in figures
+    assert figures["throughput_per_s"] > 0
