@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 ROUNDS = 3
 SPEED_TEXTS = 128  # timed texts per model per round (taken from the validation set)
-LATENCY_SAMPLES = 15  # batch-1 calls per model per round
+LATENCY_SAMPLES = 30  # batch-1 calls per model per round
 # A job's timing level (JobSpec.timing): rounds, texts and batch-1 calls per model.
 LEVELS = {"full": (ROUNDS, SPEED_TEXTS, LATENCY_SAMPLES), "quick": (1, 32, 5)}
 
@@ -68,7 +68,7 @@ INTERLEAVED_LATENCY = ("batch 1, end-to-end: tokenise one text, copy to device, 
 
 def interleaved_latency(models: dict[str, tuple[Any, Any]], texts: list[Any], *,
                         max_length: int, device: Any, samples: int
-                        ) -> dict[str, dict[str, float]]:
+                        ) -> dict[str, dict[str, list[float]]]:
     """Batch-1 latency of several models, taking turns **call by call** on the same text.
 
     Whatever slows the machine for a moment (another process, a frequency change) lands on
@@ -77,14 +77,14 @@ def interleaved_latency(models: dict[str, tuple[Any, Any]], texts: list[Any], *,
     first run once on every text, untimed (the first call at a shape builds its kernels).
 
     Returns:
-        role -> ``latency_ms_p50``, ``latency_ms_p95`` (end to end) and
-        ``model_latency_ms_p50``, ``model_latency_ms_p95`` (the forward alone).
+        role -> ``{"end_to_end": seconds, "forward": seconds}``, one duration per call:
+        end to end (tokenise to label on the host) and the forward alone.
     """
     import torch
 
     from core.evaluation import inference_session
     from core.inference import end_to_end_one, one_batch, pad_id_of
-    from core.speed import gc_paused, percentile_ms, sync
+    from core.speed import gc_paused, sync
 
     device = torch.device(device)
     picks = [texts[i % len(texts)] for i in range(samples)]
@@ -94,26 +94,31 @@ def interleaved_latency(models: dict[str, tuple[Any, Any]], texts: list[Any], *,
         with inference_session(model, device):
             for text in dict.fromkeys(picks):
                 model(**one_batch(tokenizer, text, max_length, device, pads[role]))
-    ends: dict[str, list[float]] = {role: [] for role in roles}
-    forwards: dict[str, list[float]] = {role: [] for role in roles}
+    timed: dict[str, dict[str, list[float]]] = {
+        role: {"end_to_end": [], "forward": []} for role in roles}
     with gc_paused():
         for i, text in enumerate(picks):
             for role in roles[i % len(roles):] + roles[:i % len(roles)]:
                 model, tokenizer = models[role]
                 with inference_session(model, device):
-                    ends[role].append(end_to_end_one(model, tokenizer, text, max_length,
-                                                     device, pads[role])[1])
+                    timed[role]["end_to_end"].append(end_to_end_one(
+                        model, tokenizer, text, max_length, device, pads[role])[1])
                     batch = one_batch(tokenizer, text, max_length, device, pads[role])
                     sync(device)
                     start = time.perf_counter()
                     model(**batch)
                     sync(device)
-                    forwards[role].append(time.perf_counter() - start)
-    return {role: {"latency_ms_p50": percentile_ms(ends[role], 50),
-                   "latency_ms_p95": percentile_ms(ends[role], 95),
-                   "model_latency_ms_p50": percentile_ms(forwards[role], 50),
-                   "model_latency_ms_p95": percentile_ms(forwards[role], 95)}
-            for role in roles}
+                    timed[role]["forward"].append(time.perf_counter() - start)
+    return timed
+
+
+def _latency_figures(timed: dict[str, list[float]]) -> dict[str, float]:
+    from core.speed import percentile_ms
+
+    return {"latency_ms_p50": percentile_ms(timed["end_to_end"], 50),
+            "latency_ms_p95": percentile_ms(timed["end_to_end"], 95),
+            "model_latency_ms_p50": percentile_ms(timed["forward"], 50),
+            "model_latency_ms_p95": percentile_ms(timed["forward"], 95)}
 
 
 def time_models(models: dict[str, tuple[Any, Any]], texts: list[str], *, max_length: int,
@@ -143,21 +148,25 @@ def time_models(models: dict[str, tuple[Any, Any]], texts: list[str], *, max_len
         raise ValueError(f"rounds must be at least 1, got {rounds}")
     sample = list(texts)[:speed_texts]
     per_round: dict[str, list[dict[str, Any]]] = {role: [] for role in models}
+    pooled: dict[str, dict[str, list[float]]] = {
+        role: {"end_to_end": [], "forward": []} for role in models}
     loads: list[dict[str, Any]] = []
     gc.collect()  # what training left behind goes before the first timer starts
     for index in range(rounds):
         if on_round is not None:
             on_round(index)
         with OtherLoad() as load:
-            latencies = interleaved_latency(models, sample, max_length=max_length,
-                                            device=device, samples=latency_samples)
+            timed = interleaved_latency(models, sample, max_length=max_length, device=device,
+                                        samples=latency_samples)
         loads.append(load.figures)
         for role, (model, tokenizer) in models.items():
+            for view, durations in timed[role].items():
+                pooled[role][view] += durations
             with OtherLoad() as load:
                 figures = measure_speed(model, tokenizer, sample, max_length=max_length,
                                         device=device, throughput_texts=len(sample),
                                         throughput_repeats=2, latency=False)
-            per_round[role].append({**figures, **latencies[role]})
+            per_round[role].append({**figures, **_latency_figures(timed[role])})
             loads.append(load.figures)
     reference = next(iter(models))
     result: dict[str, Any] = {}
@@ -166,16 +175,14 @@ def time_models(models: dict[str, tuple[Any, Any]], texts: list[str], *, max_len
         throughputs = [f["throughput_per_s"] for f in figures]
         speedups = [t["latency_ms_p50"] / f["latency_ms_p50"]
                     for t, f in zip(per_round[reference], figures, strict=True)]
-        result[role] = {**figures[-1],
-                        "latency_ms_p50": float(np.median(latencies)),
+        overall = _latency_figures(pooled[role])
+        # Every call of every round counts in the median; the rounds give the spread.
+        result[role] = {**figures[-1], **overall,
                         "latency_ms_p50_spread": spread(latencies),
-                        "latency_ms_p95": float(np.median([f["latency_ms_p95"]
-                                                           for f in figures])),
-                        "model_latency_ms_p50": float(np.median(
-                            [f["model_latency_ms_p50"] for f in figures])),
                         "throughput_per_s": float(np.median(throughputs)),
                         "throughput_spread": spread(throughputs),
-                        "speedup_vs_teacher": float(np.median(speedups)),
+                        "speedup_vs_teacher": _latency_figures(pooled[reference])[
+                            "latency_ms_p50"] / overall["latency_ms_p50"],
                         "speedup_spread": spread(speedups)}
         result[role]["timer_includes"] = {**result[role]["timer_includes"],
                                           "latency_ms": INTERLEAVED_LATENCY}

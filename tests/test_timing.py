@@ -1,7 +1,8 @@
-"""core.timing on sentence pairs: distillab time and the fresh timing worker time the pairs
-a run was scored on, not their first texts alone."""
+"""core.timing: models timed taking turns call by call, and pair runs timed on their pairs."""
 
 from __future__ import annotations
+
+import statistics
 
 from tests.test_pairs_pipeline import pair_run  # noqa: F401 - the module's pair run fixture
 
@@ -43,13 +44,14 @@ def test_interleaved_latency_times_each_model_and_tells_a_slower_one_apart(tiny_
     fast = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir)
     slow = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir)
     slow.register_forward_pre_hook(lambda *_: time.sleep(0.005))
-    figures = interleaved_latency({"slow": (slow, tokenizer), "fast": (fast, tokenizer)},
-                                  ["a short text", "a somewhat longer text " * 5],
-                                  max_length=32, device="cpu", samples=8)
-    assert set(figures) == {"slow", "fast"}
-    for view in ("latency_ms_p50", "model_latency_ms_p50"):
-        gap = figures["slow"][view] - figures["fast"][view]
-        assert 4.0 < gap < 20.0, (view, figures)
+    timed = interleaved_latency({"slow": (slow, tokenizer), "fast": (fast, tokenizer)},
+                                ["a short text", "a somewhat longer text " * 5],
+                                max_length=32, device="cpu", samples=8)
+    assert set(timed) == {"slow", "fast"}
+    for view in ("end_to_end", "forward"):
+        assert len(timed["slow"][view]) == len(timed["fast"][view]) == 8
+        gap = statistics.median(timed["slow"][view]) - statistics.median(timed["fast"][view])
+        assert 0.004 < gap < 0.020, (view, timed)
 
 
 def test_measure_speed_without_latency_times_throughput_only(tiny_bert_dir):
