@@ -138,3 +138,30 @@ def test_eager_contenders_give_the_graphs_their_own_ratios(monkeypatch):
     ratios = compute_ratios(result)
     assert ratios["eval_graphs_vs_eager_teacher_short"] == pytest.approx(4.0)
     assert ratios["distill_graphs_vs_eager"] == pytest.approx(3.0)
+
+
+def test_eval_contenders_take_turns_and_a_broken_one_loses_only_itself():
+    import torch
+
+    from core.bench.evaluation import _time_interleaved
+    from core.bench.settings import BenchSettings
+
+    calls: list[str] = []
+
+    def runner(name: str):
+        def run(texts: list[str]) -> list[int]:
+            calls.append(name)
+            if name == "broken" and len(calls) > 3:  # fails in its first timed pass
+                raise RuntimeError("out of memory")
+            return [0] * len(texts)
+        return run
+
+    contenders = {n: ((lambda t: t), runner(n)) for n in ("a", "b", "broken")}
+    settings = BenchSettings(max_repeats=3, min_time_s=10.0)
+    figures: dict = {}
+    _time_interleaved(contenders, ["w"], ["x", "y"], 16, torch.device("cpu"), settings,
+                      figures, lambda name, figure: None)
+    # One warm-up pass each, then rounds of a, b (broken dropped after its failure).
+    assert calls == ["a", "b", "broken", "a", "b", "broken", "a", "b", "a", "b"]
+    assert figures["a"]["repeats"] == figures["b"]["repeats"] == 3
+    assert "out of memory" in figures["broken"]["error"]

@@ -100,7 +100,8 @@ class BenchSettings:
             s.mfu_rows = 128 * 96
         if quick:
             s.short_texts, s.long_texts, s.distill_rows = 320, 48, 640
-            s.latency_samples, s.speed_texts, s.max_repeats = 15, 128, 1
+            # Three interleaved rounds: one pass each was the noise (±15%) in the ratios.
+            s.latency_samples, s.speed_texts, s.max_repeats, s.min_time_s = 15, 128, 3, 3.0
             s.mfu_rows = 128 * 24
         if model_size == "tiny":  # the test suite's size: seconds, not minutes
             s.short_texts, s.long_texts, s.distill_rows, s.mfu_rows = 64, 8, 96, 256
