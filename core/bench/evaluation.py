@@ -164,8 +164,18 @@ def _eval_breakdown(model: Any, tokenizer: Any, texts: list[str], max_length: in
     model_s, _, _ = _time_median(lambda: predict_proba_encoded(model, encoded, pad_token_id=pad,
                                                                device=device),
                                  device, settings.min_time_s, settings.max_repeats)
-    return {"tokenize_only_s": tokenize_s, "model_only_s": model_s,
-            "model_only_sent_per_s": len(texts) / model_s}
+    from core.bench.distill import forward_flops, measure_matmul_peak
+
+    figures = {"tokenize_only_s": tokenize_s, "model_only_s": model_s,
+               "model_only_sent_per_s": len(texts) / model_s,
+               # What limits it: the model's own FLOPs (no padding) per second of model time,
+               # against a bf16 matmul on this device (a smaller one on a CPU: seconds).
+               "model_only_tflops": forward_flops(model.config, encoded.lengths) / model_s / 1e12}
+    if device.type == "cpu":
+        peak = measure_matmul_peak(device, n=2048, repeats=5)
+        figures.update(matmul_peak_tflops=peak,
+                       model_only_fraction_of_peak=figures["model_only_tflops"] / peak)
+    return figures
 
 
 def _time_median(fn: Callable[[], Any], device: torch.device, min_time_s: float,

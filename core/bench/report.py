@@ -118,6 +118,13 @@ def format_bench_table(result: dict[str, Any]) -> str:
         shown = {name for per_role in result["eval"].values() for figures in per_role.values()
                  for name in figures}
         lines += [f"  {name}: {text}" for name, text in EVAL_INCLUDES.items() if name in shown]
+        lines += [f"  distillab {kind} {role}: model-only {f['model_only_tflops'] * 1e3:,.0f} "
+                  f"GFLOP/s (the model's FLOPs, no padding), "
+                  f"{f['model_only_fraction_of_peak']:.0%} of a bf16 2048^3 matmul here "
+                  f"({f['matmul_peak_tflops'] * 1e3:,.0f} GFLOP/s)"
+                  for kind, per_role in result["eval"].items()
+                  for role, figures in per_role.items()
+                  for f in [figures.get("distillab", {})] if "model_only_fraction_of_peak" in f]
     distill = result["distill"]
     if "settings" in distill:
         rows = [{"contender": name, "samples/s": f.get("samples_per_s"), "s": f.get("seconds"),
