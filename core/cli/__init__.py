@@ -44,7 +44,7 @@ from core.cli.models import (
     cmd_tradeoffs,
 )
 from core.cli.parser import build_parser
-from core.cli.reports import cmd_bench, cmd_export, cmd_report
+from core.cli.reports import cmd_ablation, cmd_bench, cmd_export, cmd_report
 from core.cli.spec_args import spec_from_args
 
 __all__ = ["COMMANDS", "ERRORS_EXIT", "NOTHING_TO_CANCEL_EXIT", "_ProgressBars", "build_parser",
@@ -53,7 +53,8 @@ __all__ = ["COMMANDS", "ERRORS_EXIT", "NOTHING_TO_CANCEL_EXIT", "_ProgressBars",
 ERRORS_EXIT = 2
 
 
-COMMANDS = {"report": cmd_report, "run": cmd_run, "general": cmd_run, "runs": cmd_runs,
+COMMANDS = {"report": cmd_report, "ablation": cmd_ablation, "run": cmd_run, "general": cmd_run,
+            "runs": cmd_runs,
             "eval": cmd_eval,
             "predict": cmd_predict,
             "compare": cmd_compare, "disagreements": cmd_disagreements,

@@ -113,3 +113,56 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(table)
     print(f"written: {args.out}, {args.png}")
     return 0
+
+
+def cmd_ablation(args: argparse.Namespace) -> int:
+    from core.ablation import (
+        VARIANTS,
+        find_or_run,
+        general_spec,
+        markdown_table,
+        sst2_base,
+        summarise,
+        variant_spec,
+    )
+    from core.devices import describe_device, resolve_device
+    from core.runs import runs_root
+    from core.specs import JobSpec
+
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError as error:
+        raise SpecError(f"ablation: --seeds takes integers such as 42,43,44, got "
+                        f"{args.seeds!r}") from error
+    if not 1 <= len(seeds) <= 10:
+        raise SpecError("ablation: give 1 to 10 seeds")
+    base = sst2_base(args.data_root, args.labels)
+    runs_dir = runs_root(args.runs_dir)
+    progress = _ProgressBars()
+    try:
+        general = find_or_run(JobSpec.from_dict(general_spec(base, args.general_texts))
+                              .to_dict(), runs_dir, progress)
+        reference = f"run:{general.id}/general"
+        runs = {(variant.key, seed): find_or_run(variant_spec(base, variant, seed, reference),
+                                                 runs_dir, progress)
+                for seed in seeds for variant in VARIANTS}
+    finally:
+        progress.close()
+    rows = summarise(runs, seeds)
+    from core.ablation import stage_seconds
+
+    general_s = sum(stage_seconds(general).values())
+    note = (f"SST-2, {args.labels:,} labelled sentences, scored on the 872 of dev.tsv; "
+            f"MiniLM teacher fine-tuned 1 epoch, students 1 epoch, max length 64, seeds "
+            f"{', '.join(map(str, seeds))}; {describe_device(resolve_device('auto'))}. "
+            f"Wall time: the variant's own stages (augmentation, student or baseline); the "
+            f"teacher of a seed is fine-tuned once and cached. The general student "
+            f"({reference}, {args.general_texts:,} unlabelled SST-2 sentences, 1 epoch) took "
+            f"{general_s:.0f} s once, shared by every seed. Runs: "
+            f"{', '.join(sorted({run.id for run in runs.values()}))}.")
+    table = markdown_table(rows, note)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(table)
+    print(table)
+    print(f"written: {args.out}")
+    return 0

@@ -1,0 +1,183 @@
+"""What each part of distillation gives, in the shape of the paper's ablation:
+``distillab ablation``.
+
+On one task (by default SST-2 with 4,000 labels, the setting of docs/RESULTS.md), over
+several seeds, the same 3-layer student is trained seven ways:
+
+* ``baseline``: the layers of the *pretrained* encoder, hard labels only (a task job's
+  no-teacher baseline);
+* ``labels``: the layers of the *fine-tuned* teacher, hard labels only: what the
+  initialisation gives, apart from the soft targets;
+* ``kd``: the layers of the fine-tuned teacher, soft targets + hard labels (``logits``);
+* ``kd_aug``: ``kd`` on the labelled texts plus ``--augment 4`` variants of each;
+* ``kd_cos``: ``kd`` plus the hidden-state cosine (the ``distilbert`` recipe);
+* ``general_kd``: a student first distilled on unlabelled text (``distillab general``), then ``kd``;
+* ``random_kd``: a randomly initialised 3-layer student, then ``kd``.
+
+Every job is a plain task job in the runs folder (the teacher of a seed is fine-tuned once
+and cached); a finished job of the same spec is reused whatever its name, so an interrupted
+ablation picks up where it stopped and earlier runs count.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.report import main_score
+from core.runs import Run, create_run, list_run_objects
+from core.specs import JobSpec
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row: its key, its title, the job's spec changes and the role it reads."""
+
+    key: str
+    title: str
+    changes: dict[str, Any]
+    role: str = "student"
+
+
+VARIANTS = (
+    Variant("baseline", "baseline: pretrained layers, labels only", {"baseline": True},
+            role="baseline"),
+    Variant("labels", "fine-tuned teacher's layers, labels only",
+            {"recipe": "baseline"}),  # the recipe of that name: cross-entropy alone
+    Variant("kd", "KD (soft targets + labels)", {"baseline": True}),
+    Variant("kd_aug", "KD + augmentation (4 per text)",
+            {"baseline": True, "dataset": {"augment": 4}}),
+    Variant("kd_cos", "KD + hidden-state cosine", {"recipe": "distilbert"}),
+    Variant("general_kd", "general-distilled start + KD",
+            {"student": {"kind": "pretrained", "checkpoint": "{general}"}}),
+    Variant("random_kd", "random-init student + KD",
+            {"student": {"kind": "fresh", "num_layers": 3}}),
+)
+
+
+def sst2_base(data_root: str | Path = "../shared/data", labels: int = 4000) -> dict[str, Any]:
+    """The task job every variant changes: SST-2 with ``labels`` labelled sentences."""
+    folder = Path(data_root) / "sst2"
+    return {"teacher": "bundled:minilm",
+            "dataset": {"name": str(folder / "train.tsv"), "validation": str(folder / "dev.tsv"),
+                        "max_train_examples": labels},
+            "student": {"kind": "extract", "layers": [0, 2, 4]}, "recipe": "logits",
+            "train": {"preset": "quick", "epochs": 1, "teacher_epochs": 1, "max_length": 64},
+            "baseline": False}
+
+
+def general_spec(base: dict[str, Any], texts: int) -> dict[str, Any]:
+    """The general-distillation job: the task's training file read as ``texts`` unlabelled
+    texts (the labelled ones among them), the same student layers."""
+    dataset = {**base["dataset"], "max_train_examples": texts}
+    return {**base, "dataset": dataset, "kind": "general", "seed": 42,
+            "name": "ablation-general"}
+
+
+def variant_spec(base: dict[str, Any], variant: Variant, seed: int,
+                 general_ref: str | None) -> dict[str, Any]:
+    """``base`` with ``variant``'s changes, for one seed (validated)."""
+    spec = json.loads(json.dumps(base))
+    for key, value in variant.changes.items():
+        if isinstance(value, dict) and isinstance(spec.get(key), dict):
+            spec[key] = {**({} if key == "student" else spec[key]), **value}
+        else:
+            spec[key] = value
+    if spec["student"].get("checkpoint") == "{general}":
+        spec["student"]["checkpoint"] = general_ref
+    spec.update(seed=int(seed), name=f"ablation-{variant.key}-s{seed}")
+    return JobSpec.from_dict(spec).to_dict()
+
+
+def _comparable(spec: dict[str, Any]) -> dict[str, Any]:
+    # Name and timing do not change what a job learns; older specs lack newer keys.
+    full = JobSpec.from_dict(spec).to_dict()
+    return {k: v for k, v in full.items() if k not in ("name", "timing")}
+
+
+def find_or_run(spec: dict[str, Any], runs_dir: str | Path,
+                on_event: Callable[[dict[str, Any]], None] | None = None) -> Run:
+    """A finished run of the same job (any name), else a new one, run here."""
+    from core.pipeline import run_job
+
+    wanted = _comparable(spec)
+    for run in list_run_objects(runs_dir):
+        try:
+            same = _comparable(run.spec) == wanted
+        except Exception:  # a run from an older or broken spec: not this job
+            continue
+        if same and run.status().get("state") == "done":
+            return run
+    run = create_run({**spec, "timing": "off"}, runs_dir)
+    run_job(run, on_event=on_event)
+    return run
+
+
+def stage_seconds(run: Run) -> dict[str, float]:
+    """Seconds of each stage of a run, from its event log (a stage ends where the next
+    begins, the last at the run's last event)."""
+    events = [json.loads(line) for line in
+              (run.path / "events.jsonl").read_text().splitlines() if line.strip()]
+    stages = [(e["stage"], e["time"]) for e in events if e.get("type") == "stage"]
+    end = events[-1]["time"] if events else 0.0
+    bounds = [t for _, t in stages[1:]] + [end]
+    return {name: later - start for (name, start), later in zip(stages, bounds, strict=True)}
+
+
+def variant_seconds(run: Run, variant: Variant) -> float:
+    """What the variant costs on top of a cached teacher: its own stages."""
+    seconds = stage_seconds(run)
+    wanted = ("baseline",) if variant.role == "baseline" else ("augment", "student")
+    return sum(seconds.get(name, 0.0) for name in wanted)
+
+
+def summarise(runs: dict[tuple[str, int], Run], seeds: list[int]) -> list[dict[str, Any]]:
+    """Per variant: accuracy (x100) mean and std over seeds, % of the teacher kept, the
+    teacher's own score and the seconds the variant's stages took (mean)."""
+    rows = []
+    for variant in VARIANTS:
+        scores, kept, teachers, seconds = [], [], [], []
+        for seed in seeds:
+            run = runs.get((variant.key, seed))
+            if run is None:
+                continue
+            models = run.metrics.get("models") or {}
+            score, teacher = main_score(models.get(variant.role, {})), main_score(
+                models.get("teacher", {}))
+            if score is None or teacher is None:
+                continue
+            scores.append(100 * score)
+            teachers.append(100 * teacher)
+            kept.append(100 * score / teacher)
+            seconds.append(variant_seconds(run, variant))
+        rows.append({"key": variant.key, "title": variant.title, "seeds": len(scores),
+                     "score": _mean_std(scores), "kept": _mean_std(kept),
+                     "teacher": _mean_std(teachers),
+                     "seconds": statistics.fmean(seconds) if seconds else None})
+    return rows
+
+
+def _mean_std(values: list[float]) -> tuple[float, float] | None:
+    if not values:
+        return None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def markdown_table(rows: list[dict[str, Any]], note: str) -> str:
+    """The ablation table, with what it was measured under."""
+    def cell(value: tuple[float, float] | None, digits: int = 2) -> str:
+        return "–" if value is None else f"{value[0]:.{digits}f} ± {value[1]:.{digits}f}"
+
+    lines = ["| student | accuracy (%) | % of teacher | seeds | its stages' wall time (s) |",
+             "| --- | --- | --- | --- | --- |"]
+    for row in rows:
+        seconds = "–" if row["seconds"] is None else f"{row['seconds']:.0f}"
+        lines.append(f"| {row['title']} | {cell(row['score'])} | {cell(row['kept'], 1)} | "
+                     f"{row['seeds']} | {seconds} |")
+    teacher = next((r["teacher"] for r in rows if r["teacher"]), None)
+    lines += ["", f"Teacher: {cell(teacher)}%. {note}"]
+    return "\n".join(lines) + "\n"
