@@ -31,8 +31,11 @@ import pandas as pd
 
 from core.run_record import (  # noqa: F401  (re-exported: the run contract's types)
     ACCURACY,
+    ACTIVE_STATES,
     ENCODER_ROLES,
+    FINISHED_STATES,
     LEADERBOARD_COLUMNS,
+    RESUMABLE_STATES,
     RETIMED_FIELDS,
     ROLES,
     RUN_ID_PATTERN,
