@@ -225,12 +225,12 @@ class ModelMetrics(_Record):
         """The figures without the nested ones (see :func:`scalar_fields`)."""
         return scalar_fields(self)
 
-    def speedup(self, teacher: ModelMetrics) -> float | None:
+    def speedup(self, teacher: ModelMetrics | None = None) -> float | None:
         """The speed-up over ``teacher`` timed in rounds, else (runs scored before that)
         the ratio of the two p50 latencies; None when untimed."""
         if self.speedup_vs_teacher is not None:
             return self.speedup_vs_teacher
-        if teacher.latency_ms_p50 and self.latency_ms_p50:
+        if teacher is not None and teacher.latency_ms_p50 and self.latency_ms_p50:
             return teacher.latency_ms_p50 / self.latency_ms_p50
         return None
 
@@ -252,6 +252,7 @@ class RunMetrics(_Record):
     task: str | None = None
     label_names: list[str] | None = None
     validation_size: int | None = None
+    max_length: int | None = None
     dataset: str | None = None
     validation_fingerprint: str | None = None
     augmentation: dict[str, Any] | None = None
