@@ -102,17 +102,21 @@ def format_results_table(metrics: dict[str, Any]) -> str:
         if student.speedup_spread is not None:  # timed in interleaved rounds
             faster = (f"{speedup:.2f}x ± {student.speedup_spread:.2f} "
                       f"faster at batch 1 (median of {student.rounds} rounds)")
-        throughput = (f"{student.throughput_per_s / teacher.throughput_per_s:.2f}x throughput, "
-                      if student.throughput_per_s and teacher.throughput_per_s else "")
-        lines.append(f"student vs teacher: {faster}, {throughput}"
-                     f"{100 * student.get(main) / teacher.get(main):.1f}% of its {main}, "
-                     f"{teacher.params / student.params:.2f}x fewer parameters")
+        gains = [faster]
+        if student.throughput_per_s and teacher.throughput_per_s:
+            gains.append(f"{student.throughput_per_s / teacher.throughput_per_s:.2f}x throughput")
+        if (kept := student.kept(teacher, main)) is not None:
+            gains.append(f"{100 * kept:.1f}% of its {main}")
+        if teacher.params and student.params:
+            gains.append(f"{teacher.params / student.params:.2f}x fewer parameters")
+        lines.append("student vs teacher: " + ", ".join(gains))
     baseline = models.get("baseline")
-    if student is not None and baseline is not None:
+    if student is not None and baseline is not None and \
+            student.get(main) is not None and baseline.get(main) is not None:
         delta = 100 * (student.get(main) - baseline.get(main))
         lines.append(f"distillation vs baseline: {delta:+.2f} {main} points (x100)"
                      if regression else f"distillation vs baseline: {delta:+.2f} accuracy points")
-    if teacher is not None:
+    if teacher is not None and teacher.device is not None:  # timed
         lines.append(f"timed on {teacher.device} in {teacher.precision}; latency "
                      f"end to end at batch 1, throughput end to end at batch "
                      f"{teacher.get('throughput_batch')} (tokenisation included)")
