@@ -12,12 +12,12 @@ import gradio as gr
 import pandas as pd
 
 from core.access import scrub_paths
-from core.runs import ModelRef, Run
+from core.runs import ACTIVE_STATES, FINISHED_STATES, ModelRef, Run, RunState
 
 logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
-TERMINAL_STATES = ("done", "failed", "cancelled", "interrupted")
+TERMINAL_STATES = FINISHED_STATES
 
 
 def user_errors(fn: F | None = None, *, public: bool = False) -> Any:
@@ -89,7 +89,7 @@ def latest_run_id(runs: list[Run]) -> str | None:
     """The run to watch by default: the newest running or queued one, else the newest."""
     newest_first = list(reversed(runs))
     for run in newest_first:
-        if run.status().get("state") in ("running", "queued"):
+        if run.status().get("state") in ACTIVE_STATES:
             return run.id
     return newest_first[0].id if newest_first else None
 
@@ -98,7 +98,7 @@ def model_choices(runs: list[Run], done_only: bool = True) -> list[str]:
     """``run:<id>/<role>`` of every saved model of ``runs``, newest run first."""
     refs = []
     for run in reversed(runs):
-        if done_only and run.status().get("state") != "done":
+        if done_only and run.status().get("state") != RunState.DONE:
             continue
         refs.extend(str(ModelRef(run.id, role)) for role in run.models())
     return refs
@@ -107,7 +107,7 @@ def model_choices(runs: list[Run], done_only: bool = True) -> list[str]:
 def default_pair(runs: list[Run]) -> list[str]:
     """The newest done run's teacher and student (what a first comparison looks at)."""
     for run in reversed(runs):
-        if run.status().get("state") == "done":
+        if run.status().get("state") == RunState.DONE:
             roles = [r for r in ("teacher", "student") if r in run.models()] or run.models()
             return [str(ModelRef(run.id, role)) for role in roles[:2]]
     return []

@@ -15,7 +15,17 @@ import pandas as pd
 from gradio.components.plot import PlotData
 
 from app.helpers import to_records
+from core.run_record import (
+    ACCURACY,
+    LATENCY_P50,
+    MACRO_F1,
+    PARAMS,
+    SIZE_MB,
+    SPEARMAN,
+    THROUGHPUT,
+)
 from core.runs import Run
+from core.tasks import METRIC_TITLES
 
 ROLE_COLORS = {"teacher": "#1f77b4", "student": "#ff7f0e", "baseline": "#2ca02c",
                "student_int8": "#9467bd"}
@@ -25,19 +35,18 @@ MAX_CURVE_POINTS = 400
 CHART_WIDTH = 560
 CHART_HEIGHT = 260
 FIT = {"type": "fit", "contains": "padding"}
+PARAMS_M = "params_m"  # parameters in millions, for charts and tables
 CHARTS = {
     # key: (x column, x title, Pareto flag, x on a log scale, the table's short header)
-    "latency": ("latency_ms_p50", "latency p50, batch 1 (ms)", "pareto_latency", True,
-                "p50 ms"),
-    "size_mb": ("size_mb", "size on disk (MB)", "pareto_size", False, "MB"),
-    "params": ("params_m", "parameters (millions)", "pareto_params", False, "params M"),
-    "throughput": ("throughput_per_s", "throughput (texts/s)", "pareto_throughput", True,
-                   "texts/s"),
+    "latency": (LATENCY_P50, "latency p50, batch 1 (ms)", "pareto_latency", True, "p50 ms"),
+    "size_mb": (SIZE_MB, "size on disk (MB)", "pareto_size", False, "MB"),
+    "params": (PARAMS_M, "parameters (millions)", "pareto_params", False, "params M"),
+    "throughput": (THROUGHPUT, "throughput (texts/s)", "pareto_throughput", True, "texts/s"),
 }
 # Trade-off tables under half-page charts (about 590 px at 1280): role, the plotted metric,
 # accuracy and the frontier flag in fixed widths, the run id (wrapping) in the rest.
 TRADEOFF_DIGITS = {"latency": 2, "size_mb": 1, "params": 2, "throughput": 1}
-TRADEOFF_WIDTHS = {"role": "132px", "metric": "88px", "accuracy": "92px", "spearman": "92px",
+TRADEOFF_WIDTHS = {"role": "132px", "metric": "88px", ACCURACY: "92px", SPEARMAN: "92px",
                    "score": "92px", "frontier": "92px",
                    "run": "30%", "device": "30%"}
 SCORE_PAD = 0.01  # the validation chart's y axis spans at least ±this around the scores
@@ -163,19 +172,16 @@ def training_charts(run: Run) -> tuple[PlotData | None, PlotData | None]:
             validation_chart(scores) if len(scores) else None)
 
 
-METRIC_TITLES = {"accuracy": "accuracy", "spearman": "Spearman correlation"}
-
-
 def tradeoff_points(table: pd.DataFrame) -> pd.DataFrame:
     """The trade-off table with the columns the charts plot (parameters in millions; the
     quality ``score`` and its ``metric``, accuracy where a table has no score)."""
     points = table.copy()
-    points["params_m"] = points["params"] / 1e6
+    points[PARAMS_M] = points[PARAMS] / 1e6
     if "score" not in points.columns:
-        points["score"] = points["accuracy"]
+        points["score"] = points[ACCURACY]
     if "metric" not in points.columns:
-        points["metric"] = "accuracy"
-    points["metric"] = points["metric"].fillna("accuracy")
+        points["metric"] = ACCURACY
+    points["metric"] = points["metric"].fillna(ACCURACY)
     for column, fallback in (("dataset", "?"), ("dataset_key", "?")):
         if column not in points.columns:
             points[column] = fallback
@@ -216,7 +222,7 @@ def tradeoff_chart(points: pd.DataFrame, key: str) -> PlotData:
     """
     column, title, flag, log_x, _ = CHARTS[key]
     metric = metric_title(points)
-    values = to_records(points[["model", "role", "run_id", "score", "macro_f1", column,
+    values = to_records(points[["model", "role", "run_id", "score", MACRO_F1, column,
                                 "device", flag]].dropna(subset=["score", column]))
     x = {"field": column, "type": "quantitative", "title": title,
          "scale": {"type": "log"} if log_x else {"zero": False}}

@@ -24,14 +24,16 @@ from core import limits as limits_module
 from core.access import AccessError, Caller
 from core.limits import LimitError, Limits
 from core.runs import (
+    ACTIVE_STATES,
+    FINISHED_STATES,
     ModelRef,
     Run,
+    RunState,
     create_run,
     leaderboard,
     list_run_objects,
     list_runs,
     runs_root,
-    scalar_fields,
 )
 from core.specs import DatasetSpec, JobSpec, SpecError
 from core.texts import Text
@@ -39,8 +41,6 @@ from core.uploads import resolve_dataset, store_upload
 
 log = logging.getLogger(__name__)
 
-ACTIVE_STATES = ("queued", "running")
-FINISHED_STATES = ("done", "failed", "cancelled", "interrupted")
 DUPLICATE_WINDOW_S = 10.0  # the same spec from the same caller this soon is one job
 
 
@@ -188,9 +188,9 @@ class Actions:
             del status[key]  # the worker's process is the server's business
         status["models"] = [str(ModelRef(run.id, role)) for role in run.models()]
         status["mine"] = access.can_manage(run, caller)
-        if status.get("state") == "done":
-            status["metrics"] = {role: scalar_fields(m)
-                                 for role, m in run.metrics.get("models", {}).items()}
+        if status.get("state") == RunState.DONE:
+            status["metrics"] = {role: m.scalars()
+                                 for role, m in run.read_metrics().models.items()}
         if caller.public:
             status = {key: access.scrub_paths(value) if isinstance(value, str) else value
                       for key, value in status.items()}
@@ -231,7 +231,7 @@ class Actions:
         from core.timing import time_run
 
         run = access.open_run_for(run_id, caller, self.runs_dir, manage=True)
-        if run.status().get("state") != "done":
+        if run.status().get("state") != RunState.DONE:
             raise SpecError(f"run {run.id} is {run.status().get('state')}: only finished runs "
                             "are re-timed")
         rounds = _integer(rounds, "rounds")

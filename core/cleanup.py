@@ -36,13 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.runs import list_run_objects
+from core.runs import RunState, list_run_objects
 
 log = logging.getLogger(__name__)
 
 TEMP_PREFIX = "distillab-"
 # Runs in these states may still read their data files (a resume reads them again).
-UPLOAD_KEEPING_STATES = ("queued", "running", "interrupted", "cancelled", "failed")
+UPLOAD_KEEPING_STATES = tuple(state for state in RunState if state != RunState.DONE)
 DATASET_FIELDS = ("name", "validation", "transfer")
 CACHE_RECENT_S = 3600.0  # a teacher cache entry used this recently is never trimmed
 

@@ -20,6 +20,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from core.run_record import (
+    LATENCY_P50,
+    PARAMS,
+    SIZE_MB,
+    THROUGHPUT,
+    TRADEOFF_COLUMNS,
+    TRADEOFF_NUMERIC,
+)
 from core.runs import ModelRef, Run, RunError, leaderboard, open_run
 from core.texts import PAIR_COLUMN, Text, has_pairs, is_pair
 
@@ -30,15 +38,9 @@ COMPARE_COLUMNS = ["text_index", "text", "model", "label", "confidence", "probab
                    "latency_ms", "max_length", "agree"]
 DISAGREEMENT_COLUMNS = ["index", "text", "true_label", "a_label", "a_confidence", "b_label",
                         "b_confidence", "confidence_gap", "a_correct", "b_correct"]
-TRADEOFF_COLUMNS = ["model", "run_id", "role", "accuracy", "macro_f1", "latency_ms_p50",
-                    "params", "params_non_embedding", "size_mb", "throughput_per_s", "device",
-                    "score", "metric", "task", "dataset", "dataset_key"]
-_NUMERIC = ["accuracy", "macro_f1", "latency_ms_p50", "params", "params_non_embedding",
-            "size_mb", "throughput_per_s", "score"]
 # (flag, x column, minimise x): the score (the task's main metric) is always maximised.
-PARETO_AXES = (("pareto_latency", "latency_ms_p50", True), ("pareto_size", "size_mb", True),
-               ("pareto_params", "params", True),
-               ("pareto_throughput", "throughput_per_s", False))
+PARETO_AXES = (("pareto_latency", LATENCY_P50, True), ("pareto_size", SIZE_MB, True),
+               ("pareto_params", PARAMS, True), ("pareto_throughput", THROUGHPUT, False))
 
 
 # Regression: two values "agree", and a value is "right", within this share of the targets'
@@ -343,7 +345,7 @@ def tradeoffs(runs_dir: str | os.PathLike | None = None,
     """
     board = leaderboard(runs_dir, runs=runs)
     table = board[TRADEOFF_COLUMNS].copy()
-    for column in _NUMERIC:
+    for column in TRADEOFF_NUMERIC:
         table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
     for flag, _, _ in PARETO_AXES:
         table[flag] = False

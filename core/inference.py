@@ -145,7 +145,7 @@ def run_max_length(ref: str, runs_dir: str | os.PathLike | None) -> int | None:
         run = open_run(ModelRef.parse(ref).run_id, runs_dir)
     except RunError:
         return None
-    length = run.metrics.get("max_length") or (run.spec.get("train") or {}).get("max_length")
+    length = run.read_metrics().max_length or (run.spec.get("train") or {}).get("max_length")
     return int(length) if length else None
 
 

@@ -20,8 +20,11 @@ from typing import Any
 
 from core.cleanup import clean_storage
 from core.runs import (
+    ACTIVE_STATES,
+    RESUMABLE_STATES,
     Run,
     RunError,
+    RunState,
     list_run_objects,
     open_run,
     pid_alive,
@@ -31,7 +34,7 @@ from core.runs import (
 
 log = logging.getLogger(__name__)
 
-RESUMABLE = ("interrupted", "cancelled", "failed")
+RESUMABLE = RESUMABLE_STATES
 
 
 def cancel(run_id: str, runs_dir: str | os.PathLike | None = None) -> str:
@@ -48,16 +51,17 @@ def cancel(run_id: str, runs_dir: str | os.PathLike | None = None) -> str:
     """
     run = open_run(run_id, runs_dir)
     state = run.status()["state"]
-    if state == "queued":
-        run.set_status("cancelled", message="cancelled before it started")
+    if state == RunState.QUEUED:
+        run.set_status(RunState.CANCELLED, message="cancelled before it started")
         # A queue may have claimed it a moment ago: its worker refuses a run that is no
         # longer queued, and one already past that check stops at its first step.
         run.request_cancel()
-    elif state == "running":
+    elif state == RunState.RUNNING:
         run.request_cancel()
-    elif state == "interrupted":
+    elif state == RunState.INTERRUPTED:
         # Written down, so every reader agrees even if the pid is taken again later.
-        run.set_status("interrupted", message="its worker had stopped; resume it to continue")
+        run.set_status(RunState.INTERRUPTED,
+                       message="its worker had stopped; resume it to continue")
     else:
         raise RunError(f"run {run_id} is {state}: nothing to cancel")
     return run.status()["state"]
@@ -83,7 +87,7 @@ def resume(run_id: str, runs_dir: str | os.PathLike | None = None) -> None:
     check_resumable(run)
     run.clear_cancel()
     (run.path / "claimed").unlink(missing_ok=True)
-    run.set_status("queued", message="queued to resume")
+    run.set_status(RunState.QUEUED, message="queued to resume")
 
 
 def claim_to_resume_here(run: Run) -> None:
@@ -175,12 +179,13 @@ class JobQueue:
                 run = Run(self.runs_dir / run_id)
                 if not (run.path / "claimed").exists():
                     continue  # resumed (re-queued) since: the new claim decides its fate
-                if run.status()["state"] in ("queued", "running", "interrupted"):
+                if run.status()["state"] in (*ACTIVE_STATES, RunState.INTERRUPTED):
                     # The worker died before it could say so (killed, out of memory).
-                    run.set_status("failed", error=f"worker exited with code {proc.returncode}")
+                    run.set_status(RunState.FAILED,
+                                   error=f"worker exited with code {proc.returncode}")
                 (run.path / "claimed").unlink(missing_ok=True)
         for run in list_run_objects(self.runs_dir):
-            if run.status().get("state") != "queued":
+            if run.status().get("state") != RunState.QUEUED:
                 continue
             _release_stale_claim(run)
             if len(self._workers) < self.max_workers and _claim(run):
@@ -212,7 +217,7 @@ class JobQueue:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self.tick()
-            busy = self._workers or any(r.status()["state"] == "queued"
+            busy = self._workers or any(r.status()["state"] == RunState.QUEUED
                                         for r in list_run_objects(self.runs_dir))
             if not busy:
                 return

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.run_record import LATENCY_P50, ModelMetrics, RunMetrics, RunState
 from core.runs import Run, create_run, list_run_objects
 from core.specs import BUNDLED_TEACHER, DatasetSpec, JobSpec, SpecError
 
@@ -91,7 +92,7 @@ def run_report(jobs: Sequence[tuple[ReportTask, int, JobSpec]], runs_dir: str | 
 
 def _finished_run(runs_dir: str | Path, spec: JobSpec) -> Run | None:
     for run in list_run_objects(runs_dir):
-        if (run.spec.get("name") == spec.name and run.status().get("state") == "done"
+        if (run.spec.get("name") == spec.name and run.status().get("state") == RunState.DONE
                 and _same_job(run.spec, spec.to_dict())):
             return run
     return None
@@ -103,9 +104,11 @@ def _same_job(saved: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return strip(saved) == strip(JobSpec.from_dict(wanted).to_dict())
 
 
-def main_score(metrics: dict[str, Any]) -> float | None:
-    """A model's main metric: Spearman for a regression, else accuracy."""
-    value = metrics.get("spearman") if "spearman" in metrics else metrics.get("accuracy")
+def main_score(metrics: dict[str, Any] | ModelMetrics) -> float | None:
+    """A model's main metric: Spearman for a regression (one scored with it), else accuracy."""
+    if not isinstance(metrics, ModelMetrics):
+        metrics = ModelMetrics.from_dict(metrics)
+    value = metrics.accuracy if metrics.spearman is None else metrics.spearman
     return None if value is None else float(value)
 
 
@@ -114,8 +117,9 @@ def summarise(tasks: Sequence[ReportTask], seeds: Sequence[int],
     """Per role: each task's and the macro average's mean and std over seeds (x100), the %
     of the teacher's macro average kept, parameters and batch-1 latency."""
     rows = []
+    runs = {key: RunMetrics.from_dict(metrics) for key, metrics in results.items()}
     # Each task's metric, as its runs were scored: Spearman for a regression.
-    metrics = {t.key: "Spearman" if any("spearman" in results[(t.key, s)]["models"]["teacher"]
+    metrics = {t.key: "Spearman" if any(runs[(t.key, s)].models["teacher"].spearman is not None
                                         for s in seeds) else "acc." for t in tasks}
     for role in ROLES:
         row: dict[str, Any] = {"role": role, "metrics": metrics}
@@ -123,19 +127,20 @@ def summarise(tasks: Sequence[ReportTask], seeds: Sequence[int],
         for seed in seeds:
             scores, teacher_scores = [], []
             for task in tasks:
-                models = results[(task.key, seed)]["models"]
-                scores.append(main_score(models.get(role, {})))
-                teacher_scores.append(main_score(models["teacher"]))
-                latencies.append(models.get(role, {}).get("latency_ms_p50"))
-                params.append(models.get(role, {}).get("params"))
+                run = runs[(task.key, seed)]
+                model = run.model(role)
+                scores.append(main_score(model))
+                teacher_scores.append(main_score(run.models["teacher"]))
+                latencies.append(model.latency_ms_p50)
+                params.append(model.params)
             if None not in scores:
                 macros.append(100 * statistics.fmean(scores))
                 kept.append(100 * statistics.fmean(scores) / statistics.fmean(teacher_scores))
         for task in tasks:
-            values = [main_score(results[(task.key, s)]["models"].get(role, {})) for s in seeds]
+            values = [main_score(runs[(task.key, s)].model(role)) for s in seeds]
             row[task.key] = _mean_std([100 * v for v in values if v is not None])
         row["macro"], row["kept"] = _mean_std(macros), _mean_std(kept)
-        row["latency_ms_p50"] = _mean_std([v for v in latencies if v is not None])
+        row[LATENCY_P50] = _mean_std([v for v in latencies if v is not None])
         row["params"] = max((p for p in params if p), default=None)
         rows.append(row)
     return rows
@@ -167,7 +172,7 @@ def markdown_table(tasks: Sequence[ReportTask], seeds: Sequence[int],
         params = f"{row['params'] / 1e6:.1f}" if row["params"] else "–"
         lines.append("| " + " | ".join([names[row["role"]], _cell(row["macro"]),
                                         *(_cell(row[t.key]) for t in tasks), _cell(row["kept"]),
-                                        params, _cell(row["latency_ms_p50"], 2)]) + " |")
+                                        params, _cell(row[LATENCY_P50], 2)]) + " |")
     by_role = {row["role"]: row for row in rows}
     notes = [f"Mean ± standard deviation over {len(seeds)} seed(s) ({', '.join(map(str, seeds))}"
              f"); scores x100; the macro score averages the task scores (STS-B counts its "
@@ -184,8 +189,8 @@ def write_plot(rows: list[dict[str, Any]], path: str | Path) -> Path:
     from PIL import Image, ImageDraw
 
     colours = {"teacher": (31, 119, 180), "student": (255, 127, 14), "baseline": (44, 160, 44)}
-    points = [(r["role"], r["latency_ms_p50"][0], r["macro"][0]) for r in rows
-              if r["latency_ms_p50"] and r["macro"]]
+    points = [(r["role"], r[LATENCY_P50][0], r["macro"][0]) for r in rows
+              if r[LATENCY_P50] and r["macro"]]
     width, height, pad = 640, 420, 70
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)

@@ -3,10 +3,10 @@
 Layout of one run::
 
     spec.json          the JobSpec as a dict
-    status.json        state (queued|running|done|failed|cancelled|interrupted), stage, progress
+    status.json        state (a :class:`RunState`), stage, progress
     events.jsonl       one JSON object per line: stages, training steps, epochs, log lines
     history.jsonl      per-epoch metrics of every stage
-    metrics.json       {"models": {"teacher": {...}, "student": {...}, "baseline": {...}}}
+    metrics.json       {"models": {"teacher": {...}, ...}, ...}: :class:`RunMetrics`
     predictions.parquet  per-example predictions of every model on the validation set
     models/<role>/     save_pretrained folders (safetensors + tokenizer)
     checkpoint/<stage>/  resumable training state
@@ -20,64 +20,36 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
-ROLES = ("teacher", "student", "student_int8", "baseline")
-# Encoders a run saves for other jobs to start from (general distillation's student).
-ENCODER_ROLES = ("general",)
-# Run ids are plain folder names: no path separators, no leading '.' or '_' (_uploads, _cache).
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-class RunError(ValueError):
-    """A run that does not exist or cannot be used, with a message that says which."""
-
-
-RUN_REF_PREFIX = "run:"
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """A model saved by a run, written ``run:<run_id>/<role>`` everywhere (UI, API, CLI).
-
-    ``parse`` reads the text form, ``str()`` writes it; nothing else spells it out.
-    """
-
-    run_id: str
-    role: str
-
-    def __str__(self) -> str:
-        return f"{RUN_REF_PREFIX}{self.run_id}/{self.role}"
-
-    @staticmethod
-    def is_run_ref(text: str) -> bool:
-        """Whether ``text`` is meant as a run model (it starts with ``run:``)."""
-        return isinstance(text, str) and text.strip().startswith(RUN_REF_PREFIX)
-
-    @classmethod
-    def parse(cls, text: str) -> ModelRef:
-        """``run:<run_id>/<role>`` as a ModelRef.
-
-        Raises:
-            RunError: not a run model, a run id that is not a plain folder name, or an
-                unknown role.
-        """
-        body = text.strip()[len(RUN_REF_PREFIX):] if cls.is_run_ref(text) else ""
-        run_id, _, role = body.partition("/")
-        if not RUN_ID_PATTERN.match(run_id) or role not in ROLES + ENCODER_ROLES:
-            raise RunError(f"{text!r}: a run model is written run:<run_id>/<role>, role one "
-                           f"of {', '.join(ROLES + ENCODER_ROLES)}")
-        return cls(run_id, role)
+from core.run_record import (  # noqa: F401  (re-exported: the run contract's types)
+    ACCURACY,
+    ACTIVE_STATES,
+    ENCODER_ROLES,
+    FINISHED_STATES,
+    LEADERBOARD_COLUMNS,
+    RESUMABLE_STATES,
+    RETIMED_FIELDS,
+    ROLES,
+    RUN_ID_PATTERN,
+    RUN_REF_PREFIX,
+    STATES,
+    ModelMetrics,
+    ModelRef,
+    RunError,
+    RunMetrics,
+    RunState,
+    RunTiming,
+    main_metric,
+    scalar_fields,
+)
 
 
 def runs_root(runs_dir: str | os.PathLike | None = None) -> Path:
@@ -204,20 +176,20 @@ class Run:
     def status(self) -> dict[str, Any]:
         """The status; a ``running`` run whose worker is gone reads as ``interrupted``
         (see :func:`worker_alive`: the same pid in another process does not count)."""
-        status = read_json(self.path / "status.json", {"state": "queued"})
-        if status.get("state") == "running" and not worker_alive(status):
-            status["state"] = "interrupted"
+        status = read_json(self.path / "status.json", {"state": RunState.QUEUED.value})
+        if status.get("state") == RunState.RUNNING and not worker_alive(status):
+            status["state"] = RunState.INTERRUPTED.value
         return status
 
-    def set_status(self, state: str, **fields: Any) -> None:
+    def set_status(self, state: RunState | str, **fields: Any) -> None:
         """Write ``state`` and ``fields`` into status.json (with ``updated``); ``running``
         also records this process as the worker: ``pid`` and ``pid_start`` (its start time
         in clock ticks since boot, absent where ``/proc`` is missing)."""
         if state not in STATES:
             raise ValueError(f"unknown run state {state!r}")
         status = read_json(self.path / "status.json", {})
-        status.update(fields, state=state, updated=time.time())
-        if state == "running":
+        status.update(fields, state=str(state), updated=time.time())
+        if state == RunState.RUNNING:
             status["pid"] = os.getpid()
             status.pop("pid_start", None)
             if (start := _own_start_time()) is not None:
@@ -247,7 +219,13 @@ class Run:
     def metrics(self) -> dict[str, Any]:
         return read_json(self.path / "metrics.json", {"models": {}})
 
-    def write_metrics(self, metrics: dict[str, Any]) -> None:
+    def read_metrics(self) -> RunMetrics:
+        """``metrics.json`` typed (writes back unchanged: :meth:`RunMetrics.to_dict`)."""
+        return RunMetrics.from_dict(self.metrics)
+
+    def write_metrics(self, metrics: dict[str, Any] | RunMetrics) -> None:
+        if isinstance(metrics, RunMetrics):
+            metrics = metrics.to_dict()
         atomic_write_json(self.path / "metrics.json", metrics)
 
     def predictions(self) -> pd.DataFrame:
@@ -268,6 +246,10 @@ class Run:
     def timings(self) -> list[dict[str, Any]]:
         """Every re-timing of this run's models (``distillab time``), oldest first."""
         return _read_jsonl(self.path / "timings.jsonl")
+
+    def latest_timing(self) -> RunTiming:
+        """The latest re-timing, typed (empty when the run was never re-timed)."""
+        return RunTiming.from_dict((self.timings() or [{}])[-1])
 
     def append_timing(self, timing: dict[str, Any]) -> None:
         with open(self.path / "timings.jsonl", "a") as handle:
@@ -292,12 +274,6 @@ class Run:
 
     def clear_cancel(self) -> None:
         (self.path / "cancel").unlink(missing_ok=True)
-
-
-def scalar_fields(metrics: dict[str, Any]) -> dict[str, Any]:
-    """A model's metrics without the nested ones (per-class scores, confusion matrix,
-    what each timer includes): one table row, one JSON object of figures."""
-    return {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -325,8 +301,8 @@ def create_run(spec: dict[str, Any], runs_dir: str | os.PathLike | None = None) 
     run = Run(root / new_run_id(spec.get("name", "")))
     run.path.mkdir(parents=True)
     atomic_write_json(run.path / "spec.json", spec)
-    atomic_write_json(run.path / "status.json", {"state": "queued", "created": time.time(),
-                                                 "updated": time.time()})
+    atomic_write_json(run.path / "status.json", {"state": RunState.QUEUED.value,
+                                                 "created": time.time(), "updated": time.time()})
     return run
 
 
@@ -355,7 +331,7 @@ def list_run_objects(runs_dir: str | os.PathLike | None = None) -> list[Run]:
 
 def delete_run(run_id: str, runs_dir: str | os.PathLike | None = None) -> None:
     run = open_run(run_id, runs_dir)
-    if run.status()["state"] == "running":
+    if run.status()["state"] == RunState.RUNNING:
         raise RunError(f"run {run_id} is running: cancel it before deleting it")
     shutil.rmtree(run.path)
 
@@ -366,7 +342,7 @@ def list_runs(runs_dir: str | os.PathLike | None = None,
     recipe and accuracies."""
     rows = []
     for run in list_run_objects(runs_dir) if runs is None else runs:
-        spec, status, models = run.spec, run.status(), run.metrics.get("models", {})
+        spec, status, models = run.spec, run.status(), run.read_metrics().models
         rows.append({
             "run_id": run.id,
             "name": spec.get("name", ""),
@@ -376,59 +352,44 @@ def list_runs(runs_dir: str | os.PathLike | None = None,
             "dataset": (spec.get("dataset") or {}).get("name", ""),
             "recipe": ("general" if spec.get("kind") == "general" else
                        (spec.get("recipe") or {}).get("name", "")),
-            **{f"{role}_accuracy": m.get("accuracy") for role, m in models.items()},
+            **{f"{role}_{ACCURACY}": m.accuracy for role, m in models.items()},
         })
     return pd.DataFrame(rows, columns=None if rows else ["run_id", "name", "state", "stage",
                                                           "teacher", "dataset", "recipe"])
 
 
-LEADERBOARD_COLUMNS = ["run_id", "role", "model", "accuracy", "macro_f1", "params",
-                       "params_non_embedding", "size_mb", "latency_ms_p50", "latency_ms_p95",
-                       "throughput_per_s", "speedup_vs_teacher", "speedup_spread",
-                       "accuracy_retained", "device", "precision", "timed", "machine_busy",
-                       "task", "metric", "score", "score_retained", "dataset", "dataset_key",
-                       "spearman", "pearson", "mse"]
-
-
-def dataset_of(run: Run) -> tuple[str, str]:
+def dataset_of(run: Run, metrics: RunMetrics | None = None) -> tuple[str, str]:
     """``(name, key)`` of the validation set a run's models were scored on: the data's
     description up to its counts, and a key equal for runs scored on the same examples."""
-    metrics = run.metrics
-    name = str(metrics.get("dataset") or (run.spec.get("dataset") or {}).get("name", ""))
+    metrics = metrics or run.read_metrics()
+    name = str(metrics.dataset or (run.spec.get("dataset") or {}).get("name", ""))
     name = name.split(":")[0].strip() or "?"
-    return name, str(metrics.get("validation_fingerprint") or name)
+    return name, str(metrics.validation_fingerprint or name)
 
 
 def leaderboard(runs_dir: str | os.PathLike | None = None,
                 runs: list[Run] | None = None) -> pd.DataFrame:
-    """One row per scored model across ``runs`` (default all), with speed-up and accuracy
+    """One row per scored model across ``runs`` (default all), with speed-up and score
     retained vs its run's teacher (both measured in the same run)."""
     rows = []
     for run in list_run_objects(runs_dir) if runs is None else runs:
-        models = run.metrics.get("models", {})
-        teacher = models.get("teacher", {})
-        retimed = (run.timings() or [{}])[-1]  # the latest re-timing supersedes scoring's
-        for role, m in models.items():
+        metrics = run.read_metrics()
+        teacher = metrics.model("teacher")
+        retimed = run.latest_timing()  # the latest re-timing supersedes scoring's
+        dataset = dataset_of(run, metrics)
+        for role, m in metrics.models.items():
             row = {c: m.get(c) for c in LEADERBOARD_COLUMNS}
             row.update(run_id=run.id, role=role, model=str(ModelRef(run.id, role)),
-                       timed="when scored")
-            if m.get("speedup_vs_teacher") is None and teacher.get("latency_ms_p50") and \
-                    m.get("latency_ms_p50"):  # runs scored before timing in rounds
-                row["speedup_vs_teacher"] = teacher["latency_ms_p50"] / m["latency_ms_p50"]
-            timing = (retimed.get("models") or {}).get(role)
-            if timing:
-                row.update({k: timing.get(k) for k in (
-                    "latency_ms_p50", "latency_ms_p95", "throughput_per_s",
-                    "speedup_vs_teacher", "speedup_spread", "device", "precision")},
-                    timed=retimed.get("time"), machine_busy=retimed.get("machine_busy"))
-            if teacher.get("accuracy") and m.get("accuracy") is not None:
-                row["accuracy_retained"] = m["accuracy"] / teacher["accuracy"]
+                       timed="when scored", speedup_vs_teacher=m.speedup(teacher))
+            if role in retimed.models:
+                timing = retimed.models[role]
+                row.update({k: timing.get(k) for k in RETIMED_FIELDS}, timed=retimed.time,
+                           machine_busy=retimed.machine_busy)
             # The task's main metric (accuracy, or Spearman for a regression) as "score".
-            task = m.get("task") or run.metrics.get("task") or "classification"
-            metric = "spearman" if task == "regression" else "accuracy"
-            row.update(task=task, metric=metric, score=m.get(metric))
-            if teacher.get(metric) and m.get(metric) is not None:
-                row["score_retained"] = m[metric] / teacher[metric]
-            row["dataset"], row["dataset_key"] = dataset_of(run)
+            task = metrics.task_of(role)
+            metric = main_metric(task)
+            row.update(accuracy_retained=m.kept(teacher, ACCURACY), task=task, metric=metric,
+                       score=m.get(metric), score_retained=m.kept(teacher, metric))
+            row["dataset"], row["dataset_key"] = dataset
             rows.append(row)
     return pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)

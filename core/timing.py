@@ -211,13 +211,14 @@ def load_for_timing(run: Run, device: Any, int8: bool | None = None,
     roles = [r for r in ("teacher", "student", "baseline") if r in run.models()]
     if not roles:
         raise ValueError(f"run {run.id} has no saved models")
-    names = label_names or run.metrics.get("label_names")
+    metrics = run.read_metrics()
+    names = label_names or metrics.label_names
     models: dict[str, tuple[Any, Any]] = {}
     for role in roles:
         model, tokenizer, _ = load_classifier(str(run.model_dir(role)), names)
         models[role] = (model.to(device).eval(), tokenizer)
     if int8 is None:
-        int8 = "student_int8" in (run.metrics.get("models") or {})
+        int8 = "student_int8" in metrics.models
     if "student" in models and device.type == "cpu" and int8 and int8_supported():
         # Dynamic int8 is a function of the float weights: the same model the run saved.
         models["student_int8"] = (quantize_dynamic_int8(models["student"][0]),
@@ -329,15 +330,16 @@ def time_run(run: Run, *, rounds: int = ROUNDS, device: str = "auto") -> dict[st
     texts = _validation_rows(run)
     if not texts:
         raise ValueError(f"run {run.id} has no validation texts to time on (not scored yet)")
-    max_length = int(run.metrics.get("max_length") or (run.spec.get("train") or {}).get(
-        "max_length") or 128)
+    metrics = run.read_metrics()
+    max_length = int(metrics.max_length or (run.spec.get("train") or {}).get("max_length")
+                     or 128)
     timing = None
     if timing_process() == "fresh":  # as a job times its models, so the two compare
         try:
             timing = time_in_fresh_process(
                 run, texts, max_length=max_length, device=target,
-                int8="student_int8" in (run.metrics.get("models") or {}),
-                label_names=list(run.metrics.get("label_names") or []), rounds=rounds)
+                int8="student_int8" in metrics.models,
+                label_names=list(metrics.label_names or []), rounds=rounds)
         except (RuntimeError, OSError) as error:
             log.warning("timing in a fresh process failed, timing here: %s", error)
     if timing is None:

@@ -199,3 +199,14 @@ def test_student_size_is_the_uis_presets_on_the_command_line() -> None:
     assert layers_for_size("third", 6) == [0, 5] and layers_for_size("quarter", 6) == [0]
     args = build_parser().parse_args(["run", "--student-size", "third"])
     assert spec_from_args(args).student.layers == (0, 5)  # the bundled 6-layer MiniLM
+
+
+def test_the_results_table_of_an_untimed_run_says_so() -> None:
+    from core.cli import format_results_table
+
+    metrics = {"models": {"teacher": {"accuracy": 0.8, "macro_f1": 0.8, "params": 22e6},
+                          "student": {"accuracy": 0.76, "macro_f1": 0.75, "params": 17e6}}}
+    table = format_results_table(metrics)  # a job with timing off
+    assert "student vs teacher: not timed, 95.0% of its accuracy, 1.29x fewer parameters" \
+        in table
+    assert "timed on" not in table

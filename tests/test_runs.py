@@ -1,4 +1,4 @@
-"""The run registry: atomic writes, listing, and which runs still have a live worker."""
+"""The run registry: atomic writes, listing, live workers, and the typed run record."""
 
 from __future__ import annotations
 
@@ -12,16 +12,30 @@ from pathlib import Path
 import pytest
 
 from core import jobs
+from core.run_record import TRADEOFF_COLUMNS
 from core.runs import (
+    ACCURACY,
+    ACTIVE_STATES,
+    FINISHED_STATES,
+    LEADERBOARD_COLUMNS,
+    RESUMABLE_STATES,
+    RETIMED_FIELDS,
+    STATES,
+    ModelMetrics,
+    ModelRef,
     Run,
     RunError,
+    RunMetrics,
+    RunState,
     atomic_write_json,
     create_run,
     delete_run,
+    leaderboard,
     list_run_objects,
     open_run,
     process_start_time,
     read_json,
+    scalar_fields,
     worker_alive,
 )
 
@@ -234,3 +248,107 @@ def test_the_queue_marks_a_run_failed_when_its_worker_exits_without_saying_so(
     assert run.status()["state"] == "failed"
     assert "exited with code" in run.status()["error"]
     assert not (run.path / "claimed").exists()
+
+
+# the typed run record -----------------------------------------------------------------------
+METRICS_EXAMPLE = Path(__file__).parent / "data" / "metrics_bbc_news.json"  # a real run's
+
+
+def test_run_metrics_round_trip_a_real_metrics_json_byte_for_byte(tmp_path: Path) -> None:
+    text = METRICS_EXAMPLE.read_text()
+    data = json.loads(text)
+    metrics = RunMetrics.from_dict(data)
+    assert metrics.to_dict() == data
+    assert list(metrics.to_dict()) == list(data)  # key order too
+    assert metrics.task == "classification" and metrics.validation_fingerprint
+    student = metrics.models["student"]
+    assert isinstance(student, ModelMetrics)
+    assert student.accuracy == data["models"]["student"]["accuracy"]
+    assert student.latency_ms_p50 == data["models"]["student"]["latency_ms_p50"]
+    assert student.extra["timer_includes"] == data["models"]["student"]["timer_includes"]
+    # Written through the typed record, the file is what the engine wrote.
+    run = create_run({"name": "typed"}, tmp_path)
+    run.write_metrics(metrics)
+    assert (run.path / "metrics.json").read_text() == text
+    assert run.read_metrics() == metrics
+
+
+def test_older_runs_read_with_missing_figures_and_keep_unknown_keys() -> None:
+    old = {"models": {"teacher": {"accuracy": 0.9, "latency_ms_p50": 20.0, "peak_memory_mb": None},
+                      "student": {"accuracy": 0.8, "latency_ms_p50": 8.0, "future_figure": 1}},
+           "dataset": "bbc: 10 train / 5 validation", "someday": {"nested": [1, 2]}}
+    metrics = RunMetrics.from_dict(old)
+    assert metrics.to_dict() == old
+    assert metrics.task is None and metrics.task_of("student") == "classification"
+    teacher, student = metrics.models["teacher"], metrics.models["student"]
+    assert student.speedup_vs_teacher is None and student.speedup(teacher) == 2.5  # p50 ratio
+    assert student.kept(teacher, ACCURACY) == pytest.approx(0.8 / 0.9)
+    assert metrics.model("baseline").accuracy is None  # not scored
+    assert student.get("future_figure") == 1 and student.scalars()["future_figure"] == 1
+    # A figure set since is written after the ones read; explicit nulls stay.
+    student.size_mb = 12.5
+    assert list(student.to_dict()) == ["accuracy", "latency_ms_p50", "future_figure", "size_mb"]
+    assert teacher.to_dict()["peak_memory_mb"] is None
+    # A general distillation run has no "models": none is added.
+    general = {"kind": "general", "student": "run:x/general", "history": [{"val_loss": 1.0}]}
+    assert RunMetrics.from_dict(general).to_dict() == general
+    assert RunMetrics.from_dict(None).models == {}
+
+
+def test_scalar_fields_drop_the_nested_figures() -> None:
+    model = RunMetrics.from_dict(json.loads(METRICS_EXAMPLE.read_text())).models["teacher"]
+    flat = scalar_fields(model)
+    assert flat == scalar_fields(model.to_dict()) == model.scalars()
+    assert "per_class" not in flat and "confusion_matrix" not in flat
+    assert "timer_includes" not in flat and flat["accuracy"] == model.accuracy
+
+
+def test_the_column_lists_share_one_definition() -> None:
+    assert set(RETIMED_FIELDS) <= set(LEADERBOARD_COLUMNS)
+    assert set(TRADEOFF_COLUMNS) <= set(LEADERBOARD_COLUMNS)
+    assert LEADERBOARD_COLUMNS[:5] == ["run_id", "role", "model", "accuracy", "macro_f1"]
+    assert {"latency_ms_p50", "speedup_vs_teacher", "size_mb", "params"} <= set(
+        LEADERBOARD_COLUMNS)
+
+
+def test_the_leaderboard_takes_a_retiming_over_the_scoring(tmp_path: Path) -> None:
+    run = create_run({"name": "board", "dataset": {"name": "bbc"}}, tmp_path)
+    run.write_metrics({"models": {"teacher": {"accuracy": 0.9, "latency_ms_p50": 20.0},
+                                  "student": {"accuracy": 0.81, "latency_ms_p50": 10.0}}})
+    row = leaderboard(tmp_path).set_index("role").loc["student"]
+    assert row["speedup_vs_teacher"] == 2.0 and row["timed"] == "when scored"
+    assert row["accuracy_retained"] == pytest.approx(0.9) and row["metric"] == "accuracy"
+    run.append_timing({"time": "2026-12-04 10:00:00", "machine_busy": False, "models": {
+        "student": {"latency_ms_p50": 5.0, "speedup_vs_teacher": 3.0, "speedup_spread": 0.1,
+                    "device": "cpu"}}})
+    row = leaderboard(tmp_path).set_index("role").loc["student"]
+    assert (row["latency_ms_p50"], row["speedup_vs_teacher"], row["speedup_spread"]) == (
+        5.0, 3.0, 0.1)
+    assert row["timed"] == "2026-12-04 10:00:00" and row["dataset"] == "bbc"
+    assert list(leaderboard(tmp_path).columns) == LEADERBOARD_COLUMNS
+
+
+def test_model_refs_parse_what_they_format() -> None:
+    ref = ModelRef("20261204-101500-ab12", "student_int8")
+    assert str(ref) == "run:20261204-101500-ab12/student_int8"
+    assert ModelRef.parse(str(ref)) == ref and ModelRef.parse(f"  {ref} ") == ref
+    assert ModelRef.is_run_ref("run:x/teacher") and not ModelRef.is_run_ref("bert-base")
+    for bad in ("run:../x/teacher", "run:abc/nobody", "run:abc", "abc/teacher", "run:_uploads/x"):
+        with pytest.raises(RunError, match="run:<run_id>/<role>"):
+            ModelRef.parse(bad)
+
+
+def test_run_states_are_their_text(run: Run) -> None:
+    assert STATES == tuple(RunState) == ("queued", "running", "done", "failed", "cancelled",
+                                         "interrupted")
+    assert RunState.DONE == "done" and f"{RunState.DONE}" == str(RunState.DONE) == "done"
+    assert json.dumps({"state": RunState.FAILED}) == '{"state": "failed"}'
+    assert set(ACTIVE_STATES) | set(FINISHED_STATES) == set(RunState)
+    assert not set(ACTIVE_STATES) & set(FINISHED_STATES)
+    assert set(RESUMABLE_STATES) <= set(FINISHED_STATES) and RunState.DONE not in \
+        RESUMABLE_STATES
+    run.set_status(RunState.DONE, stage="done")
+    assert stored_state(run) == "done" and run.status()["state"] == RunState.DONE
+    assert type(json.loads((run.path / "status.json").read_text())["state"]) is str
+    with pytest.raises(ValueError, match="unknown run state"):
+        run.set_status("finished")

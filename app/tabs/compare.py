@@ -15,14 +15,23 @@ from app.context import AppContext
 from app.helpers import default_pair, model_choices, round_table, user_errors
 from core.access import Caller, open_run_for
 from core.compare import DISAGREEMENT_MODES
+from core.run_record import (
+    ACCURACY,
+    LATENCY_P50,
+    MACRO_F1,
+    PARAMS,
+    QUALITY_FIELDS,
+    THROUGHPUT,
+    RunState,
+)
 from core.runs import ModelRef, Run
 from core.scoring import INT8_ROLE as INT8
 from core.specs import DatasetSpec
 from core.texts import PAIR_COLUMN
 
 EXAMPLES_PER_CLICK = 3
-SCORE_COLUMNS = ["model", "accuracy", "macro_f1", "spearman", "pearson", "mse", "params",
-                 "latency_ms_p50", "throughput_per_s"]
+SCORE_COLUMNS = ["model", *QUALITY_FIELDS, PARAMS, LATENCY_P50, THROUGHPUT]
+SCORE_DIGITS = {ACCURACY: 4, MACRO_F1: 4, LATENCY_P50: 2, THROUGHPUT: 1}
 MODE_LABELS = {"disagree": "models disagree", "either_wrong": "either is wrong",
                "all": "all examples"}
 PREVIEW_CHARS = 240  # a table cell shows this much of a text; a news article runs to pages
@@ -112,7 +121,7 @@ def int8_refs(runs: list[Run]) -> list[str]:
     refs = []
     for run in reversed(runs):
         path = run.path / "predictions.parquet"
-        if (run.status().get("state") == "done" and INT8 in run.metrics.get("models", {})
+        if (run.status().get("state") == RunState.DONE and INT8 in run.read_metrics().models
                 and path.exists()
                 and f"{INT8}_pred" in pyarrow.parquet.read_schema(path).names):
             refs.append(str(ModelRef(run.id, INT8)))
@@ -145,7 +154,7 @@ def _label_names(ref: str | None, caller: Caller, runs_dir: Path) -> list[str]:
         return []
     try:
         run = open_run_for(ModelRef.parse(ref).run_id, caller, runs_dir)
-        return list(run.metrics.get("label_names") or [])
+        return list(run.read_metrics().label_names or [])
     except ValueError:
         return []
 
@@ -259,8 +268,7 @@ def build_compare_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
                                                       ctx.caller(request))
         description, table = gpu.evaluate_models(refs, spec, runs_dir, length, bool(timed))
         shown = table[[c for c in SCORE_COLUMNS if c in table.columns]]
-        return f"Scored on {description}.", round_table(shown, {
-            "accuracy": 4, "macro_f1": 4, "latency_ms_p50": 2, "throughput_per_s": 1})
+        return f"Scored on {description}.", round_table(shown, SCORE_DIGITS)
 
     def show_compare(table: pd.DataFrame) -> tuple[Any, ...]:
         agreed = table.groupby("text_index")["agree"].first()

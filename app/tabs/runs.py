@@ -11,19 +11,33 @@ import pandas as pd
 
 from app.context import AppContext
 from app.helpers import round_table, run_choices, user_errors
-from app.plots import training_charts
+from app.plots import PARAMS_M, training_charts
+from app.results import speedup_text
 from core.access import Caller
-from core.runs import ROLES, Run, scalar_fields
+from core.run_record import (
+    ACCURACY,
+    DEVICE,
+    LATENCY_P50,
+    MACRO_F1,
+    PARAMS,
+    SIZE_MB,
+    SPEEDUP,
+    SPEEDUP_SPREAD,
+    THROUGHPUT,
+    RunState,
+    RunTiming,
+)
+from core.runs import ROLES, Run
 
 # The leaderboard as shown: (source column, header, digits, width), key columns first; the
 # run id, long and the same on a run's rows, comes last. Short headers and fixed widths fit
 # 1280 px; the device (e.g. "cpu (AMD EPYC 7B13, 2 threads)") and the run id take shares of
 # the table's width ("auto" would size them to their unwrapped text) and wrap.
-BOARD = [("role", "role", None, "136px"), ("accuracy", "accuracy", 4, "92px"),
-         ("macro_f1", "macro-F1", 4, "92px"), ("speedup_vs_teacher", "speed-up", 2, "92px"),
-         ("accuracy_retained", "retained", 3, "92px"), ("latency_ms_p50", "p50 ms", 2, "80px"),
-         ("throughput_per_s", "texts/s", 1, "88px"), ("size_mb", "MB", 1, "64px"),
-         ("params_m", "params M", 2, "96px"), ("device", "device", None, "14%"),
+BOARD = [("role", "role", None, "136px"), (ACCURACY, "accuracy", 4, "92px"),
+         (MACRO_F1, "macro-F1", 4, "92px"), (SPEEDUP, "speed-up", 2, "92px"),
+         ("accuracy_retained", "retained", 3, "92px"), (LATENCY_P50, "p50 ms", 2, "80px"),
+         (THROUGHPUT, "texts/s", 1, "88px"), (SIZE_MB, "MB", 1, "64px"),
+         (PARAMS_M, "params M", 2, "96px"), (DEVICE, "device", None, "14%"),
          ("run_id", "run", None, "16%")]
 BOARD_PINNED = 2  # role and accuracy stay in view when the table scrolls sideways
 BOARD_NOTE = ("Every scored model across runs, best accuracy first (with regression runs "
@@ -43,22 +57,22 @@ def leaderboard_table(ctx: AppContext, caller: Caller) -> pd.DataFrame:
     """The caller's leaderboard as shown: key columns first, short headers, rounded,
     parameters in millions, best accuracy first."""
     board = ctx.actions.leaderboard(caller)
-    board["params_m"] = pd.to_numeric(board["params"], errors="coerce") / 1e6
+    board[PARAMS_M] = pd.to_numeric(board[PARAMS], errors="coerce") / 1e6
     # With a regression among the runs the quality column is each task's main metric
     # (accuracy, or Spearman), headed "score"; otherwise it stays "accuracy".
     mixed = (board["task"] == "regression").any() if len(board) else False
     if mixed:
-        board["accuracy"] = board["score"]
+        board[ACCURACY] = board["score"]
         board["accuracy_retained"] = board["score_retained"]
     board = round_table(board, {source: d for source, _, d, _ in BOARD if d is not None})
     # A re-timed run's speed-up carries its spread across rounds (distillab time).
-    spread = pd.to_numeric(board.get("speedup_spread"), errors="coerce")
-    board["speedup_vs_teacher"] = [
+    spread = pd.to_numeric(board.get(SPEEDUP_SPREAD), errors="coerce")
+    board[SPEEDUP] = [
         "" if pd.isna(value) else f"{value:.2f} ±{extra:.2f}" if pd.notna(extra) else
-        f"{value:.2f}" for value, extra in zip(board["speedup_vs_teacher"], spread, strict=True)]
-    board = board.sort_values("accuracy", ascending=False, kind="stable", na_position="last")
+        f"{value:.2f}" for value, extra in zip(board[SPEEDUP], spread, strict=True)]
+    board = board.sort_values(ACCURACY, ascending=False, kind="stable", na_position="last")
     board = board.reset_index(drop=True)
-    headers = [("score" if mixed and h == "accuracy" else h) for _, h, *_ in BOARD]
+    headers = [("score" if mixed and s == ACCURACY else h) for s, h, *_ in BOARD]
     return board[[s for s, *_ in BOARD]].set_axis(headers, axis=1)
 
 
@@ -66,8 +80,8 @@ def runs_list_table(ctx: AppContext, caller: Caller) -> pd.DataFrame:
     """One row per run the caller sees, newest first: name, state, each role's accuracy
     (rounded like the leaderboard's), then the rest; the run id last."""
     runs = ctx.actions.runs_table(caller)
-    accuracies = [c for role in ROLES for c in runs.columns if c == f"{role}_accuracy"]
-    columns = (RUN_COLUMNS + [(c, c.removesuffix("_accuracy").removeprefix("student_") + " acc")
+    accuracies = [c for role in ROLES for c in runs.columns if c == f"{role}_{ACCURACY}"]
+    columns = (RUN_COLUMNS + [(c, c.removesuffix(f"_{ACCURACY}").removeprefix("student_") + " acc")
                               for c in accuracies] + RUN_TAIL)
     runs = round_table(runs, dict.fromkeys(accuracies, 4)).iloc[::-1]
     if "mine" in runs.columns and runs["mine"].all():
@@ -80,7 +94,7 @@ def runs_list_table(ctx: AppContext, caller: Caller) -> pd.DataFrame:
 def newest_done(runs: list[Run]) -> str | None:
     """The newest finished run of ``runs`` (oldest first), else the newest run, else None."""
     for run in reversed(runs):
-        if run.status().get("state") == "done":
+        if run.status().get("state") == RunState.DONE:
             return run.id
     return runs[-1].id if runs else None
 
@@ -88,7 +102,7 @@ def newest_done(runs: list[Run]) -> str | None:
 def scored_roles(run: Run) -> list[str]:
     """The run's models with a saved folder or scores (``student_int8`` has scores and int8
     weights but no loadable folder), in the usual role order."""
-    present = set(run.models()) | set(run.metrics.get("models", {}))
+    present = set(run.models()) | set(run.read_metrics().models)
     return [role for role in ROLES if role in present]
 
 
@@ -102,10 +116,9 @@ def models_line(run: Run) -> str:
 
 def confusion_table(run: Run, role: str | None) -> pd.DataFrame:
     """A model's confusion matrix: rows are true labels, columns predicted labels."""
-    metrics = run.metrics
-    model = metrics.get("models", {}).get(role or "", {})
-    names = metrics.get("label_names") or []
-    matrix = model.get("confusion_matrix")
+    metrics = run.read_metrics()
+    names = metrics.label_names or []
+    matrix = metrics.model(role or "").confusion_matrix
     if not matrix or not names:
         return pd.DataFrame({"": ["no scores yet"]})
     table = pd.DataFrame(matrix, columns=list(names))
@@ -114,18 +127,18 @@ def confusion_table(run: Run, role: str | None) -> pd.DataFrame:
 
 
 def per_class_table(run: Run, role: str | None) -> pd.DataFrame:
-    model = run.metrics.get("models", {}).get(role or "", {})
-    rows = [{"label": name, **scores} for name, scores in model.get("per_class", {}).items()]
+    per_class = run.read_metrics().model(role or "").per_class or {}
+    rows = [{"label": name, **scores} for name, scores in per_class.items()]
     return round_table(pd.DataFrame(rows), {"precision": 4, "recall": 4, "f1": 4})
 
 
 def results_files(run: Run) -> list[str]:
     """The run's per-model results and per-example predictions as CSV files to download."""
     folder = Path(tempfile.mkdtemp(prefix="distillab-results-"))
-    models = run.metrics.get("models", {})
+    models = run.read_metrics().models
     if not models:
         raise ValueError(f"run {run.id} has no results yet ({run.status().get('state')})")
-    rows = [{"run_id": run.id, "role": role, **scalar_fields(m)} for role, m in models.items()]
+    rows = [{"run_id": run.id, "role": role, **m.scalars()} for role, m in models.items()]
     results = folder / f"{run.id}-results.csv"
     pd.DataFrame(rows).to_csv(results, index=False)
     files = [str(results)]
@@ -211,7 +224,7 @@ def build_runs_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
         roles = scored_roles(run) or list(ROLES)
         role = role if role in roles else ("student" if "student" in roles else roles[0])
         text = (f"**{run.id}** · {status.get('state')} · models: {models_line(run)}  \n"
-                f"{run.metrics.get('dataset', '')}")
+                f"{run.read_metrics().dataset or ''}")
         if not status.get("mine"):
             text += "  \nA shared example: read-only."
         if status.get("error"):
@@ -247,8 +260,8 @@ def build_runs_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
         if not run_id:
             raise gr.Error("pick a run to re-time")
         timing = actions.time_run(run_id, ctx.caller(request))
-        speedups = ", ".join(f"{role} {m['speedup_vs_teacher']:.2f}x ± {m['speedup_spread']:.2f}"
-                             for role, m in timing["models"].items() if role != "teacher")
+        speedups = ", ".join(f"{role} {speedup_text(m)}" for role, m in
+                             RunTiming.from_dict(timing).models.items() if role != "teacher")
         gr.Info(f"Re-timed {run_id} on {timing['device']}: {speedups}")
         return refresh(run_id, request)
 

@@ -70,43 +70,54 @@ def format_results_table(metrics: dict[str, Any]) -> str:
     """The end-of-job table: quality, size and speed per model, and the student's gains."""
     import pandas as pd
 
+    from core.run_record import (
+        LATENCY_P50,
+        LATENCY_P95,
+        THROUGHPUT,
+        RunMetrics,
+        quality_pair,
+    )
+    from core.tasks import REGRESSION
+
     if metrics.get("kind") == "general":
         history = ", ".join(f"{r['val_loss']:.4f}" for r in metrics.get("history", []))
         return (f"general student {metrics.get('student')}: teacher layers "
                 f"{metrics.get('layers')}, {metrics.get('texts', 0):,} texts, held-out loss "
                 f"per epoch {history}; start a task job from it with --student "
                 f"{metrics.get('student')}")
-    models = metrics.get("models", {})
-    regression = metrics.get("task") == "regression"
-    # The task's main metric and its companion: accuracy and macro-F1, or Spearman and MSE.
-    main, other = ("spearman", "mse") if regression else ("accuracy", "macro_f1")
-    rows = []
-    for role, m in models.items():
-        rows.append({"model": role, main: m.get(main), other: m.get(other),
-                     "params_M": m.get("params", 0) / 1e6, "size_MB": m.get("size_mb"),
-                     "latency_ms_p50": m.get("latency_ms_p50"),
-                     "latency_ms_p95": m.get("latency_ms_p95"),
-                     "throughput_per_s": m.get("throughput_per_s")})
+    record = RunMetrics.from_dict(metrics)
+    models = record.models
+    regression = record.task == REGRESSION
+    main, other = quality_pair(record.task)
+    rows = [{"model": role, main: m.get(main), other: m.get(other),
+             "params_M": (m.params or 0) / 1e6, "size_MB": m.size_mb,
+             **{column: m.get(column) for column in (LATENCY_P50, LATENCY_P95, THROUGHPUT)}}
+            for role, m in models.items()]
     table = pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:,.4g}")
     lines = [table]
     teacher, student = models.get("teacher"), models.get("student")
-    if teacher and student:
-        latency_ratio = teacher["latency_ms_p50"] / student["latency_ms_p50"]
-        faster = f"{latency_ratio:.2f}x faster at batch 1 (p50)"
-        if student.get("speedup_spread") is not None:  # timed in interleaved rounds
-            faster = (f"{student['speedup_vs_teacher']:.2f}x ± {student['speedup_spread']:.2f} "
-                      f"faster at batch 1 (median of {student.get('rounds')} rounds)")
-        throughput_ratio = student["throughput_per_s"] / teacher["throughput_per_s"]
-        lines.append(f"student vs teacher: {faster}, "
-                     f"{throughput_ratio:.2f}x throughput, "
-                     f"{100 * student[main] / teacher[main]:.1f}% of its {main}, "
-                     f"{teacher['params'] / student['params']:.2f}x fewer parameters")
-    if student and models.get("baseline"):
-        delta = 100 * (student[main] - models["baseline"][main])
+    if teacher is not None and student is not None:
+        speedup = student.speedup(teacher)
+        faster = f"{speedup:.2f}x faster at batch 1 (p50)" if speedup else "not timed"
+        if student.speedup_spread is not None:  # timed in interleaved rounds
+            faster = (f"{speedup:.2f}x ± {student.speedup_spread:.2f} "
+                      f"faster at batch 1 (median of {student.rounds} rounds)")
+        gains = [faster]
+        if student.throughput_per_s and teacher.throughput_per_s:
+            gains.append(f"{student.throughput_per_s / teacher.throughput_per_s:.2f}x throughput")
+        if (kept := student.kept(teacher, main)) is not None:
+            gains.append(f"{100 * kept:.1f}% of its {main}")
+        if teacher.params and student.params:
+            gains.append(f"{teacher.params / student.params:.2f}x fewer parameters")
+        lines.append("student vs teacher: " + ", ".join(gains))
+    baseline = models.get("baseline")
+    if student is not None and baseline is not None and \
+            student.get(main) is not None and baseline.get(main) is not None:
+        delta = 100 * (student.get(main) - baseline.get(main))
         lines.append(f"distillation vs baseline: {delta:+.2f} {main} points (x100)"
                      if regression else f"distillation vs baseline: {delta:+.2f} accuracy points")
-    if teacher:
-        lines.append(f"timed on {teacher.get('device')} in {teacher.get('precision')}; latency "
+    if teacher is not None and teacher.device is not None:  # timed
+        lines.append(f"timed on {teacher.device} in {teacher.precision}; latency "
                      f"end to end at batch 1, throughput end to end at batch "
                      f"{teacher.get('throughput_batch')} (tokenisation included)")
     return "\n".join(lines)
@@ -118,7 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from core.distributed import is_main_process, shared_run
     from core.jobs import claim_to_resume_here
     from core.pipeline import run_job
-    from core.runs import Run, create_run, open_run
+    from core.runs import Run, RunState, create_run, open_run
     from core.train import Cancelled
 
     def make_run() -> Run | None:
@@ -127,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             spec = Actions(args.runs_dir).check_job(spec_from_args(args), Caller())
             return create_run(spec.to_dict(), args.runs_dir)
         run = open_run(args.resume, args.runs_dir)
-        if run.status()["state"] == "done":
+        if run.status()["state"] == RunState.DONE:
             print(f"run {run.id} is already done", file=sys.stderr)
             return None
         claim_to_resume_here(run)  # the queue's rules, and out of any queue's reach
@@ -199,13 +210,15 @@ def cmd_time(args: argparse.Namespace) -> int:
 
 def format_timing(timing: dict[str, Any]) -> str:
     """The re-timing as a table: latency, throughput and speed-up with their spreads."""
+    from core.run_record import RunTiming
+
     lines = [f"timed on {timing['device']}, max length {timing['max_length']}, "
              f"{timing['rounds']} interleaved rounds, {timing['time']}",
              f"{'model':<14}{'latency p50':>16}{'throughput':>18}{'speed-up':>16}"]
-    for role, m in timing["models"].items():
-        lines.append(f"{role:<14}{m['latency_ms_p50']:>9.2f} ±{m['latency_ms_p50_spread']:.2f} ms"
-                     f"{m['throughput_per_s']:>11.1f} ±{m['throughput_spread']:.1f}/s"
-                     f"{m['speedup_vs_teacher']:>10.2f}x ±{m['speedup_spread']:.2f}")
+    for role, m in RunTiming.from_dict(timing).models.items():
+        lines.append(f"{role:<14}{m.latency_ms_p50:>9.2f} ±{m.latency_ms_p50_spread:.2f} ms"
+                     f"{m.throughput_per_s:>11.1f} ±{m.throughput_spread:.1f}/s"
+                     f"{m.speedup_vs_teacher:>10.2f}x ±{m.speedup_spread:.2f}")
     share = timing.get("others_cpu_share_max")
     lines.append(f"other processes used at most {share:.0%} of the CPUs while timing; load "
                  f"average {timing.get('load_avg_1m')}" if share is not None else
