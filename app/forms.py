@@ -132,14 +132,18 @@ def build_spec(form: dict[str, Any], runs_dir: Path) -> JobSpec:
     return JobSpec.from_dict(spec)
 
 
-def recipe_values(name: str) -> tuple[float, float, float, float]:
-    """(temperature, alpha_kd, alpha_ce, alpha_cos) of a recipe preset."""
+def recipe_values(name: str) -> dict[str, float]:
+    """A recipe preset's loss settings by form field: temperature and the three weights."""
     recipe = RECIPES[name]
-    return recipe.temperature, recipe.alpha_kd, recipe.alpha_ce, recipe.alpha_cos
+    return {"temperature": recipe.temperature, "alpha_kd": recipe.alpha_kd,
+            "alpha_ce": recipe.alpha_ce, "alpha_cos": recipe.alpha_cos}
 
 
-def preset_values(name: str) -> tuple[int, int, float, float, int, int]:
-    """(epochs, teacher_epochs, lr, teacher lr, batch size, max length) of a size preset."""
+def preset_values(name: str) -> dict[str, int | float]:
+    """A size preset's training settings by form field (epochs, learning rates, batch size,
+    max length)."""
     preset = PRESETS[name]
-    return (preset.epochs, preset.teacher_epochs, preset.learning_rate,
-            preset.teacher_learning_rate, preset.batch_size, preset.max_length)
+    return {"epochs": preset.epochs, "teacher_epochs": preset.teacher_epochs,
+            "learning_rate": preset.learning_rate,
+            "teacher_learning_rate": preset.teacher_learning_rate,
+            "batch_size": preset.batch_size, "max_length": preset.max_length}

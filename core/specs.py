@@ -2,112 +2,26 @@
 
 A :class:`JobSpec` is built by the CLI, the UI or the HTTP API, validated in
 ``__post_init__`` (clear messages, no training started on a bad spec), written to
-``runs/<id>/spec.json`` and read back by :func:`JobSpec.from_dict`.
+``runs/<id>/spec.json`` and read back by :func:`JobSpec.from_dict`. The field type checks
+live in ``core.spec_checks``, the building of sections from dicts in ``core.spec_parsing``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
-import numbers
 import re
-import typing
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+from core.spec_checks import SpecError, check_field_types, layer_indices
+from core.spec_parsing import build_section, refuse_unknown, with_preset
+
+__all__ = ["BUNDLED_DATASET", "BUNDLED_TEACHER", "PRESETS", "RECIPES", "TIMING_LEVELS",
+           "DatasetSpec", "JobSpec", "Recipe", "SpecError", "StudentSpec", "TrainConfig"]
 
 BUNDLED_DATASET = "bbc_news"
 BUNDLED_TEACHER = "bundled:minilm"
-
-
-class SpecError(ValueError):
-    """A job specification that cannot run, with a message that says why."""
-
-
-# --- field checks: every value has the type its field declares ------------------------
-
-
-def _is_integer(value: Any) -> bool:
-    """An int or an integral float (``2.0`` from JSON); never a bool."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, numbers.Integral):
-        return True
-    return isinstance(value, numbers.Real) and float(value).is_integer()
-
-
-def _integer(value: Any, where: str) -> int:
-    if not _is_integer(value):
-        raise SpecError(f"{where} must be an integer, got {value!r}")
-    return int(value)
-
-
-def _number(value: Any, where: str) -> float:
-    """``value`` as a finite float: ints and floats; no bools, NaN or infinities."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise SpecError(f"{where} must be a number, got {value!r}")
-    try:
-        number = float(value)
-    except OverflowError:  # an int beyond the float range
-        number = math.inf
-    if not math.isfinite(number):
-        raise SpecError(f"{where} must be a finite number, got {value!r}")
-    return number
-
-
-def _text(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise SpecError(f"{where} must be a string, got {value!r}")
-    return value
-
-
-def _flag(value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise SpecError(f"{where} must be true or false, got {value!r}")
-    return value
-
-
-_CHECKS: dict[type, Callable[[Any, str], Any]] = {
-    int: _integer, float: _number, str: _text, bool: _flag}
-
-
-@functools.cache
-def _field_types(cls: type) -> dict[str, tuple[type, bool]]:
-    """``{field: (type, optional)}`` for the fields of ``cls`` declared int/float/str/bool."""
-    hints = typing.get_type_hints(cls)
-    declared = {}
-    for f in fields(cls):
-        args = typing.get_args(hints[f.name]) or (hints[f.name],)
-        optional = type(None) in args
-        kinds = [a for a in args if a is not type(None)]
-        if len(kinds) == 1 and kinds[0] in _CHECKS:
-            declared[f.name] = (kinds[0], optional)
-    return declared
-
-
-def _check_field_types(spec: Any, section: str) -> None:
-    """Check (and normalise, e.g. ``2.0`` -> ``2``) the scalar fields of a frozen spec."""
-    for name, (kind, optional) in _field_types(type(spec)).items():
-        value = getattr(spec, name)
-        if value is None and optional:
-            continue
-        where = f"{section}.{name}" if section else name
-        object.__setattr__(spec, name, _CHECKS[kind](value, where))
-
-
-def _layer_indices(value: Any) -> tuple[int, ...]:
-    """Student layers from a list/tuple of ints or a string such as ``"0,2"`` / ``"0 2"``."""
-    if isinstance(value, str):
-        parts = [p for p in re.split(r"[,\s]+", value.strip().strip("[]()")) if p]
-        if not all(re.fullmatch(r"[+-]?\d+", p) for p in parts):
-            raise SpecError(f"student.layers must be teacher layer indices such as '0,2,4', "
-                            f"got {value!r}")
-        return tuple(int(p) for p in parts)
-    if isinstance(value, (list, tuple)) and all(_is_integer(v) for v in value):
-        return tuple(int(v) for v in value)
-    raise SpecError(f"student.layers must be a list of teacher layer indices such as "
-                    f"[0, 2, 4], got {value!r}")
 
 
 def _check_augment(spec: Any) -> None:
@@ -155,7 +69,7 @@ class DatasetSpec:
     augment_mlm: str | None = None
 
     def __post_init__(self) -> None:
-        _check_field_types(self, "dataset")
+        check_field_types(self, "dataset")
         if self.task not in ("auto", "classification", "regression"):
             raise SpecError(f"dataset.task must be auto, classification or regression, got "
                             f"{self.task!r}")
@@ -201,13 +115,13 @@ class StudentSpec:
     num_heads: int | None = None
 
     def __post_init__(self) -> None:
-        _check_field_types(self, "student")
+        check_field_types(self, "student")
         if self.kind not in ("extract", "pretrained", "fresh"):
             raise SpecError(
                 f"student.kind must be 'extract', 'pretrained' or 'fresh', got {self.kind!r}"
             )
         if self.layers is not None:
-            layers = _layer_indices(self.layers)
+            layers = layer_indices(self.layers)
             object.__setattr__(self, "layers", layers)
             if not layers:
                 raise SpecError("student.layers must name at least one teacher layer")
@@ -248,7 +162,7 @@ class Recipe:
     temperature: float = 2.0
 
     def __post_init__(self) -> None:
-        _check_field_types(self, "recipe")
+        check_field_types(self, "recipe")
         for attr in ("alpha_kd", "alpha_ce", "alpha_cos"):
             if getattr(self, attr) < 0:
                 raise SpecError(f"recipe.{attr} must be >= 0, got {getattr(self, attr)}")
@@ -298,7 +212,7 @@ class TrainConfig:
     compile: bool = False
 
     def __post_init__(self) -> None:
-        _check_field_types(self, "train")
+        check_field_types(self, "train")
         for attr in ("epochs", "batch_size", "grad_accum_steps", "max_length"):
             if getattr(self, attr) < 1:
                 raise SpecError(f"train.{attr} must be at least 1, got {getattr(self, attr)}")
@@ -367,7 +281,7 @@ class JobSpec:
             if not isinstance(getattr(self, name), cls):
                 raise SpecError(f"{name} must be a {cls.__name__}, "
                                 f"got {getattr(self, name)!r}")
-        _check_field_types(self, "")
+        check_field_types(self, "")
         if not self.teacher.strip():
             raise SpecError("teacher: a Hub id, local folder, run model or 'bundled:minilm'")
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d{1,2})?", self.device):
@@ -387,58 +301,18 @@ class JobSpec:
         if not isinstance(data, Mapping):
             raise SpecError(f"a job spec is an object of JobSpec fields, "
                             f"got {type(data).__name__}")
-        _refuse_unknown(cls, data, "job spec")
+        refuse_unknown(cls, data, "job spec")
         scalars = {k: data[k] for k in ("teacher", "baseline", "seed", "device", "name",
                                         "timing", "kind") if k in data}
         return cls(
-            dataset=_build(DatasetSpec, data.get("dataset", {}), "dataset", key="name"),
-            student=_build(StudentSpec, data.get("student", {}), "student", key="kind"),
-            recipe=_with_preset(RECIPES, Recipe, data.get("recipe", "distilbert"), "recipe"),
-            train=_with_preset(PRESETS, TrainConfig, data.get("train", "quick"), "train",
-                               key="preset"),
+            dataset=build_section(DatasetSpec, data.get("dataset", {}), "dataset", key="name"),
+            student=build_section(StudentSpec, data.get("student", {}), "student", key="kind"),
+            recipe=with_preset(RECIPES, Recipe, data.get("recipe", "distilbert"), "recipe"),
+            train=with_preset(PRESETS, TrainConfig, data.get("train", "quick"), "train",
+                              key="preset"),
             **scalars,
         )
 
 
 _SECTIONS: dict[str, type] = {"dataset": DatasetSpec, "student": StudentSpec,
                               "recipe": Recipe, "train": TrainConfig}
-
-
-def _refuse_unknown(cls: type, data: Mapping[Any, Any], where: str) -> None:
-    unknown = set(data) - {f.name for f in fields(cls)}
-    if unknown:
-        raise SpecError(f"unknown {where} keys: {sorted(unknown, key=str)}")
-
-
-def _section(cls: type, value: Any, where: str, key: str) -> dict[str, Any]:
-    """A section's settings as a dict: a string names its ``key``, a mapping is copied."""
-    if isinstance(value, str):
-        return {key: value}
-    if not isinstance(value, Mapping):
-        raise SpecError(f"{where} must be a {where} {key} (a string) or an object of {where} "
-                        f"settings, got {value!r}")
-    _refuse_unknown(cls, value, where)
-    return dict(value)
-
-
-def _build(cls: type, value: Any, where: str, key: str) -> Any:
-    """A section from its dataclass, a string (its ``key`` field) or a dict of its fields."""
-    if isinstance(value, cls):
-        return value
-    return cls(**_section(cls, value, where, key))
-
-
-def _with_preset(
-    presets: dict[str, Any], cls: type, value: Any, where: str, key: str = "name"
-) -> Any:
-    """A preset by name, or a dict whose ``name``/``preset`` picks the preset it overrides."""
-    if isinstance(value, cls):
-        return value
-    value = _section(cls, value, where, key)
-    preset_name = value.get(key, next(iter(presets)))
-    if not isinstance(preset_name, str):
-        raise SpecError(f"{where}.{key} must be a string, one of {sorted(presets)}, "
-                        f"got {preset_name!r}")
-    if preset_name not in presets:
-        raise SpecError(f"unknown {where} preset {preset_name!r}; choose from {sorted(presets)}")
-    return dataclasses.replace(presets[preset_name], **value)

@@ -5,7 +5,8 @@ The mode is only the recipe: with ``alpha_kd = alpha_cos = 0`` and no teacher it
 bucketed batches over pre-tokenised texts, AdamW with linear warm-up and decay, gradient
 clipping and accumulation, bf16 autocast where native (GPUs, CPUs with AVX512-BF16/AMX),
 validation every epoch keeping the best weights, resumable checkpoints (model, optimizer,
-scheduler, RNG state, position in the epoch), a cancel hook and progress events.
+scheduler, RNG state, position in the epoch), a cancel hook and progress events. The
+optimiser and schedule are made in ``core.optim``, each step's loss in ``core.step_loss``.
 
 Under ``accelerate launch``/``torchrun`` the same loop is data-parallel (see
 ``core/distributed.py``): each rank trains on its share of every global batch, DDP averages
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from core import distributed
-from core.batching import EncodedTexts, bucketed_batches, collate, encode_texts
+from core.batching import bucketed_batches, collate, encode_texts
 from core.checkpoints import (
     TrainState,
     atomic_torch_save,
@@ -36,16 +37,19 @@ from core.checkpoints import (
 from core.cuda_graphs import (
     ShapeGraphs,
     graphs_enabled,
-    model_attention_mask,
     width_cap,
     width_multiple,
 )
 from core.devices import forward_context, training_dtype
 from core.general import GeneralSetup
-from core.losses import IGNORE_LABEL, distillation_loss
-from core.models import final_hidden_states
+from core.losses import IGNORE_LABEL
+from core.optim import linear_schedule, make_optimizer
 from core.specs import Recipe, TrainConfig
+from core.step_loss import compute_teacher_logits, freeze_teacher, step_loss
 from core.tasks import REGRESSION, main_metric, task_of
+
+__all__ = ["Cancelled", "EventHandler", "StageResult", "TrainData", "compute_teacher_logits",
+           "train", "validate"]
 
 log = logging.getLogger(__name__)
 
@@ -78,50 +82,6 @@ class StageResult:
     best_accuracy: float
     history: list[dict[str, Any]] = field(default_factory=list)
     samples_per_s: float = 0.0
-
-
-def _make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float,
-                    device: torch.device, capturable: bool = False) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        # Biases and LayerNorm weights are not decayed (BERT's recipe).
-        (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    # The fused kernel updates each tensor in one pass. On a CPU the default per-tensor loop
-    # costs ~50 ms a step for a 17M-parameter MiniLM student, the fused one ~7 ms.
-    if capturable:  # a step inside a CUDA graph: step count and learning rate on the device
-        return torch.optim.AdamW(groups, lr=torch.tensor(lr, device=device), fused=True,
-                                 capturable=True)
-    return torch.optim.AdamW(groups, lr=lr, fused=device.type in ("cuda", "cpu"))
-
-
-def _linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int
-                     ) -> torch.optim.lr_scheduler.LambdaLR:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def compute_teacher_logits(teacher: torch.nn.Module, encoded: EncodedTexts, pad_token_id: int,
-                           device: torch.device, batch_tokens: int | None = None
-                           ) -> torch.Tensor:
-    """Teacher logits for every row, in row order (float32, on ``device``).
-
-    Used to cache the teacher once when the recipe needs only its logits: the teacher is
-    deterministic in eval mode, so every epoch would recompute the same numbers. It runs on
-    the inference path (token-budget batches, the device's inference precision).
-    """
-    from core.evaluation import predict_logits_encoded
-
-    teacher.eval()
-    return predict_logits_encoded(teacher, encoded, pad_token_id=pad_token_id, device=device,
-                                  batch_tokens=batch_tokens)
 
 
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -197,7 +157,7 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
     seed_everything(seed + dist_ctx.rank)
     model.to(device)
     if teacher is not None:
-        _freeze_teacher(teacher, device)
+        freeze_teacher(teacher, device)
     ddp = distributed.wrap_model(model, device) if dist_ctx.enabled else None
     forward = ddp or model
     forward = torch.compile(forward) if config.compile else forward
@@ -215,9 +175,9 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
     steps_per_epoch = -(-len(bucketed_batches(lengths, config.batch_size, seed, 0))
                         // config.grad_accum_steps)
     total_steps = steps_per_epoch * epochs
-    optimizer = _make_optimizer(model, learning_rate, config.weight_decay, device,
-                                capturable=step_graphs is not None)
-    scheduler = _linear_schedule(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    optimizer = make_optimizer(model, learning_rate, config.weight_decay, device,
+                               capturable=step_graphs is not None)
+    scheduler = linear_schedule(optimizer, int(config.warmup_ratio * total_steps), total_steps)
 
     state_path = checkpoint_dir / "state.pt" if checkpoint_dir else None
     best_path = checkpoint_dir / "best.pt" if checkpoint_dir else None
@@ -245,8 +205,8 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
         """One whole optimizer step (forward, loss, backward, clipping, AdamW): what a
         CUDA graph captures; ``inputs`` are the static buffers of its shape."""
         rows = inputs["rows"]
-        terms = _step_loss(forward, teacher, inputs, labels_t[rows], recipe,
-                           teacher_logits_cache, rows, device, model)
+        terms = step_loss(forward, teacher, inputs, labels_t[rows], recipe,
+                          teacher_logits_cache, rows, device, model)
         terms.total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
         optimizer.step()
@@ -284,8 +244,8 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
                     (terms.total * weight / config.grad_accum_steps).backward()
             else:
                 with distributed.no_sync(ddp, sync):
-                    terms = _step_loss(forward, teacher, batch, labels_t[rows_t], recipe,
-                                       teacher_logits_cache, rows_t, device, model)
+                    terms = step_loss(forward, teacher, batch, labels_t[rows_t], recipe,
+                                      teacher_logits_cache, rows_t, device, model)
                     (terms.total * weight / config.grad_accum_steps).backward()
             if weight:
                 # Summed on the device: a .item() here would sync CUDA every step.
@@ -369,44 +329,3 @@ def _training_rows(data: TrainData, with_teacher: bool) -> tuple[list[str], np.n
         return texts, labels
     keep = ~np.isnan(labels) if regression else labels != IGNORE_LABEL
     return [t for t, k in zip(texts, keep, strict=True) if k], labels[keep]
-
-
-def _freeze_teacher(teacher: torch.nn.Module, device: torch.device) -> None:
-    """Eval mode, no gradients, on ``device``; on CUDA in bf16 (the teacher only runs
-    forward: half the memory traffic). Converts the caller's teacher in place; the pipeline
-    has saved it already."""
-    teacher.to(device, dtype=torch.bfloat16 if device.type == "cuda" else None).eval()
-    teacher.requires_grad_(False)
-
-
-def _step_loss(forward: Any, teacher: torch.nn.Module | None, batch: dict[str, torch.Tensor],
-               labels: torch.Tensor, recipe: Recipe, teacher_logits_cache: torch.Tensor | None,
-               rows: torch.Tensor, device: torch.device, model: torch.nn.Module) -> Any:
-    """Forward the student (and the teacher unless cached) and combine the recipe's terms.
-
-    ``model`` is the student itself (``forward`` may wrap it); on CUDA it and the teacher
-    get ready 4-D masks (``core.cuda_graphs.model_attention_mask``)."""
-    hidden = recipe.needs_hidden_states and teacher is not None
-    teacher_logits = teacher_hidden = None
-    mask = batch["attention_mask"]
-    # The model's inputs: token ids, and segment ids for pairs (not the graph's row indices).
-    inputs = {k: batch[k] for k in ("input_ids", "token_type_ids") if k in batch}
-    with forward_context(device, training_dtype(device)):
-        if teacher is not None:
-            if teacher_logits_cache is not None:
-                teacher_logits = teacher_logits_cache[rows]  # rows: on the device already
-            else:
-                # no_grad rather than inference_mode: the loss keeps teacher tensors for backward.
-                with torch.no_grad():
-                    out = teacher(**inputs, attention_mask=model_attention_mask(teacher, mask),
-                                  output_hidden_states=hidden)
-                teacher_logits = out.logits
-                teacher_hidden = final_hidden_states(out) if hidden else None
-        out = forward(**inputs, attention_mask=model_attention_mask(model, mask),
-                      output_hidden_states=hidden)
-    return distillation_loss(
-        out.logits, labels, teacher_logits=teacher_logits,
-        student_hidden=final_hidden_states(out) if hidden else None, teacher_hidden=teacher_hidden,
-        attention_mask=batch["attention_mask"], alpha_kd=recipe.alpha_kd if teacher else 0.0,
-        alpha_ce=recipe.alpha_ce, alpha_cos=recipe.alpha_cos if teacher else 0.0,
-        temperature=recipe.temperature, regression=out.logits.shape[-1] == 1)

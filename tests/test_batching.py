@@ -1,4 +1,5 @@
-"""core.batching: the fast tokenisation path, the cache, length bucketing and collation."""
+"""core.encoding and core.batching: the fast tokenisation path, the cache, length bucketing
+and collation."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from core import batching
+from core import encoding
 from core.batching import (
     EncodedTexts,
     batches_by_tokens,
@@ -51,11 +52,11 @@ def assert_every_index_once(batches: list[np.ndarray], n: int) -> None:
 def test_fast_path_gives_the_tokenizers_own_ids(tokenizer, max_length: int):
     expected = tokenizer(TEXTS, truncation=True, max_length=max_length)["input_ids"]
     assert encode_uncached(tokenizer, TEXTS, max_length).input_ids == expected
-    assert batching._fast_encoder(tokenizer, max_length) is not None  # the fast path ran
+    assert encoding._fast_encoder(tokenizer, max_length) is not None  # the fast path ran
 
 
 def test_threaded_tokenisation_keeps_the_order(tokenizer, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(batching, "_thread_count", lambda n: 3)
+    monkeypatch.setattr(encoding, "_thread_count", lambda n: 3)
     texts = [f"text number {i} " * (i % 7 + 1) for i in range(50)]
     expected = tokenizer(texts, truncation=True, max_length=16)["input_ids"]
     assert encode_uncached(tokenizer, texts, 16).input_ids == expected

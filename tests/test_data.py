@@ -341,7 +341,7 @@ def test_hub_loader_reads_classlabel_names_and_skips_an_unlabelled_test_split(tm
     # datasets.load_dataset on a Hub-layout folder runs the same code as a Hub id.
     from datasets import ClassLabel, Dataset, Features, Value
 
-    from core.data import _load_hub
+    from core.hub_data import load_hub
 
     features = Features({"text": Value("string"), "label": ClassLabel(names=["neg", "pos"])})
     (tmp_path / "data").mkdir()
@@ -349,7 +349,7 @@ def test_hub_loader_reads_classlabel_names_and_skips_an_unlabelled_test_split(tm
                       features=features).to_parquet(tmp_path / "data" / "train-0.parquet")
     Dataset.from_dict({"text": ["u1", "u2"], "label": [-1, -1]},
                       features=features).to_parquet(tmp_path / "data" / "test-0.parquet")
-    loaded = _load_hub(DatasetSpec(name=str(tmp_path)), seed=0)
+    loaded = load_hub(DatasetSpec(name=str(tmp_path)), seed=0)
     source, train_texts, val_texts = loaded.source, loaded.train_texts, loaded.validation_texts
     names, val_labels = loaded.label_names, loaded.validation_labels
     assert names == ["neg", "pos"] and source.endswith("(Hub)") and loaded.columns == ("text",)

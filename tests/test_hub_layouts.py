@@ -62,23 +62,23 @@ def glue_copy(tmp_path_factory):
 
 
 def test_mnli_reads_premise_hypothesis_and_validation_matched(glue_copy):
-    from core.data import _load_hub
+    from core.hub_data import load_hub
 
-    loaded = _load_hub(DatasetSpec(name=str(glue_copy), config="mnli"), seed=0)
+    loaded = load_hub(DatasetSpec(name=str(glue_copy), config="mnli"), seed=0)
     assert loaded.label_names == NLI and loaded.columns == ("premise", "hypothesis")
     assert len(loaded.train_texts) == 30 and len(loaded.validation_texts) == 9
     assert loaded.validation_texts[0] == ("matched premise 0", "matched hypothesis 0")
     assert loaded.source.endswith("(Hub, mnli)") and loaded.task == "classification"
     # The caller's own split wins over the layout's.
-    other = _load_hub(DatasetSpec(name=str(glue_copy), config="mnli",
+    other = load_hub(DatasetSpec(name=str(glue_copy), config="mnli",
                                   validation="validation_mismatched"), seed=0)
     assert other.validation_texts[0][0] == "mismatched premise 0"
 
 
 def test_stsb_is_a_regression_on_its_float_label(glue_copy):
-    from core.data import _load_hub
+    from core.hub_data import load_hub
 
-    loaded = _load_hub(DatasetSpec(name=str(glue_copy), config="stsb"), seed=0)
+    loaded = load_hub(DatasetSpec(name=str(glue_copy), config="stsb"), seed=0)
     assert loaded.task == "regression" and loaded.label_names == ["label"]
     assert loaded.validation_labels[:3] == [0.0, 0.5, 1.0]
     assert loaded.validation_texts[0] == ("dev a 0", "dev b 0")

@@ -44,10 +44,10 @@ def test_pair_encoding_equals_the_tokenizers_own_pair_call(tokenizer, max_length
 
 
 def test_pair_encoding_uses_the_slow_path_identically(tokenizer, monkeypatch):
-    from core import batching
+    from core import encoding
 
     fast = encode_uncached(tokenizer, PAIRS, 32)
-    monkeypatch.setattr(batching, "_fast_encoder", lambda tok, length: None)
+    monkeypatch.setattr(encoding, "_fast_encoder", lambda tok, length: None)
     slow = encode_uncached(tokenizer, PAIRS, 32)
     assert (slow.input_ids, slow.token_type_ids) == (fast.input_ids, fast.token_type_ids)
 

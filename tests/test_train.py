@@ -10,8 +10,9 @@ import torch
 
 from core.batching import encode_texts
 from core.losses import IGNORE_LABEL
+from core.optim import make_optimizer
 from core.specs import RECIPES, TrainConfig
-from core.train import Cancelled, TrainData, _make_optimizer, compute_teacher_logits, train
+from core.train import Cancelled, TrainData, compute_teacher_logits, train
 from tests.conftest import TINY_TRAIN_CONFIG_ARGS, seeded_model
 
 CONFIG = TrainConfig(**TINY_TRAIN_CONFIG_ARGS)
@@ -177,7 +178,7 @@ def test_compiled_training_matches_eager_training(tiny_bert_dir, data, monkeypat
 
 def test_the_cpu_optimizer_is_fused_and_matches_the_per_tensor_adamw(tiny_bert_dir):
     fused_model, plain_model = seeded_model(tiny_bert_dir), seeded_model(tiny_bert_dir)
-    fused = _make_optimizer(fused_model, 1e-2, 0.01, torch.device("cpu"))
+    fused = make_optimizer(fused_model, 1e-2, 0.01, torch.device("cpu"))
     assert all(group["fused"] for group in fused.param_groups)
     # The same groups (decay / no decay) over the twin model, with the per-tensor kernel.
     names = {id(p): n for n, p in fused_model.named_parameters()}
