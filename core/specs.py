@@ -245,6 +245,14 @@ RECIPES: dict[str, Recipe] = {
 
 
 @dataclass(frozen=True)
+class StageSettings:
+    """What differs between a job's training stages: epochs and learning rate."""
+
+    epochs: int
+    learning_rate: float
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings shared by teacher fine-tuning, distillation and the baseline."""
 
@@ -288,6 +296,13 @@ class TrainConfig:
         if self.checkpoint_every_steps < 0:
             raise SpecError(f"train.checkpoint_every_steps must be >= 0 (0: once per epoch), "
                             f"got {self.checkpoint_every_steps}")
+
+    def stage(self, name: str) -> StageSettings:
+        """The settings of stage ``name``: the teacher's fine-tuning has its own epochs and
+        learning rate; the student, the baseline and general distillation share the rest."""
+        if name == "teacher":
+            return StageSettings(self.teacher_epochs, self.teacher_learning_rate)
+        return StageSettings(self.epochs, self.learning_rate)
 
 
 # Chosen by measurement (SST-2 4k slice, 1 epoch, MiniLM: 80.4% at lr 5e-5, 82.8% at 1e-4).
