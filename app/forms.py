@@ -62,8 +62,8 @@ def student_layers(size: str, custom: list[int] | None, teacher: str,
     Returns:
         Layer indices, evenly spread from the first to the last layer, or None.
     """
-    from core.preflight import teacher_depth
-    from core.students import layers_for_size
+    from core.actions import teacher_depth
+    from core.specs import layers_for_size
 
     if size not in STUDENT_SIZES:
         raise SpecError(f"student size must be one of {list(STUDENT_SIZES)}, got {size!r}")

@@ -28,9 +28,8 @@ from app.tabs.compare import build_compare_tab
 from app.tabs.distil import build_distil_tab
 from app.tabs.runs import build_runs_tab
 from app.tabs.tradeoffs import build_tradeoffs_tab
-from core.actions import Actions
+from core.actions import Actions, Limits
 from core.jobs import JobQueue
-from core.limits import Limits
 from core.runs import runs_root
 
 GRADIO_CACHE_CLEANUP = (3600, 7200)  # (every s, older than s)

@@ -15,17 +15,17 @@ import pandas as pd
 from gradio.components.plot import PlotData
 
 from app.helpers import to_records
-from core.run_record import (
+from core.runs import (
     ACCURACY,
     LATENCY_P50,
     MACRO_F1,
+    METRIC_TITLES,
     PARAMS,
     SIZE_MB,
     SPEARMAN,
     THROUGHPUT,
+    Run,
 )
-from core.runs import Run
-from core.tasks import METRIC_TITLES
 
 ROLE_COLORS = {"teacher": "#1f77b4", "student": "#ff7f0e", "baseline": "#2ca02c",
                "student_int8": "#9467bd"}

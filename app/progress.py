@@ -109,7 +109,7 @@ def _size_of(layers: list[int] | None, teacher_depth: int | None) -> str:
     if not layers:
         return next(iter(forms.STUDENT_SIZES))
     if teacher_depth:
-        from core.students import layers_for_size
+        from core.specs import layers_for_size
 
         for name, size in forms.STUDENT_SIZES.items():
             if size is not None and layers_for_size(size, teacher_depth) == list(layers):

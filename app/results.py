@@ -7,8 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.run_record import ModelMetrics, RunMetrics, RunTiming, quality_pair
-from core.tasks import REGRESSION
+from core.runs import REGRESSION, ModelMetrics, RunMetrics, RunTiming, quality_pair
 
 ROLE_NAMES = {"teacher": "Teacher", "student": "Distilled student",
               "student_int8": "Student, int8", "baseline": "No-teacher baseline"}

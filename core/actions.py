@@ -22,7 +22,12 @@ import pandas as pd
 from core import access, jobs
 from core import limits as limits_module
 from core.access import AccessError, Caller
+
+# The rest of what the app needs, so that it imports core.actions, core.access, core.runs,
+# core.specs and core.jobs only (app/gpu.py, the ZeroGPU boundary, also calls the engine).
+from core.compare import DISAGREEMENT_MODES  # noqa: E402, F401
 from core.limits import LimitError, Limits
+from core.preflight import teacher_depth  # noqa: E402, F401
 from core.runs import (
     ACTIVE_STATES,
     FINISHED_STATES,
@@ -37,11 +42,39 @@ from core.runs import (
 )
 from core.specs import DatasetSpec, JobSpec, SpecError
 from core.texts import Text
-from core.uploads import resolve_dataset, store_upload
+from core.uploads import (
+    UPLOAD_EXTENSIONS,  # noqa: E402, F401
+    resolve_dataset,
+    store_upload,
+)
+
+__all__ = ["DISAGREEMENT_MODES", "UPLOAD_EXTENSIONS", "Actions", "Limits", "describe_dataset",
+           "device_choices", "teacher_depth"]
 
 log = logging.getLogger(__name__)
 
 DUPLICATE_WINDOW_S = 10.0  # the same spec from the same caller this soon is one job
+
+
+def describe_dataset(dataset: DatasetSpec, runs_dir: str | os.PathLike) -> str:
+    """One line on a job's data (rows, labels), read the way a job reads it; ``upload:``
+    references resolve within ``runs_dir``.
+
+    Raises:
+        ValueError: data that cannot be read (the message says why).
+    """
+    from core.data import load_data
+
+    return load_data(resolve_dataset(dataset, runs_dir)).description
+
+
+def device_choices() -> list[str]:
+    """The ``device`` values this machine can run: auto, cpu, and cuda / mps where present."""
+    import torch
+
+    from core.devices import mps_available
+
+    return ["auto", "cpu"] + ["cuda"] * torch.cuda.is_available() + ["mps"] * mps_available()
 
 
 def push_allowed(env: Mapping[str, str] | None = None) -> bool:

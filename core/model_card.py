@@ -109,9 +109,7 @@ def write_model_card(run: Run, role: str, repo_id: str | None = None,
     mine = models.get(role, {})
     training = config.get("distillab_training") or {}
     train = spec.train
-    is_teacher = role == "teacher"
-    epochs = train.teacher_epochs if is_teacher else train.epochs
-    lr = train.teacher_learning_rate if is_teacher else train.learning_rate
+    epochs, lr = train.stage(role).epochs, train.stage(role).learning_rate
     labels = metrics.get("label_names") or [config.get("id2label", {}).get(str(i))
                                             for i in range(len(config.get("id2label", {})))]
     base_model, dataset_id = _hub_id(spec.teacher), _hub_id(spec.dataset.name)

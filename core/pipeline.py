@@ -246,7 +246,8 @@ def _prepare_teacher(run: Run, spec: JobSpec, data: Any, device: Any, emit: Even
         if main:
             save_model(teacher, tokenizer, saved)
         return teacher, tokenizer
-    settings = {"epochs": spec.train.teacher_epochs, "lr": spec.train.teacher_learning_rate,
+    own = spec.train.stage("teacher")
+    settings = {"epochs": own.epochs, "lr": own.learning_rate,
                 "batch_size": spec.train.batch_size, "max_length": spec.train.max_length,
                 "seed": spec.seed}
     key = teacher_cache_key(spec.teacher, data.fingerprint, settings)
@@ -313,15 +314,14 @@ def _train_stage(run: Run, spec: JobSpec, stage: str, model: Any, tokenizer: Any
         emit({"type": "log", "message": f"{stage}: already trained, skipping"})
         model.load_state_dict(load_classifier(str(target), data.label_names)[0].state_dict())
         return
-    is_teacher = stage == "teacher"
     recipe = spec.recipe if teacher is not None else RECIPES["baseline"]
     how = f"{recipe.name} recipe" if teacher is not None else f"{_hard_loss(data)} on labels"
     emit({"type": "stage", "stage": stage, "message": f"training {stage} ({how})"})
     result = train(
         model, _training_data(tokenizer, data, with_transfer=teacher is not None),
         stage=stage, recipe=recipe, config=spec.train,
-        epochs=spec.train.teacher_epochs if is_teacher else spec.train.epochs,
-        learning_rate=spec.train.teacher_learning_rate if is_teacher else spec.train.learning_rate,
+        epochs=spec.train.stage(stage).epochs,
+        learning_rate=spec.train.stage(stage).learning_rate,
         device=device, seed=spec.seed, teacher=teacher,
         checkpoint_dir=run.checkpoint_dir(stage), on_event=emit,
         # Rank 0's answer on every rank: all stop at the same step or none does.

@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar, TypeVar
 
-from core.tasks import CLASSIFICATION, MAIN_METRIC, REGRESSION
+from core.tasks import CLASSIFICATION, MAIN_METRIC, METRIC_TITLES, REGRESSION  # noqa: F401
+from core.texts import PAIR_COLUMN  # noqa: F401  (a pair run's second text column)
+
+INT8_ROLE = "student_int8"  # the dynamic-int8 copy of the student, scored on CPUs
 
 ROLES = ("teacher", "student", "student_int8", "baseline")
 # Encoders a run saves for other jobs to start from (general distillation's student).

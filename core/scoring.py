@@ -23,7 +23,7 @@ from core.tasks import CLASSIFICATION, REGRESSION, regression_metrics, task_of
 log = logging.getLogger(__name__)
 
 SPEED_TEXTS = 256
-INT8_ROLE = "student_int8"
+from core.run_record import INT8_ROLE  # noqa: E402  (the int8 student's role)
 
 
 def score_model(model: Any, tokenizer: Any, texts: Sequence[str], labels: Sequence[int],

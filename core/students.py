@@ -12,6 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.models import ModelError, load_classifier
+from core.specs import (  # noqa: F401  (the size policy lives with the spec)
+    STUDENT_SIZES,
+    default_student_layers,
+    layers_for_size,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -28,57 +33,6 @@ def load_pretrained_student(ref: str, label_names: list[str], runs_dir: str | Pa
     """
     model, tokenizer, _ = load_classifier(ref, label_names, runs_dir)
     return model, tokenizer
-
-
-def default_student_layers(num_teacher_layers: int) -> list[int]:
-    """The teacher layers a DistilBERT-style student keeps: half of them, every other one.
-
-    Rule: the student has ``n = max(1, T // 2)`` layers. Small students (``n <= 3``) keep the
-    even layers ``0, 2, 4, ...``. From ``n >= 4`` on, as the paper's 12 -> 6 choice does,
-    the lower half counts up from layer 0 and the upper half counts down from the top layer,
-    both by two, so the layer feeding the head is kept: 12 -> [0, 2, 4, 7, 9, 11],
-    24 -> [0, 2, ..., 10, 13, 15, ..., 23]; 6 -> [0, 2, 4], 4 -> [0, 2], 2 and 1 -> [0].
-
-    Args:
-        num_teacher_layers: the teacher's layer count (>= 1).
-    Returns:
-        Ascending teacher layer indices.
-    """
-    if num_teacher_layers < 1:
-        raise ModelError(f"a teacher needs at least one layer, got {num_teacher_layers}")
-    n = max(1, num_teacher_layers // 2)
-    if n <= 3:
-        return [2 * i for i in range(n)]
-    lower = (n + 1) // 2
-    top = num_teacher_layers - 1
-    return [2 * i for i in range(lower)] + [top - 2 * j for j in reversed(range(n - lower))]
-
-
-STUDENT_SIZES = {"half": 2, "third": 3, "quarter": 4}  # name -> teacher layers per student layer
-
-
-def layers_for_size(size: str, num_teacher_layers: int) -> list[int]:
-    """The teacher layers a student of ``size`` keeps (the UI's presets, the CLI's
-    ``--student-size``).
-
-    ``half`` is the DistilBERT rule (:func:`default_student_layers`); ``third`` and
-    ``quarter`` keep ``T // 3`` or ``T // 4`` layers (at least one) spread evenly from the
-    first to the last, so the layer feeding the head is kept: 12 -> [0, 4, 7, 11] (third),
-    [0, 6, 11] (quarter); 6 -> [0, 5] (third), [0] (quarter).
-
-    Raises:
-        ModelError: an unknown size.
-    """
-    if size not in STUDENT_SIZES:
-        raise ModelError(f"student size must be one of {', '.join(STUDENT_SIZES)}, got "
-                         f"{size!r}")
-    if size == "half":
-        return default_student_layers(num_teacher_layers)
-    keep = max(1, num_teacher_layers // STUDENT_SIZES[size])
-    if keep == 1:
-        return [0]
-    step = (num_teacher_layers - 1) / (keep - 1)
-    return sorted({round(i * step) for i in range(keep)})
 
 
 def _layer_list_path(model: PreTrainedModel) -> str:

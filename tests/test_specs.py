@@ -190,3 +190,13 @@ def test_the_timing_switch_is_checked_and_defaults_to_the_environment(monkeypatc
     assert timing_level("") == "off" and timing_level("full") == "full"
     monkeypatch.delenv("DISTILLAB_TIMING")
     assert timing_level(None) == "full"
+
+
+def test_each_stage_reads_its_own_epochs_and_learning_rate_from_one_place():
+    from core.specs import StageSettings, TrainConfig
+
+    config = TrainConfig(epochs=3, teacher_epochs=1, learning_rate=2e-4,
+                         teacher_learning_rate=5e-5)
+    assert config.stage("teacher") == StageSettings(1, 5e-5)
+    for stage in ("student", "baseline", "general"):
+        assert config.stage(stage) == StageSettings(3, 2e-4)

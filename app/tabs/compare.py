@@ -14,20 +14,21 @@ from app import gpu
 from app.context import AppContext
 from app.helpers import default_pair, model_choices, round_table, user_errors
 from core.access import Caller, open_run_for
-from core.compare import DISAGREEMENT_MODES
-from core.run_record import (
+from core.actions import DISAGREEMENT_MODES
+from core.runs import (
     ACCURACY,
     LATENCY_P50,
     MACRO_F1,
+    PAIR_COLUMN,
     PARAMS,
     QUALITY_FIELDS,
     THROUGHPUT,
+    ModelRef,
+    Run,
     RunState,
 )
-from core.runs import ModelRef, Run
-from core.scoring import INT8_ROLE as INT8
+from core.runs import INT8_ROLE as INT8
 from core.specs import DatasetSpec
-from core.texts import PAIR_COLUMN
 
 EXAMPLES_PER_CLICK = 3
 SCORE_COLUMNS = ["model", *QUALITY_FIELDS, PARAMS, LATENCY_P50, THROUGHPUT]

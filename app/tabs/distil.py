@@ -143,7 +143,7 @@ def _wire_run_actions(ui: Components, fields: Components, watcher: Watcher,
     def teacher_depth(teacher: str) -> int | None:
         """The teacher's layer count when its config is readable here (else None: the
         form shows the run's layers as custom)."""
-        from core.preflight import teacher_depth
+        from core.actions import teacher_depth
 
         try:
             return teacher_depth(teacher, runs_dir)

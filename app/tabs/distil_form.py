@@ -13,9 +13,8 @@ from app.components import Components
 from app.context import AppContext
 from app.helpers import user_errors
 from core.access import scrub_paths
-from core.data import load_data
+from core.actions import UPLOAD_EXTENSIONS, describe_dataset, device_choices
 from core.specs import BUNDLED_TEACHER, PRESETS, RECIPES, DatasetSpec
-from core.uploads import UPLOAD_EXTENSIONS, resolve_dataset
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
 PRIVATE = {"api_visibility": "private"}
@@ -23,11 +22,7 @@ PRIVATE = {"api_visibility": "private"}
 
 def available_devices() -> list[str]:
     """The device choices this machine has: auto and cpu, and cuda / mps where present."""
-    import torch
-
-    from core.devices import mps_available
-
-    return ["auto", "cpu"] + ["cuda"] * torch.cuda.is_available() + ["mps"] * mps_available()
+    return device_choices()
 
 
 def build_form(ctx: AppContext) -> tuple[Components, Components]:
@@ -186,8 +181,8 @@ def wire_form_helpers(ui: Components, ctx: AppContext) -> None:
         try:
             stored = actions.store_upload(path, ctx.caller(request))
             if kind == "train":
-                data = load_data(resolve_dataset(DatasetSpec(name=stored), runs_dir))
-                note = f"✓ **{name}** will be used: {data.description}."
+                note = (f"✓ **{name}** will be used: "
+                        f"{describe_dataset(DatasetSpec(name=stored), runs_dir)}.")
             else:
                 note = f"✓ **{name}** will be the validation set."
         except ValueError as error:
@@ -211,9 +206,9 @@ def wire_form_helpers(ui: Components, ctx: AppContext) -> None:
         caller = ctx.caller(request)
         train = actions.store_upload(EXAMPLES / "reviews_train.csv", caller)
         dev = actions.store_upload(EXAMPLES / "reviews_dev.csv", caller)
-        data = load_data(resolve_dataset(DatasetSpec(name=train, validation=dev), runs_dir))
+        description = describe_dataset(DatasetSpec(name=train, validation=dev), runs_dir)
         return ui.write({"dataset": train, "validation": dev, "upload_note": (
-            f"✓ The example files will be used: {data.description}. A tiny teacher trains "
+            f"✓ The example files will be used: {description}. A tiny teacher trains "
             "on them in a minute or two.")})
 
     def set_recipe(name: str) -> dict[Any, Any]:

@@ -14,20 +14,21 @@ from app.helpers import round_table, run_choices, user_errors
 from app.plots import PARAMS_M, training_charts
 from app.results import speedup_text
 from core.access import Caller
-from core.run_record import (
+from core.runs import (
     ACCURACY,
     DEVICE,
     LATENCY_P50,
     MACRO_F1,
     PARAMS,
+    ROLES,
     SIZE_MB,
     SPEEDUP,
     SPEEDUP_SPREAD,
     THROUGHPUT,
+    Run,
     RunState,
     RunTiming,
 )
-from core.runs import ROLES, Run
 
 # The leaderboard as shown: (source column, header, digits, width), key columns first; the
 # run id, long and the same on a run's rows, comes last. Short headers and fixed widths fit
