@@ -51,6 +51,15 @@ TRADEOFF_WIDTHS = {"role": "132px", "metric": "88px", ACCURACY: "92px", SPEARMAN
                    "run": "30%", "device": "30%"}
 SCORE_PAD = 0.01  # the validation chart's y axis spans at least ±this around the scores
 METRIC_NAMES = {"val_accuracy": "accuracy", "val_macro_f1": "macro-F1"}
+# What a stage's validation records, by kind of run: (history keys -> names, chart title,
+# y axis title, the range the values live in; None: unbounded, such as a loss).
+VALIDATION_VIEWS = (
+    (METRIC_NAMES, "Validation accuracy and macro-F1 per epoch", "score", (0.0, 1.0)),
+    ({"val_spearman": "Spearman", "val_pearson": "Pearson"},
+     "Validation correlations per epoch (regression)", "correlation", (-1.0, 1.0)),
+    ({"val_loss": "held-out loss"}, "Held-out distillation loss per epoch (lower is better)",
+     "loss", None),
+)
 
 
 def loss_curve(run: Run) -> pd.DataFrame:
@@ -66,12 +75,17 @@ def loss_curve(run: Run) -> pd.DataFrame:
 
 
 def validation_curve(run: Run) -> pd.DataFrame:
-    """Validation accuracy and macro-F1 after each epoch: one row per stage, metric and
-    epoch (``series`` is ``"<stage> <metric>"``)."""
+    """Validation figures after each epoch: one row per stage, metric and epoch
+    (``series`` is ``"<stage> <metric>"``). A classification run's accuracy and macro-F1, a
+    regression's Spearman and Pearson correlations, a general distillation's held-out loss:
+    the first of :data:`VALIDATION_VIEWS` its history holds."""
     history = run.history()
+    records = history.to_dict(orient="records") if len(history) else []
+    names = next((view[0] for view in VALIDATION_VIEWS
+                  if any(r.get(k) is not None for r in records for k in view[0])), {})
     rows = []
-    for record in history.to_dict(orient="records") if len(history) else []:
-        for key, metric in METRIC_NAMES.items():
+    for record in records:
+        for key, metric in names.items():
             if record.get(key) is not None:
                 stage = str(record.get("stage"))
                 rows.append({"epoch": int(record["epoch"]), "value": float(record[key]),
@@ -79,12 +93,14 @@ def validation_curve(run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["epoch", "value", "stage", "metric", "series"])
 
 
-def score_domain(values: pd.Series, pad: float = SCORE_PAD) -> list[float]:
-    """A readable y range for scores in [0, 1]: the values' range widened by ``pad`` (or a
-    tenth of the range, if larger) on each side, clamped to [0, 1]."""
+def score_domain(values: pd.Series, pad: float = SCORE_PAD,
+                 bounds: tuple[float, float] | None = (0.0, 1.0)) -> list[float]:
+    """A readable y range: the values' range widened by ``pad`` (or a tenth of the range, if
+    larger) on each side, clamped to ``bounds`` (scores: [0, 1]; None: not clamped)."""
     low, high = float(values.min()), float(values.max())
     margin = max(pad, (high - low) / 10)
-    return [max(0.0, low - margin), min(1.0, high + margin)]
+    low, high = low - margin, high + margin
+    return [max(bounds[0], low), min(bounds[1], high)] if bounds else [low, high]
 
 
 def role_scale(roles: list[str]) -> dict[str, Any]:
@@ -99,20 +115,25 @@ def validation_chart(scores: pd.DataFrame) -> PlotData:
 
     Each epoch is a band with the six series side by side in it (``xOffset``), so values
     that nearly coincide (one epoch, all stages within 0.001) stay apart; the y axis spans
-    at least ±``SCORE_PAD`` around them, within [0, 1].
+    at least ±``SCORE_PAD`` around them, within the metric's range ([0, 1] for scores,
+    [-1, 1] for correlations; a loss is not clamped).
 
     Args:
         scores: rows of :func:`validation_curve`.
     Returns:
         Vega-Lite, ready for ``gr.Plot``.
     """
+    present = set(scores["metric"])
+    names, title, y_title, bounds = next(
+        (view for view in VALIDATION_VIEWS if present <= set(view[0].values())),
+        VALIDATION_VIEWS[0])
     metric = {"field": "metric", "type": "nominal", "title": "metric",
-              "scale": {"domain": list(METRIC_NAMES.values())}}
+              "scale": {"domain": list(names.values())}}
     stages = role_scale(scores["stage"].tolist())
-    series = [f"{stage} {name}" for stage in stages["domain"] for name in METRIC_NAMES.values()]
+    series = [f"{stage} {name}" for stage in stages["domain"] for name in names.values()]
     spec = {
         "width": CHART_WIDTH, "height": CHART_HEIGHT, "autosize": FIT,
-        "title": "Validation accuracy and macro-F1 per epoch",
+        "title": title,
         "data": {"values": to_records(scores)},
         "config": {"legend": {"orient": "bottom", "direction": "horizontal"}},
         "mark": {"type": "line", "point": {"size": 70, "filled": True}, "tooltip": True},
@@ -120,8 +141,9 @@ def validation_chart(scores: pd.DataFrame) -> PlotData:
             "x": {"field": "epoch", "type": "ordinal", "title": "epoch",
                   "axis": {"labelAngle": 0}},
             "xOffset": {"field": "series", "type": "nominal", "scale": {"domain": series}},
-            "y": {"field": "value", "type": "quantitative", "title": "score",
-                  "scale": {"domain": score_domain(scores["value"]), "zero": False,
+            "y": {"field": "value", "type": "quantitative", "title": y_title,
+                  "scale": {"domain": score_domain(scores["value"], bounds=bounds),
+                            "zero": False,
                             "nice": False},
                   "axis": {"format": ".3~f"}},
             "color": {"field": "stage", "type": "nominal", "title": "stage", "scale": stages},
