@@ -159,3 +159,29 @@ def test_the_example_files_fill_the_form_with_what_will_run(app: dict) -> None:
     expect(page.locator("#dataset textarea, #dataset input").first).to_have_value(
         re.compile(r"^upload:.*reviews_train\.csv$"))
     page.close()
+
+
+def test_the_job_choice_queues_a_general_distillation_with_the_form_s_settings(
+        app: dict) -> None:
+    import json
+
+    from playwright.sync_api import expect
+
+    page = open_page(app)
+    before = run_ids(app["runs_dir"])
+    page.locator("#job-kind label", has_text="general distillation").click()
+    teacher = page.locator("#teacher input")
+    teacher.click()
+    teacher.fill(app["model"])
+    teacher.press("Enter")
+    page.locator("#student-size label", has_text="custom layers").click()
+    page.locator("#student-layers textarea, #student-layers input").first.fill("0,2")
+    page.locator("#run-name textarea, #run-name input").first.fill("general-from-ui")
+    page.locator("#launch").click()
+    expect(page.locator("#run-status")).to_contain_text("queued")
+    new = run_ids(app["runs_dir"]) - before
+    assert len(new) == 1
+    spec = json.loads((app["runs_dir"] / new.pop() / "spec.json").read_text())
+    assert spec["kind"] == "general" and spec["name"] == "general-from-ui"
+    assert spec["teacher"] == app["model"] and list(spec["student"]["layers"]) == [0, 2]
+    page.close()
