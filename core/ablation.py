@@ -1,7 +1,7 @@
 """What each part of distillation gives, in the shape of the paper's ablation:
 ``distillab ablation``.
 
-On one task (by default SST-2 with 4,000 labels, the setting of docs/RESULTS.md), over
+On one task (SST-2 with 4,000 labels, the setting of docs/RESULTS.md, or MRPC pairs), over
 several seeds, the same 3-layer student is trained seven ways:
 
 * ``baseline``: the layers of the *pretrained* encoder, hard labels only (a task job's
@@ -70,12 +70,37 @@ def sst2_base(data_root: str | Path = "../shared/data", labels: int = 4000) -> d
             "baseline": False}
 
 
+def mrpc_base(data_root: str | Path = "../shared/data", labels: int | None = None
+              ) -> dict[str, Any]:
+    """The same on MRPC sentence pairs (all 4,080 training pairs unless ``labels``), scored
+    on its test set, with the settings of the MRPC run in docs/RESULTS.md (max length 128,
+    3 epochs for the teacher and the student)."""
+    folder = Path(data_root) / "glue" / "mrpc"
+    return {"teacher": "bundled:minilm",
+            "dataset": {"name": str(folder / "train.tsv"), "validation": str(folder / "test.tsv"),
+                        "max_train_examples": labels},
+            "student": {"kind": "extract", "layers": [0, 2, 4]}, "recipe": "logits",
+            "train": {"preset": "quick", "epochs": 3, "teacher_epochs": 3, "max_length": 128},
+            "baseline": False}
+
+
+TASKS = {"sst2": ("SST-2", sst2_base, 4000), "mrpc": ("MRPC", mrpc_base, None)}
+
+
+def task_base(task: str, data_root: str | Path, labels: int | None) -> dict[str, Any]:
+    """The base job of ``task`` (``sst2`` or ``mrpc``); ``labels`` None: the task's default."""
+    if task not in TASKS:
+        raise ValueError(f"ablation: --task must be one of {', '.join(TASKS)}, got {task!r}")
+    _, make, default = TASKS[task]
+    return make(data_root, default if labels is None else labels)
+
+
 def general_spec(base: dict[str, Any], texts: int) -> dict[str, Any]:
     """The general-distillation job: the task's training file read as ``texts`` unlabelled
-    texts (the labelled ones among them), the same student layers."""
+    texts (the labelled ones among them), the same student layers, 1 epoch."""
     dataset = {**base["dataset"], "max_train_examples": texts}
     return {**base, "dataset": dataset, "kind": "general", "seed": 42,
-            "name": "ablation-general"}
+            "train": {**base["train"], "epochs": 1}, "name": "ablation-general"}
 
 
 def variant_spec(base: dict[str, Any], variant: Variant, seed: int,

@@ -59,3 +59,15 @@ def test_stage_seconds_end_where_the_next_stage_begins(tmp_path: Path):
     (run.path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     assert stage_seconds(run) == {"data": 1.5, "teacher": 8.5, "student": 60.0,
                                   "baseline": 30.0}
+
+
+def test_the_mrpc_ablation_is_the_same_seven_jobs_on_sentence_pairs():
+    from core.ablation import task_base
+
+    base = task_base("mrpc", "data", None)
+    assert base["dataset"]["name"].endswith("glue/mrpc/train.tsv")
+    assert base["dataset"]["max_train_examples"] is None
+    specs = [variant_spec(base, v, 42, "run:g/general") for v in VARIANTS]
+    assert all(s["train"]["max_length"] == 128 and s["train"]["epochs"] == 3 for s in specs)
+    assert JobSpec.from_dict(general_spec(base, 20000)).train.epochs == 1
+    assert task_base("sst2", "data", None)["dataset"]["max_train_examples"] == 4000

@@ -173,11 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ablation", help="what each part of distillation gives: the same 3-layer "
                        "student trained seven ways on SST-2 with few labels, over seeds")
     p.add_argument("--seeds", default="42,43,44", help="comma-separated seeds (at most 10)")
-    p.add_argument("--data-root", default="../shared/data", help="the folder holding sst2/")
-    p.add_argument("--labels", type=int, default=4000, help="labelled training sentences")
+    p.add_argument("--task", choices=("sst2", "mrpc"), default="sst2",
+                   help="sst2 (4,000 labels, 1 epoch) or mrpc (sentence pairs, 3 epochs)")
+    p.add_argument("--data-root", default="../shared/data",
+                   help="the folder holding sst2/ and glue/mrpc/")
+    p.add_argument("--labels", type=int, help="labelled training rows (default: sst2 4,000, "
+                   "mrpc all)")
     p.add_argument("--general-texts", type=int, default=20000,
                    help="unlabelled sentences for the general-distilled student")
-    p.add_argument("--out", default="docs/ablation_sst2.md", help="the Markdown table's file")
+    p.add_argument("--out", help="the Markdown table's file (default docs/ablation_<task>.md)")
 
     p = sub.add_parser("disagreements", help="validation examples where two models disagree")
     p.add_argument("model_a")

@@ -117,12 +117,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_ablation(args: argparse.Namespace) -> int:
     from core.ablation import (
+        TASKS,
         VARIANTS,
         find_or_run,
         general_spec,
         markdown_table,
-        sst2_base,
         summarise,
+        task_base,
         variant_spec,
     )
     from core.devices import describe_device, resolve_device
@@ -136,7 +137,10 @@ def cmd_ablation(args: argparse.Namespace) -> int:
                         f"{args.seeds!r}") from error
     if not 1 <= len(seeds) <= 10:
         raise SpecError("ablation: give 1 to 10 seeds")
-    base = sst2_base(args.data_root, args.labels)
+    base = task_base(args.task, args.data_root, args.labels)
+    title, train = TASKS[args.task][0], base["train"]
+    rows_note = (f"{base['dataset']['max_train_examples']:,} labelled rows"
+                 if base["dataset"]["max_train_examples"] else "all labelled rows")
     runs_dir = runs_root(args.runs_dir)
     progress = _ProgressBars()
     try:
@@ -152,17 +156,21 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     from core.ablation import stage_seconds
 
     general_s = sum(stage_seconds(general).values())
-    note = (f"SST-2, {args.labels:,} labelled sentences, scored on the 872 of dev.tsv; "
-            f"MiniLM teacher fine-tuned 1 epoch, students 1 epoch, max length 64, seeds "
+    note = (f"{title}, {rows_note}, scored on all of "
+            f"{Path(base['dataset']['validation']).name}; MiniLM teacher fine-tuned "
+            f"{train['teacher_epochs']} epoch(s), students {train['epochs']}, max length "
+            f"{train['max_length']}, seeds "
             f"{', '.join(map(str, seeds))}; {describe_device(resolve_device('auto'))}. "
             f"Wall time: the variant's own stages (augmentation, student or baseline); the "
             f"teacher of a seed is fine-tuned once and cached. The general student "
-            f"({reference}, {args.general_texts:,} unlabelled SST-2 sentences, 1 epoch) took "
+            f"({reference}, up to {args.general_texts:,} unlabelled {title} texts, 1 epoch) "
+            f"took "
             f"{general_s:.0f} s once, shared by every seed. Runs: "
             f"{', '.join(sorted({run.id for run in runs.values()}))}.")
     table = markdown_table(rows, note)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table)
+    out = Path(args.out or f"docs/ablation_{args.task}.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(table)
     print(table)
-    print(f"written: {args.out}")
+    print(f"written: {out}")
     return 0
