@@ -89,6 +89,25 @@ def write_sentiment_csvs(folder: Path, train: int = 150, dev: int = 50) -> tuple
     return paths[0], paths[1]
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: str) -> tuple[Path, str]:
+    """(runs folder, run id) of a finished run (teacher + distilled 2-layer student) on 200
+    synthetic reviews."""
+    from core.pipeline import run_job
+    from core.runs import create_run
+
+    root = tmp_path_factory.mktemp("compare")
+    train, dev = write_sentiment_csvs(root, train=150, dev=50)
+    spec = {"teacher": tiny_bert_dir, "dataset": {"name": train, "validation": dev},
+            "student": {"layers": [0, 2]}, "baseline": False, "device": "cpu",
+            "train": {"epochs": 1, "teacher_epochs": 1, "max_length": 32, "batch_size": 16},
+            "name": "tiny"}
+    runs_dir = root / "runs"
+    run = create_run(spec, runs_dir)
+    run_job(run)
+    return runs_dir, run.id
+
+
 @pytest.fixture()
 def sentiment_csv(tmp_path: Path) -> tuple[str, str]:
     """A 240-row training CSV and an 80-row validation CSV (text,label with string labels)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
@@ -20,32 +19,6 @@ from core.compare import (
 from core.inference import InferenceError
 from core.models import ModelError
 from core.runs import RunError, create_run, open_run
-from tests.conftest import make_sentiment_rows
-
-
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: str) -> tuple[Path, str]:
-    """A finished run (teacher + distilled 2-layer student) on 200 synthetic reviews."""
-    from core.pipeline import run_job
-
-    root = tmp_path_factory.mktemp("compare")
-    paths = {}
-    for name, n, seed in (("train.csv", 150, 0), ("dev.csv", 50, 1)):
-        paths[name] = root / name
-        with open(paths[name], "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["text", "label"])
-            writer.writerows(make_sentiment_rows(n, seed))
-    spec = {"teacher": tiny_bert_dir,
-            "dataset": {"name": str(paths["train.csv"]), "validation": str(paths["dev.csv"])},
-            "student": {"layers": [0, 2]}, "baseline": False, "device": "cpu",
-            "train": {"epochs": 1, "teacher_epochs": 1, "max_length": 32, "batch_size": 16},
-            "name": "tiny"}
-    runs_dir = root / "runs"
-    run = create_run(spec, runs_dir)
-    run_job(run)
-    return runs_dir, run.id
-
 
 # --- pareto_front --------------------------------------------------------------------
 
