@@ -59,15 +59,23 @@ VARIANTS = (
 )
 
 
-def sst2_base(data_root: str | Path = "../shared/data", labels: int = 4000) -> dict[str, Any]:
-    """The task job every variant changes: SST-2 with ``labels`` labelled sentences."""
-    folder = Path(data_root) / "sst2"
+def _base(train: Path, validation: Path, labels: int | None, epochs: int,
+          max_length: int) -> dict[str, Any]:
+    """A task job on the bundled MiniLM with the 3-layer student and the ``logits`` recipe."""
     return {"teacher": "bundled:minilm",
-            "dataset": {"name": str(folder / "train.tsv"), "validation": str(folder / "dev.tsv"),
+            "dataset": {"name": str(train), "validation": str(validation),
                         "max_train_examples": labels},
             "student": {"kind": "extract", "layers": [0, 2, 4]}, "recipe": "logits",
-            "train": {"preset": "quick", "epochs": 1, "teacher_epochs": 1, "max_length": 64},
+            "train": {"preset": "quick", "epochs": epochs, "teacher_epochs": epochs,
+                      "max_length": max_length},
             "baseline": False}
+
+
+def sst2_base(data_root: str | Path = "../shared/data", labels: int = 4000) -> dict[str, Any]:
+    """The task job every variant changes: SST-2 with ``labels`` labelled sentences, 1 epoch,
+    max length 64."""
+    folder = Path(data_root) / "sst2"
+    return _base(folder / "train.tsv", folder / "dev.tsv", labels, epochs=1, max_length=64)
 
 
 def mrpc_base(data_root: str | Path = "../shared/data", labels: int | None = None
@@ -76,12 +84,7 @@ def mrpc_base(data_root: str | Path = "../shared/data", labels: int | None = Non
     on its test set, with the settings of the MRPC run in docs/RESULTS.md (max length 128,
     3 epochs for the teacher and the student)."""
     folder = Path(data_root) / "glue" / "mrpc"
-    return {"teacher": "bundled:minilm",
-            "dataset": {"name": str(folder / "train.tsv"), "validation": str(folder / "test.tsv"),
-                        "max_train_examples": labels},
-            "student": {"kind": "extract", "layers": [0, 2, 4]}, "recipe": "logits",
-            "train": {"preset": "quick", "epochs": 3, "teacher_epochs": 3, "max_length": 128},
-            "baseline": False}
+    return _base(folder / "train.tsv", folder / "test.tsv", labels, epochs=3, max_length=128)
 
 
 TASKS = {"sst2": ("SST-2", sst2_base, 4000), "mrpc": ("MRPC", mrpc_base, None)}
