@@ -48,13 +48,22 @@ def parse_spec(spec: str | dict[str, Any] | None) -> JobSpec:
     return JobSpec.from_dict(data)
 
 
-def register_api(ctx: AppContext) -> None:
-    """Add the named endpoints to the Blocks being built (call inside ``gr.Blocks()``)."""
-    actions = ctx.actions
-    errors = user_errors(public=ctx.public)
+# (endpoint, concurrency limit): one at a time where a call loads models or writes; compare
+# has its own slot so a short comparison never waits behind an evaluation.
+ENDPOINTS = (("launch", 1), ("status", None), ("cancel", None), ("resume", 1), ("delete", 1),
+             ("runs", None), ("compare", 1), ("evaluate", 1), ("disagreements", None),
+             ("tradeoffs", None), ("export", 1))
 
-    @errors
-    def launch(spec: str = "", request: gr.Request = None) -> str:
+
+class ApiController:
+    """The named endpoints: each method is one, named after it; its docstring and parameters
+    are what the app's API page shows. Each acts as the caller behind its request."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.actions = ctx.actions
+
+    def launch(self, spec: str = "", request: gr.Request = None) -> str:
         """Queue a distillation job; returns its run id.
 
         Args:
@@ -62,60 +71,54 @@ def register_api(ctx: AppContext) -> None:
                 "dataset": {"name": ...}, "train": {"epochs": 1}}; empty: the bundled default.
         """
         check_training_allowed(os.environ)
-        return actions.submit(parse_spec(spec), ctx.caller(request))
+        return self.actions.submit(parse_spec(spec), self.ctx.caller(request))
 
-    @errors
-    def status(run_id: str, request: gr.Request = None) -> dict:
+    def status(self, run_id: str, request: gr.Request = None) -> dict:
         """Status and progress of a run: state, stage, epoch, step, ETA, log tail, models.
 
         Args:
             run_id: the id `launch` returned.
         """
-        return json_safe(actions.status(run_id, ctx.caller(request)))
+        return json_safe(self.actions.status(run_id, self.ctx.caller(request)))
 
-    @errors
-    def cancel(run_id: str, request: gr.Request = None) -> dict:
+    def cancel(self, run_id: str, request: gr.Request = None) -> dict:
         """Stop a running job at its next step (it keeps a checkpoint) or drop a queued one.
 
         Args:
             run_id: the run to stop.
         """
-        return {"run_id": run_id, "state": actions.cancel(run_id, ctx.caller(request))}
+        return {"run_id": run_id, "state": self.actions.cancel(run_id, self.ctx.caller(request))}
 
-    @errors
-    def resume(run_id: str, request: gr.Request = None) -> dict:
+    def resume(self, run_id: str, request: gr.Request = None) -> dict:
         """Queue an interrupted, cancelled or failed run again; it continues from its checkpoint.
 
         Args:
             run_id: the run to resume.
         """
         check_training_allowed(os.environ)
-        return {"run_id": run_id, "state": actions.resume(run_id, ctx.caller(request))}
+        return {"run_id": run_id, "state": self.actions.resume(run_id, self.ctx.caller(request))}
 
-    @errors
-    def delete(run_id: str, request: gr.Request = None) -> dict:
+    def delete(self, run_id: str, request: gr.Request = None) -> dict:
         """Delete a run folder (not while it runs).
 
         Args:
             run_id: the run to delete.
         """
-        actions.delete(run_id, ctx.caller(request))
+        self.actions.delete(run_id, self.ctx.caller(request))
         return {"run_id": run_id, "deleted": True}
 
-    @errors
-    def runs(per_model: bool = True, request: gr.Request = None) -> list[dict]:
+    def runs(self, per_model: bool = True, request: gr.Request = None) -> list[dict]:
         """The leaderboard: one row per scored model (or per run with per_model=False).
 
         Args:
             per_model: True: accuracy, macro-F1, parameters, MB, latency, throughput, speed-up
                 and accuracy retained per model; False: one row per run with its state.
         """
-        caller = ctx.caller(request)
-        return to_records(actions.leaderboard(caller) if per_model
-                          else actions.runs_table(caller))
+        caller = self.ctx.caller(request)
+        return to_records(self.actions.leaderboard(caller) if per_model
+                          else self.actions.runs_table(caller))
 
-    @errors
-    def compare(texts: list[str], models: list[str], max_length: int = 0,
+    def compare(self, texts: list[str], models: list[str], max_length: int = 0,
                 text_pairs: list[str] | None = None, request: gr.Request = None) -> list[dict]:
         """Each model's label, confidence, class probabilities and latency on each text
         (batch 1, end to end, warmed, the median of repeats: as the leaderboard times it).
@@ -126,12 +129,11 @@ def register_api(ctx: AppContext) -> None:
             max_length: truncation length in tokens; 0: each model's own (its run's).
             text_pairs: for sentence-pair models, the second text of each pair, in order.
         """
-        texts, refs, length = actions.check_compare(texts, models, max_length,
-                                                    ctx.caller(request), text_pairs)
-        return to_records(gpu.compare_models(texts, refs, ctx.runs_dir, length))
+        texts, refs, length = self.actions.check_compare(texts, models, max_length,
+                                                         self.ctx.caller(request), text_pairs)
+        return to_records(gpu.compare_models(texts, refs, self.ctx.runs_dir, length))
 
-    @errors
-    def evaluate(models: list[str], dataset: str = "bbc_news", validation: str = "",
+    def evaluate(self, models: list[str], dataset: str = "bbc_news", validation: str = "",
                  max_eval_examples: int = 0, max_length: int = 128,
                  measure_speed: bool = False, request: gr.Request = None) -> dict:
         """Score models on a dataset's validation set: accuracy, macro-F1, per class, size.
@@ -147,14 +149,13 @@ def register_api(ctx: AppContext) -> None:
         data = DatasetSpec(name=str(dataset or "").strip() or "bbc_news",
                            validation=str(validation or "").strip() or None,
                            max_eval_examples=int(max_eval_examples or 0) or None)
-        refs, data, length = actions.check_evaluation(models, data, max_length,
-                                                      ctx.caller(request))
-        description, table = gpu.evaluate_models(refs, data, ctx.runs_dir, length,
+        refs, data, length = self.actions.check_evaluation(models, data, max_length,
+                                                           self.ctx.caller(request))
+        description, table = gpu.evaluate_models(refs, data, self.ctx.runs_dir, length,
                                                  bool(measure_speed))
         return {"dataset": description, "models": to_records(table)}
 
-    @errors
-    def disagreements(model_a: str, model_b: str, mode: str = "disagree",
+    def disagreements(self, model_a: str, model_b: str, mode: str = "disagree",
                       true_label: str = "", predicted_label: str = "",
                       request: gr.Request = None) -> list[dict]:
         """Validation examples where two run models disagree (or either is wrong).
@@ -166,17 +167,15 @@ def register_api(ctx: AppContext) -> None:
             true_label: keep only this true label ("" for all).
             predicted_label: keep only examples where either model predicted this label.
         """
-        return to_records(actions.disagreements(
-            model_a, model_b, ctx.caller(request), mode=mode, true_label=true_label or None,
+        return to_records(self.actions.disagreements(
+            model_a, model_b, self.ctx.caller(request), mode=mode, true_label=true_label or None,
             predicted_label=predicted_label or None))
 
-    @errors
-    def tradeoffs(request: gr.Request = None) -> list[dict]:
+    def tradeoffs(self, request: gr.Request = None) -> list[dict]:
         """Every scored model's accuracy, latency, size and throughput, with Pareto flags."""
-        return to_records(actions.tradeoffs(ctx.caller(request)))
+        return to_records(self.actions.tradeoffs(self.ctx.caller(request)))
 
-    @errors
-    def export(run_id: str, role: str = "student", repo_id: str = "", token: str = "",
+    def export(self, run_id: str, role: str = "student", repo_id: str = "", token: str = "",
                private: bool = True, request: gr.Request = None) -> dict:
         """Push a run's model with a generated model card to a Hugging Face Hub repository.
 
@@ -188,12 +187,12 @@ def register_api(ctx: AppContext) -> None:
                 uses HF_TOKEN or `hf auth login`). Never stored or logged.
             private: create the repository private.
         """
-        url = actions.export(run_id, role, repo_id, token, private, ctx.caller(request))
+        url = self.actions.export(run_id, role, repo_id, token, private, self.ctx.caller(request))
         return {"run_id": run_id, "role": role, "url": url}
 
-    # One at a time where a call loads models or writes; compare has its own slot so a short
-    # comparison never waits behind an evaluation.
-    for fn, limit in ((launch, 1), (status, None), (cancel, None), (resume, 1), (delete, 1),
-                      (runs, None), (compare, 1), (evaluate, 1), (disagreements, None),
-                      (tradeoffs, None), (export, 1)):
-        gr.api(fn, api_name=fn.__name__, concurrency_limit=limit)
+
+def register_api(ctx: AppContext) -> None:
+    """Add the named endpoints to the Blocks being built (call inside ``gr.Blocks()``)."""
+    api, errors = ApiController(ctx), user_errors(public=ctx.public)
+    for name, limit in ENDPOINTS:
+        gr.api(errors(getattr(api, name)), api_name=name, concurrency_limit=limit)

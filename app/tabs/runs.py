@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from app.components import Components
 from app.context import AppContext
 from app.helpers import round_table, run_choices, user_errors
 from app.plots import PARAMS_M, training_charts
@@ -152,76 +153,42 @@ def results_files(run: Run) -> list[str]:
     return files
 
 
-def build_runs_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
-    """The Runs tab's layout and wiring (call inside ``tab``; ``ready`` is the page load)."""
-    actions = ctx.actions
-    errors = user_errors(public=ctx.public)
-    token_hint = ("required: this public server never uses its own token" if ctx.public
-                  else "empty: HF_TOKEN (a Space secret) or hf auth login")
-    with gr.Row():
-        gr.Markdown(BOARD_NOTE)
-        refresh_button = gr.Button("↻ Refresh", scale=0, min_width=120)
-    board = gr.Dataframe(pd.DataFrame(columns=[h for _, h, *_ in BOARD]), label="Leaderboard",
-                         interactive=False, elem_id="leaderboard", max_height=420, wrap=True,
-                         column_widths=[w for *_, w in BOARD], pinned_columns=BOARD_PINNED)
-    runs_table = gr.Dataframe(label="Runs", interactive=False, max_height=260,
-                              pinned_columns=1, elem_id="runs-list")
-    gr.Markdown("### Run details")
-    with gr.Row():
-        run_picker = gr.Dropdown([], label="Run", scale=3, elem_id="runs-run")
-        role_picker = gr.Dropdown(list(ROLES), value="student", label="Model", scale=1)
-    details = gr.Markdown(elem_id="run-details")
-    with gr.Row():
-        results_button = gr.Button("↓ Results as CSV")
-        zip_button = gr.Button("↓ Model as zip", elem_id="model-zip")
-        retime_button = gr.Button("↻ Re-time on this machine", elem_id="retime")
-        delete_button = gr.Button("Delete run", variant="stop")
-    with gr.Accordion("Push the model to the Hugging Face Hub", open=False):
-        gr.Markdown("Uploads the chosen model with a generated model card (teacher, data, "
-                    "recipe, scores, speed, intended use and limitations). The zip above "
-                    "holds the same folder.")
-        with gr.Row():
-            repo_id = gr.Textbox(label="Repository", placeholder="your-name/distilled-bbc",
-                                 scale=2, elem_id="export-repo")
-            token = gr.Textbox(label="Write token", type="password", scale=2,
-                               placeholder=token_hint,
-                               elem_id="export-token")
-            private_repo = gr.Checkbox(True, label="Private repository", scale=1)
-            push_button = gr.Button("Push to the Hub", scale=1, elem_id="export-push")
-        pushed = gr.Markdown(elem_id="export-result")
-    with gr.Row(visible=False) as confirm_row:
-        confirm_md = gr.Markdown()
-        confirm_button = gr.Button("Yes, delete it", variant="stop")
-        keep_button = gr.Button("Keep it")
-    downloads = gr.File(label="Downloads", file_count="multiple", interactive=False,
-                        visible=False)
-    with gr.Row():
-        curves = gr.Plot(show_label=False, elem_id="run-curves")
-        per_class = gr.Dataframe(label="Per-class scores", interactive=False,
-                                 elem_id="per-class")
-    # Full width: a column per label does not fit half a page (BBC News' "entertainment").
-    confusion = gr.Dataframe(label="Confusion matrix (rows: true label, columns: predicted)",
-                             interactive=False, pinned_columns=1, elem_id="confusion")
-    with gr.Accordion("Spec", open=False):
-        spec_json = gr.JSON(show_label=False)
+PRIVATE = {"api_visibility": "private"}
 
-    def refresh(current: str | None, request: gr.Request) -> tuple[Any, ...]:
-        caller = ctx.caller(request)
-        runs = actions.visible_runs(caller)
-        choices = run_choices(runs)
-        # Open on the newest finished run: a newer failed one has nothing to show.
+
+class RunsController:
+    """The Runs tab's callbacks, testable without a browser.
+
+    Each method takes its inputs' values and the request (whose caller it acts as) and
+    returns plain values: tables, text, and ``gr.update`` dicts where a component changes
+    more than its value. Errors are raised as they come (``ValueError``s from ``core``,
+    ``gr.Error`` for a missing choice); the tab wraps the methods in :func:`user_errors`.
+    """
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.actions = ctx.actions
+
+    def refresh(self, current: str | None, request: gr.Request) -> tuple[Any, ...]:
+        """The leaderboard, the runs list and the run picker (kept on ``current`` while it
+        is still visible, else on the newest finished run: a newer failed one has nothing
+        to show)."""
+        caller = self.ctx.caller(request)
+        runs = self.actions.visible_runs(caller)
         run_id = current if current in {r.id for r in runs} else newest_done(runs)
-        return (leaderboard_table(ctx, caller), runs_list_table(ctx, caller),
-                gr.Dropdown(choices=choices, value=run_id))
+        return (leaderboard_table(self.ctx, caller), runs_list_table(self.ctx, caller),
+                gr.update(choices=run_choices(runs), value=run_id))
 
-    @errors
-    def show(run_id: str | None, role: str | None, request: gr.Request) -> tuple[Any, ...]:
+    def show(self, run_id: str | None, role: str | None, request: gr.Request
+             ) -> tuple[Any, ...]:
+        """A run's details: summary text, training curves, spec, the model's confusion
+        matrix and per-class scores, and the model picker (its scored roles)."""
         if not run_id:
             empty = pd.DataFrame()
-            return "No runs yet.", None, None, empty, empty, gr.Dropdown()
-        caller = ctx.caller(request)
-        status = actions.status(run_id, caller)
-        run = Run(actions.runs_dir / run_id)
+            return "No runs yet.", None, None, empty, empty, gr.update()
+        caller = self.ctx.caller(request)
+        status = self.actions.status(run_id, caller)
+        run = Run(self.actions.runs_dir / run_id)
         roles = scored_roles(run) or list(ROLES)
         role = role if role in roles else ("student" if "student" in roles else roles[0])
         text = (f"**{run.id}** · {status.get('state')} · models: {models_line(run)}  \n"
@@ -230,67 +197,154 @@ def build_runs_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
             text += "  \nA shared example: read-only."
         if status.get("error"):
             text += f"  \n**Error:** {status['error']}"
-        return (text, training_charts(run)[1], actions.spec(run_id, caller),
+        return (text, training_charts(run)[1], self.actions.spec(run_id, caller),
                 confusion_table(run, role), per_class_table(run, role),
-                gr.Dropdown(choices=roles, value=role))
+                gr.update(choices=roles, value=role))
 
-    @errors
-    def download_results(run_id: str | None, request: gr.Request) -> Any:
-        actions.status(run_id or "", ctx.caller(request))  # a run the caller may read
-        return gr.File(results_files(Run(actions.runs_dir / (run_id or ""))), visible=True)
+    def download_results(self, run_id: str | None, request: gr.Request) -> dict[str, Any]:
+        """The run's results and predictions as CSV files, shown in Downloads."""
+        self.actions.status(run_id or "", self.ctx.caller(request))  # a run the caller reads
+        return gr.update(value=results_files(Run(self.actions.runs_dir / (run_id or ""))),
+                         visible=True)
 
-    @errors
-    def download_model(run_id: str | None, role: str | None, request: gr.Request) -> Any:
+    def download_model(self, run_id: str | None, role: str | None, request: gr.Request
+                       ) -> dict[str, Any]:
+        """A zip of the chosen model with its model card, shown in Downloads."""
         if not run_id or not role:
             raise gr.Error("pick a run and a model")
-        return gr.File([str(actions.zip_model(run_id, role, ctx.caller(request)))],
-                       visible=True)
+        zipped = self.actions.zip_model(run_id, role, self.ctx.caller(request))
+        return gr.update(value=[str(zipped)], visible=True)
 
-    @errors
-    def push_model(run_id: str | None, role: str | None, repo: str, typed_token: str,
+    def push_model(self, run_id: str | None, role: str | None, repo: str, typed_token: str,
                    private: bool, request: gr.Request) -> str:
+        """Push the chosen model to the Hub; says where it went."""
         if not run_id or not role:
             raise gr.Error("pick a run and a model")
-        url = actions.export(run_id, role, repo or "", typed_token, bool(private),
-                             ctx.caller(request))
+        url = self.actions.export(run_id, role, repo or "", typed_token, bool(private),
+                                  self.ctx.caller(request))
         gr.Info(f"Pushed {run_id}/{role} to {url}")
         return f"Pushed **{role}** of `{run_id}` to [{url}]({url})."
 
-    @errors
-    def retime(run_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+    def retime(self, run_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+        """Re-time the run's models on this machine (the timing is appended to the run);
+        returns :meth:`refresh`'s values, the leaderboard showing the new speed-ups."""
         if not run_id:
             raise gr.Error("pick a run to re-time")
-        timing = actions.time_run(run_id, ctx.caller(request))
+        timing = self.actions.time_run(run_id, self.ctx.caller(request))
         speedups = ", ".join(f"{role} {speedup_text(m)}" for role, m in
                              RunTiming.from_dict(timing).models.items() if role != "teacher")
         gr.Info(f"Re-timed {run_id} on {timing['device']}: {speedups}")
-        return refresh(run_id, request)
+        return self.refresh(run_id, request)
 
-    def ask_delete(run_id: str | None) -> tuple[Any, Any]:
+    def ask_delete(self, run_id: str | None) -> tuple[dict[str, Any], str]:
+        """Show the confirmation row with its question."""
         if not run_id:
             raise gr.Error("pick a run to delete")
-        return gr.Row(visible=True), f"Delete run **{run_id}** and all its models?"
+        return gr.update(visible=True), f"Delete run **{run_id}** and all its models?"
 
-    @errors
-    def confirm_delete(run_id: str | None, request: gr.Request) -> tuple[Any, ...]:
-        actions.delete(run_id or "", ctx.caller(request))
+    def keep(self) -> dict[str, Any]:
+        """Hide the confirmation row: the run stays."""
+        return gr.update(visible=False)
+
+    def confirm_delete(self, run_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+        """Delete the run; hides the confirmation row, then :meth:`refresh`'s values."""
+        self.actions.delete(run_id or "", self.ctx.caller(request))
         gr.Info(f"Deleted {run_id}")
-        return (gr.Row(visible=False), *refresh(None, request))
+        return (gr.update(visible=False), *self.refresh(None, request))
 
-    private = {"api_visibility": "private"}
-    detail_outputs = [details, curves, spec_json, confusion, per_class, role_picker]
-    for trigger in (ready.then, tab.select, refresh_button.click):
-        trigger(refresh, run_picker, [board, runs_table, run_picker], concurrency_limit=None,
-                **private).then(show, [run_picker, role_picker], detail_outputs, **private)
-    gr.on([run_picker.input, role_picker.input], show, [run_picker, role_picker],
-          detail_outputs, **private)
-    results_button.click(download_results, run_picker, downloads, **private)
-    zip_button.click(download_model, [run_picker, role_picker], downloads, **private)
-    push_button.click(push_model, [run_picker, role_picker, repo_id, token, private_repo],
-                      pushed, **private)
-    retime_button.click(retime, run_picker, [board, runs_table, run_picker], **private)
-    delete_button.click(ask_delete, run_picker, [confirm_row, confirm_md], **private)
-    keep_button.click(lambda: gr.Row(visible=False), None, confirm_row, **private)
-    confirm_button.click(confirm_delete, run_picker,
-                         [confirm_row, board, runs_table, run_picker], **private).then(
-        show, [run_picker, role_picker], detail_outputs, **private)
+
+def build_runs_tab(ready: Any, ctx: AppContext, tab: gr.Tab) -> None:
+    """The Runs tab's layout and wiring (call inside ``tab``; ``ready`` is the page load)."""
+    ui = Components()
+    _build_lists(ui)
+    _build_details(ui, ctx)
+    _wire(ui, RunsController(ctx), user_errors(public=ctx.public), ready, tab)
+
+
+def _build_lists(ui: Components) -> None:
+    """The leaderboard and the runs list, with the refresh button."""
+    with gr.Row():
+        gr.Markdown(BOARD_NOTE)
+        ui["refresh_button"] = gr.Button("↻ Refresh", scale=0, min_width=120)
+    ui["board"] = gr.Dataframe(
+        pd.DataFrame(columns=[h for _, h, *_ in BOARD]), label="Leaderboard",
+        interactive=False, elem_id="leaderboard", max_height=420, wrap=True,
+        column_widths=[w for *_, w in BOARD], pinned_columns=BOARD_PINNED)
+    ui["runs_table"] = gr.Dataframe(label="Runs", interactive=False, max_height=260,
+                                    pinned_columns=1, elem_id="runs-list")
+
+
+def _build_details(ui: Components, ctx: AppContext) -> None:
+    """A run's details: pickers, action buttons, the Hub push, the delete confirmation,
+    downloads, curves and score tables."""
+    gr.Markdown("### Run details")
+    with gr.Row():
+        ui["run_picker"] = gr.Dropdown([], label="Run", scale=3, elem_id="runs-run")
+        ui["role_picker"] = gr.Dropdown(list(ROLES), value="student", label="Model", scale=1)
+    ui["details"] = gr.Markdown(elem_id="run-details")
+    with gr.Row():
+        ui["results_button"] = gr.Button("↓ Results as CSV")
+        ui["zip_button"] = gr.Button("↓ Model as zip", elem_id="model-zip")
+        ui["retime_button"] = gr.Button("↻ Re-time on this machine", elem_id="retime")
+        ui["delete_button"] = gr.Button("Delete run", variant="stop")
+    _build_push(ui, ctx)
+    with gr.Row(visible=False) as ui["confirm_row"]:
+        ui["confirm_md"] = gr.Markdown()
+        ui["confirm_button"] = gr.Button("Yes, delete it", variant="stop")
+        ui["keep_button"] = gr.Button("Keep it")
+    ui["downloads"] = gr.File(label="Downloads", file_count="multiple", interactive=False,
+                              visible=False)
+    with gr.Row():
+        ui["curves"] = gr.Plot(show_label=False, elem_id="run-curves")
+        ui["per_class"] = gr.Dataframe(label="Per-class scores", interactive=False,
+                                       elem_id="per-class")
+    # Full width: a column per label does not fit half a page (BBC News' "entertainment").
+    ui["confusion"] = gr.Dataframe(
+        label="Confusion matrix (rows: true label, columns: predicted)", interactive=False,
+        pinned_columns=1, elem_id="confusion")
+    with gr.Accordion("Spec", open=False):
+        ui["spec_json"] = gr.JSON(show_label=False)
+
+
+def _build_push(ui: Components, ctx: AppContext) -> None:
+    """The accordion that pushes the chosen model to the Hub."""
+    token_hint = ("required: this public server never uses its own token" if ctx.public
+                  else "empty: HF_TOKEN (a Space secret) or hf auth login")
+    with gr.Accordion("Push the model to the Hugging Face Hub", open=False):
+        gr.Markdown("Uploads the chosen model with a generated model card (teacher, data, "
+                    "recipe, scores, speed, intended use and limitations). The zip above "
+                    "holds the same folder.")
+        with gr.Row():
+            ui["repo_id"] = gr.Textbox(label="Repository", placeholder="your-name/distilled-bbc",
+                                       scale=2, elem_id="export-repo")
+            ui["token"] = gr.Textbox(label="Write token", type="password", scale=2,
+                                     placeholder=token_hint, elem_id="export-token")
+            ui["private_repo"] = gr.Checkbox(True, label="Private repository", scale=1)
+            ui["push_button"] = gr.Button("Push to the Hub", scale=1, elem_id="export-push")
+        ui["pushed"] = gr.Markdown(elem_id="export-result")
+
+
+def _wire(ui: Components, ctl: RunsController, errors: Any, ready: Any, tab: gr.Tab) -> None:
+    """Connect the tab's events to the controller's methods (all private to the API)."""
+    lists = ui.pick("board", "runs_table", "run_picker")
+    pickers = ui.pick("run_picker", "role_picker")
+    details = ui.pick("details", "curves", "spec_json", "confusion", "per_class",
+                      "role_picker")
+    show, picker = errors(ctl.show), ui["run_picker"]
+    for trigger in (ready.then, tab.select, ui["refresh_button"].click):
+        trigger(ctl.refresh, picker, lists, concurrency_limit=None, **PRIVATE).then(
+            show, pickers, details, **PRIVATE)
+    gr.on([picker.input, ui["role_picker"].input], show, pickers, details, **PRIVATE)
+    ui["results_button"].click(errors(ctl.download_results), picker, ui["downloads"],
+                               **PRIVATE)
+    ui["zip_button"].click(errors(ctl.download_model), pickers, ui["downloads"], **PRIVATE)
+    ui["push_button"].click(
+        errors(ctl.push_model), [*pickers, *ui.pick("repo_id", "token", "private_repo")],
+        ui["pushed"], **PRIVATE)
+    ui["retime_button"].click(errors(ctl.retime), picker, lists, **PRIVATE)
+    ui["delete_button"].click(ctl.ask_delete, picker, ui.pick("confirm_row", "confirm_md"),
+                              **PRIVATE)
+    ui["keep_button"].click(ctl.keep, None, ui["confirm_row"], **PRIVATE)
+    ui["confirm_button"].click(errors(ctl.confirm_delete), picker,
+                               [ui["confirm_row"], *lists], **PRIVATE).then(
+        show, pickers, details, **PRIVATE)
