@@ -175,8 +175,10 @@ def write_model_card(run: Run, role: str, repo_id: str | None = None,
                       "| label | precision | recall | F1 | support |",
                       "| --- | --- | --- | --- | --- |"]
             for label, c in mine["per_class"].items():
-                lines.append(f"| {label} | {_pct(c['precision'])} | {_pct(c['recall'])} | "
-                             f"{_pct(c['f1'])} | {c['support']} |")
+                # .get: a field an older or hand-written record lacks leaves its cell empty.
+                lines.append(f"| {label} | {_pct(c.get('precision'))} | "
+                             f"{_pct(c.get('recall'))} | {_pct(c.get('f1'))} | "
+                             f"{c.get('support', '–')} |")
         lines += [""] + _speed_section(models, role)
 
     lines += ["## Intended use and limitations", "",

@@ -15,7 +15,6 @@ from app.tabs.runs import RunsController
 from core.access import AccessError, Caller, set_owner
 from core.actions import Actions
 from core.runs import open_run
-from tests.test_compare import tiny_run  # noqa: F401 - the finished tiny run, trained once
 
 
 def request(session: str = "page") -> gr.Request:
@@ -24,7 +23,7 @@ def request(session: str = "page") -> gr.Request:
 
 
 @pytest.fixture()
-def runs(tmp_path: Path, tiny_run: tuple[Path, str]) -> tuple[Path, str]:  # noqa: F811
+def runs(tmp_path: Path, tiny_run: tuple[Path, str]) -> tuple[Path, str]:
     """A copy of the tiny run in a runs folder of its own (the tests delete and re-time)."""
     source_dir, run_id = tiny_run
     shutil.copytree(source_dir / run_id, tmp_path / "runs" / run_id)
