@@ -178,9 +178,13 @@ def test_the_job_choice_queues_a_general_distillation_with_the_form_s_settings(
     page.locator("#student-layers textarea, #student-layers input").first.fill("0,2")
     page.locator("#run-name textarea, #run-name input").first.fill("general-from-ui")
     page.locator("#launch").click()
-    expect(page.locator("#run-status")).to_contain_text("queued")
+    # The status may already read "queued" for an earlier test's run: wait for the folder.
+    deadline = time.monotonic() + 60
+    while not run_ids(app["runs_dir"]) - before and time.monotonic() < deadline:
+        time.sleep(0.25)
     new = run_ids(app["runs_dir"]) - before
     assert len(new) == 1
+    expect(page.locator("#run-status")).to_contain_text("queued")
     spec = json.loads((app["runs_dir"] / new.pop() / "spec.json").read_text())
     assert spec["kind"] == "general" and spec["name"] == "general-from-ui"
     assert spec["teacher"] == app["model"] and list(spec["student"]["layers"]) == [0, 2]
