@@ -104,6 +104,18 @@ def test_model_card_names_hub_teacher_and_dataset(tiny_run, tmp_path):
     assert meta["datasets"] == ["stanfordnlp/sst2"]
 
 
+def test_model_card_of_a_record_without_per_class_support_leaves_the_cell_empty(
+        tiny_run, tmp_path):
+    copy = Run(tmp_path / tiny_run.id)
+    shutil.copytree(tiny_run.path, copy.path)
+    metrics = copy.metrics
+    for figures in metrics["models"]["student"]["per_class"].values():
+        figures.pop("support")  # as an older or hand-written record may be
+    (copy.path / "metrics.json").write_text(json.dumps(metrics))
+    card = write_model_card(copy, "student")
+    assert "Per class (this model)" in card and "| – |" in card
+
+
 def test_zip_holds_the_model_folder_and_card(tiny_run, tmp_path):
     path = zip_model(tiny_run.id, "student", tiny_run.path.parent, tmp_path / "student.zip")
     name = f"{tiny_run.id}-student"
