@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.report import main_score
+from core.report import main_score, mean_std, mean_std_cell
 from core.runs import Run, create_run, list_run_objects
 from core.specs import JobSpec
 
@@ -148,8 +148,7 @@ def find_or_run(spec: dict[str, Any], runs_dir: str | Path,
 def stage_seconds(run: Run) -> dict[str, float]:
     """Seconds of each stage of a run, from its event log (a stage ends where the next
     begins, the last at the run's last event)."""
-    events = [json.loads(line) for line in
-              (run.path / "events.jsonl").read_text().splitlines() if line.strip()]
+    events = run.events()
     stages = [(e["stage"], e["time"]) for e in events if e.get("type") == "stage"]
     end = events[-1]["time"] if events else 0.0
     bounds = [t for _, t in stages[1:]] + [end]
@@ -183,29 +182,20 @@ def summarise(runs: dict[tuple[str, int], Run], seeds: list[int]) -> list[dict[s
             kept.append(100 * score / teacher)
             seconds.append(variant_seconds(run, variant))
         rows.append({"key": variant.key, "title": variant.title, "seeds": len(scores),
-                     "score": _mean_std(scores), "kept": _mean_std(kept),
-                     "teacher": _mean_std(teachers),
+                     "score": mean_std(scores), "kept": mean_std(kept),
+                     "teacher": mean_std(teachers),
                      "seconds": statistics.fmean(seconds) if seconds else None})
     return rows
 
 
-def _mean_std(values: list[float]) -> tuple[float, float] | None:
-    if not values:
-        return None
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def markdown_table(rows: list[dict[str, Any]], note: str) -> str:
     """The ablation table, with what it was measured under."""
-    def cell(value: tuple[float, float] | None, digits: int = 2) -> str:
-        return "–" if value is None else f"{value[0]:.{digits}f} ± {value[1]:.{digits}f}"
-
     lines = ["| student | accuracy (%) | % of teacher | seeds | its stages' wall time (s) |",
              "| --- | --- | --- | --- | --- |"]
     for row in rows:
         seconds = "–" if row["seconds"] is None else f"{row['seconds']:.0f}"
-        lines.append(f"| {row['title']} | {cell(row['score'])} | {cell(row['kept'], 1)} | "
-                     f"{row['seeds']} | {seconds} |")
+        lines.append(f"| {row['title']} | {mean_std_cell(row['score'], 2)} | "
+                     f"{mean_std_cell(row['kept'])} | {row['seeds']} | {seconds} |")
     teacher = next((r["teacher"] for r in rows if r["teacher"]), None)
-    lines += ["", f"Teacher: {cell(teacher)}%. {note}"]
+    lines += ["", f"Teacher: {mean_std_cell(teacher, 2)}%. {note}"]
     return "\n".join(lines) + "\n"

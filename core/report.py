@@ -138,21 +138,23 @@ def summarise(tasks: Sequence[ReportTask], seeds: Sequence[int],
                 kept.append(100 * statistics.fmean(scores) / statistics.fmean(teacher_scores))
         for task in tasks:
             values = [main_score(runs[(task.key, s)].model(role)) for s in seeds]
-            row[task.key] = _mean_std([100 * v for v in values if v is not None])
-        row["macro"], row["kept"] = _mean_std(macros), _mean_std(kept)
-        row[LATENCY_P50] = _mean_std([v for v in latencies if v is not None])
+            row[task.key] = mean_std([100 * v for v in values if v is not None])
+        row["macro"], row["kept"] = mean_std(macros), mean_std(kept)
+        row[LATENCY_P50] = mean_std([v for v in latencies if v is not None])
         row["params"] = max((p for p in params if p), default=None)
         rows.append(row)
     return rows
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float] | None:
+def mean_std(values: Sequence[float]) -> tuple[float, float] | None:
+    """Mean and sample standard deviation (0 for one value); None for no values."""
     if not values:
         return None
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def _cell(value: tuple[float, float] | None, digits: int = 1) -> str:
+def mean_std_cell(value: tuple[float, float] | None, digits: int = 1) -> str:
+    """``mean ± std`` to ``digits`` decimals, or a dash for None."""
     if value is None:
         return "–"
     mean, std = value
@@ -170,9 +172,9 @@ def markdown_table(tasks: Sequence[ReportTask], seeds: Sequence[int],
              "baseline": "baseline (3 layers, no teacher)"}
     for row in rows:
         params = f"{row['params'] / 1e6:.1f}" if row["params"] else "–"
-        lines.append("| " + " | ".join([names[row["role"]], _cell(row["macro"]),
-                                        *(_cell(row[t.key]) for t in tasks), _cell(row["kept"]),
-                                        params, _cell(row[LATENCY_P50], 2)]) + " |")
+        cells = [mean_std_cell(row["macro"]), *(mean_std_cell(row[t.key]) for t in tasks),
+                 mean_std_cell(row["kept"]), params, mean_std_cell(row[LATENCY_P50], 2)]
+        lines.append("| " + " | ".join([names[row["role"]], *cells]) + " |")
     by_role = {row["role"]: row for row in rows}
     notes = [f"Mean ± standard deviation over {len(seeds)} seed(s) ({', '.join(map(str, seeds))}"
              f"); scores x100; the macro score averages the task scores (STS-B counts its "
