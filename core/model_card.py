@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,37 @@ def _recipe_text(spec: JobSpec, role: str) -> str:
             "· (1 − cos(student, teacher last hidden states))")
 
 
+# The evaluation table's columns: (header, the cell from a model's metrics).
+REGRESSION_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+    ("Spearman", lambda m: _num(m.get("spearman"), 4)),
+    ("Pearson", lambda m: _num(m.get("pearson"), 4)),
+    ("MSE", lambda m: _num(m.get("mse"), 4)),
+    ("parameters", lambda m: _num(m.get("params"), 0)),
+    ("size (MB)", lambda m: _num(m.get("size_mb"))),
+    ("correlation with teacher", lambda m: _num(m.get("correlation_with_teacher"), 4)),
+]
+CLASSIFICATION_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+    ("accuracy", lambda m: _pct(m.get("accuracy"))),
+    ("macro-F1", lambda m: _pct(m.get("macro_f1"))),
+    ("parameters", lambda m: _num(m.get("params"), 0)),
+    ("size (MB)", lambda m: _num(m.get("size_mb"))),
+    ("agreement with teacher", lambda m: _pct(m.get("agreement_with_teacher"))),
+]
+
+
+def _models_table(models: dict[str, dict[str, Any]], role: str,
+                  columns: list[tuple[str, Callable[[dict[str, Any]], str]]],
+                  main_metric: str = "") -> list[str]:
+    """Every model of the run in one Markdown table, ``role`` marked as this model."""
+    lines = [f"Every model of the run, scored on the same validation set{main_metric}:", "",
+             "| model | " + " | ".join(h for h, _ in columns) + " |",
+             "|" + " --- |" * (len(columns) + 1)]
+    for other, m in models.items():
+        label = f"**{other}** (this model)" if other == role else other
+        lines.append(f"| {label} | " + " | ".join(cell(m) for _, cell in columns) + " |")
+    return lines
+
+
 def write_model_card(run: Run, role: str, repo_id: str | None = None,
                      license: str = "apache-2.0") -> str:
     """The model card (``README.md`` text) of one model of a run.
@@ -150,26 +182,11 @@ def write_model_card(run: Run, role: str, repo_id: str | None = None,
     if not models:
         lines += ["The run has not been scored yet.", ""]
     elif regression:
-        lines += ["Every model of the run, scored on the same validation set (Spearman is "
-                  "the main metric):", "",
-                  "| model | Spearman | Pearson | MSE | parameters | size (MB) | correlation "
-                  "with teacher |", "| --- | --- | --- | --- | --- | --- | --- |"]
-        for other, m in models.items():
-            label = f"**{other}** (this model)" if other == role else other
-            lines.append(f"| {label} | {_num(m.get('spearman'), 4)} | "
-                         f"{_num(m.get('pearson'), 4)} | {_num(m.get('mse'), 4)} | "
-                         f"{_num(m.get('params'), 0)} | {_num(m.get('size_mb'))} | "
-                         f"{_num(m.get('correlation_with_teacher'), 4)} |")
+        lines += _models_table(models, role, REGRESSION_COLUMNS, " (Spearman is the main "
+                               "metric)")
         lines += [""] + _speed_section(models, role)
     else:
-        lines += ["Every model of the run, scored on the same validation set:", "",
-                  "| model | accuracy | macro-F1 | parameters | size (MB) | agreement with "
-                  "teacher |", "| --- | --- | --- | --- | --- | --- |"]
-        for other, m in models.items():
-            label = f"**{other}** (this model)" if other == role else other
-            lines.append(f"| {label} | {_pct(m.get('accuracy'))} | {_pct(m.get('macro_f1'))} "
-                         f"| {_num(m.get('params'), 0)} | {_num(m.get('size_mb'))} | "
-                         f"{_pct(m.get('agreement_with_teacher'))} |")
+        lines += _models_table(models, role, CLASSIFICATION_COLUMNS)
         if mine.get("per_class"):
             lines += ["", "Per class (this model):", "",
                       "| label | precision | recall | F1 | support |",
