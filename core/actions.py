@@ -25,9 +25,9 @@ from core.access import AccessError, Caller
 
 # The rest of what the app needs, so that it imports core.actions, core.access, core.runs,
 # core.specs and core.jobs only (app/gpu.py, the ZeroGPU boundary, also calls the engine).
-from core.compare import DISAGREEMENT_MODES  # noqa: E402, F401
+from core.compare import DISAGREEMENT_MODES  # noqa: F401
 from core.limits import LimitError, Limits
-from core.preflight import teacher_depth  # noqa: E402, F401
+from core.preflight import teacher_depth  # noqa: F401
 from core.runs import (
     ACTIVE_STATES,
     FINISHED_STATES,
@@ -43,7 +43,7 @@ from core.runs import (
 from core.specs import DatasetSpec, JobSpec, SpecError
 from core.texts import Text
 from core.uploads import (
-    UPLOAD_EXTENSIONS,  # noqa: E402, F401
+    UPLOAD_EXTENSIONS,  # noqa: F401
     resolve_dataset,
     store_upload,
 )

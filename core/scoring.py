@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 
 from core.machine_load import OtherLoad
+from core.run_record import INT8_ROLE
 from core.runs import Run
 from core.tasks import CLASSIFICATION, REGRESSION, regression_metrics, task_of
 
 log = logging.getLogger(__name__)
 
 SPEED_TEXTS = 256
-from core.run_record import INT8_ROLE  # noqa: E402  (the int8 student's role)
 
 
 def score_model(model: Any, tokenizer: Any, texts: Sequence[str], labels: Sequence[int],

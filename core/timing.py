@@ -169,6 +169,7 @@ def time_models(models: dict[str, tuple[Any, Any]], texts: list[str], *, max_len
             per_round[role].append({**figures, **_latency_figures(timed[role])})
             loads.append(load.figures)
     reference = next(iter(models))
+    reference_p50 = _latency_figures(pooled[reference])["latency_ms_p50"]
     result: dict[str, Any] = {}
     for role, figures in per_round.items():
         latencies = [f["latency_ms_p50"] for f in figures]
@@ -181,8 +182,7 @@ def time_models(models: dict[str, tuple[Any, Any]], texts: list[str], *, max_len
                         "latency_ms_p50_spread": spread(latencies),
                         "throughput_per_s": float(np.median(throughputs)),
                         "throughput_spread": spread(throughputs),
-                        "speedup_vs_teacher": _latency_figures(pooled[reference])[
-                            "latency_ms_p50"] / overall["latency_ms_p50"],
+                        "speedup_vs_teacher": reference_p50 / overall["latency_ms_p50"],
                         "speedup_spread": spread(speedups)}
         result[role]["timer_includes"] = {**result[role]["timer_includes"],
                                           "latency_ms": INTERLEAVED_LATENCY}

@@ -20,11 +20,6 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
 PRIVATE = {"api_visibility": "private"}
 
 
-def available_devices() -> list[str]:
-    """The device choices this machine has: auto and cpu, and cuda / mps where present."""
-    return device_choices()
-
-
 def build_form(ctx: AppContext) -> tuple[Components, Components]:
     """The form inside its accordion (call inside a ``gr.Tab``).
 
@@ -159,7 +154,7 @@ def _training_fields(fields: Components, parts: Components) -> None:
                                          info="the same student trained on labels alone",
                                          elem_id="baseline")
         fields["seed"] = gr.Number(42, label="Seed", precision=0)
-        fields["device"] = gr.Dropdown(available_devices(), value="auto", label="Device",
+        fields["device"] = gr.Dropdown(device_choices(), value="auto", label="Device",
                                        info="the devices this server has")
         fields["name"] = gr.Textbox(label="Run name", placeholder="optional", elem_id="run-name")
 
