@@ -143,7 +143,5 @@ def preset_values(name: str) -> dict[str, int | float]:
     """A size preset's training settings by form field (epochs, learning rates, batch size,
     max length)."""
     preset = PRESETS[name]
-    return {"epochs": preset.epochs, "teacher_epochs": preset.teacher_epochs,
-            "learning_rate": preset.learning_rate,
-            "teacher_learning_rate": preset.teacher_learning_rate,
-            "batch_size": preset.batch_size, "max_length": preset.max_length}
+    return {**preset.stage_values(), "batch_size": preset.batch_size,
+            "max_length": preset.max_length}

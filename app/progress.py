@@ -39,12 +39,12 @@ def overall_eta(status: dict[str, Any], spec: dict[str, Any]) -> float | None:
         return float(eta) + EVALUATE_GUESS_S
     seconds_per_step = float(eta) / (total - step)
     steps_per_epoch = total / epochs
-    train = spec.get("train") or {}
+    stages = stage_values(spec)
     later = [s for s in TRAINING_STAGES[TRAINING_STAGES.index(stage) + 1:]
              if s != "baseline" or spec.get("baseline", True)]
     rest = 0.0
     for later_stage in later:
-        stage_epochs = train.get("teacher_epochs" if later_stage == "teacher" else "epochs", 2)
+        stage_epochs = stages.get("teacher_epochs" if later_stage == "teacher" else "epochs", 2)
         rest += (stage_epochs * steps_per_epoch * seconds_per_step
                  * STEP_COST[later_stage] / STEP_COST[stage])
     return float(eta) + rest + EVALUATE_GUESS_S
@@ -104,6 +104,17 @@ def status_markdown(run_id: str, status: dict[str, Any]) -> str:
     return "  \n".join(lines)
 
 
+def stage_values(spec: dict[str, Any]) -> dict[str, Any]:
+    """A saved spec's stage settings under the Distil form's names (``epochs``,
+    ``teacher_epochs``, ``learning_rate``, ``teacher_learning_rate``); {} if unreadable."""
+    from core.specs import SpecError, TrainConfig
+
+    try:
+        return TrainConfig.from_value(spec.get("train") or "quick").stage_values()
+    except SpecError:
+        return {}
+
+
 def _size_of(layers: list[int] | None, teacher_depth: int | None) -> str:
     """The Distil form's size preset that picks ``layers``, else ``custom layers``."""
     if not layers:
@@ -143,9 +154,7 @@ def form_values(spec: dict[str, Any], teacher_depth: int | None = None) -> dict[
         "recipe": recipe.get("name", "distilbert"), "temperature": recipe.get("temperature"),
         "alpha_kd": recipe.get("alpha_kd"), "alpha_ce": recipe.get("alpha_ce"),
         "alpha_cos": recipe.get("alpha_cos"), "preset": train.get("preset", "quick"),
-        "epochs": train.get("epochs"), "teacher_epochs": train.get("teacher_epochs"),
-        "learning_rate": train.get("learning_rate"),
-        "teacher_learning_rate": train.get("teacher_learning_rate"),
+        **stage_values(spec),
         "batch_size": train.get("batch_size"), "max_length": train.get("max_length"),
         "baseline": spec.get("baseline", True), "seed": spec.get("seed", 42),
         "device": spec.get("device", "auto"), "name": spec.get("name", ""),

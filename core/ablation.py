@@ -66,8 +66,8 @@ def _base(train: Path, validation: Path, labels: int | None, epochs: int,
             "dataset": {"name": str(train), "validation": str(validation),
                         "max_train_examples": labels},
             "student": {"kind": "extract", "layers": [0, 2, 4]}, "recipe": "logits",
-            "train": {"preset": "quick", "epochs": epochs, "teacher_epochs": epochs,
-                      "max_length": max_length},
+            "train": {"preset": "quick", "student": {"epochs": epochs},
+                      "teacher": {"epochs": epochs}, "max_length": max_length},
             "baseline": False}
 
 
@@ -103,7 +103,8 @@ def general_spec(base: dict[str, Any], texts: int) -> dict[str, Any]:
     texts (the labelled ones among them), the same student layers, 1 epoch."""
     dataset = {**base["dataset"], "max_train_examples": texts}
     return {**base, "dataset": dataset, "kind": "general", "seed": 42,
-            "train": {**base["train"], "epochs": 1}, "name": "ablation-general"}
+            "train": {**base["train"], "student": {"epochs": 1}},
+            "name": "ablation-general"}
 
 
 def variant_spec(base: dict[str, Any], variant: Variant, seed: int,

@@ -98,9 +98,9 @@ def check_spec(spec: JobSpec, limits: Limits) -> None:
         LimitError: the first field over its limit, with the limit and its variable.
     """
     train, data, student, recipe = spec.train, spec.dataset, spec.student, spec.recipe
-    _over("max_epochs", train.epochs, limits.max_epochs, "train.epochs")
-    _over("max_teacher_epochs", train.teacher_epochs, limits.max_teacher_epochs,
-          "train.teacher_epochs")
+    _over("max_epochs", train.student.epochs, limits.max_epochs, "train.student.epochs")
+    _over("max_teacher_epochs", train.teacher.epochs, limits.max_teacher_epochs,
+          "train.teacher.epochs")
     _over("max_batch_size", train.batch_size, limits.max_batch_size, "train.batch_size")
     _over("max_grad_accum_steps", train.grad_accum_steps, limits.max_grad_accum_steps,
           "train.grad_accum_steps")

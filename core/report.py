@@ -99,9 +99,15 @@ def _finished_run(runs_dir: str | Path, spec: JobSpec) -> Run | None:
 
 
 def _same_job(saved: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    # A default student's layers are written into spec.json once built: compare the rest.
-    strip = lambda spec: {k: v for k, v in spec.items() if k != "student"}  # noqa: E731
-    return strip(saved) == strip(JobSpec.from_dict(wanted).to_dict())
+    # A default student's layers are written into spec.json once built: compare the rest,
+    # each read the way JobSpec reads it (a spec written by an older version included).
+    def comparable(spec: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in JobSpec.from_dict(spec).to_dict().items() if k != "student"}
+
+    try:
+        return comparable(saved) == comparable(wanted)
+    except SpecError:  # a run from a spec this version no longer reads: not this job
+        return False
 
 
 def main_score(metrics: dict[str, Any] | ModelMetrics) -> float | None:

@@ -4,28 +4,31 @@ string naming a section's key field, a preset overridden field by field."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import fields
 from typing import Any
 
 from core.spec_checks import SpecError
 
 
-def refuse_unknown(cls: type, data: Mapping[Any, Any], where: str) -> None:
-    """Raise :class:`SpecError` naming the keys of ``data`` that ``cls`` has no field for."""
-    unknown = set(data) - {f.name for f in fields(cls)}
+def refuse_unknown(cls: type, data: Mapping[Any, Any], where: str,
+                   extra: Collection[str] = ()) -> None:
+    """Raise :class:`SpecError` naming the keys of ``data`` that ``cls`` has no field for
+    (``extra``: other keys the caller maps itself)."""
+    unknown = set(data) - {f.name for f in fields(cls)} - set(extra)
     if unknown:
         raise SpecError(f"unknown {where} keys: {sorted(unknown, key=str)}")
 
 
-def section_dict(cls: type, value: Any, where: str, key: str) -> dict[str, Any]:
+def section_dict(cls: type, value: Any, where: str, key: str,
+                 extra: Collection[str] = ()) -> dict[str, Any]:
     """A section's settings as a dict: a string names its ``key``, a mapping is copied."""
     if isinstance(value, str):
         return {key: value}
     if not isinstance(value, Mapping):
         raise SpecError(f"{where} must be a {where} {key} (a string) or an object of {where} "
                         f"settings, got {value!r}")
-    refuse_unknown(cls, value, where)
+    refuse_unknown(cls, value, where, extra)
     return dict(value)
 
 

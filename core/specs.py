@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.spec_checks import SpecError, check_field_types, layer_indices
-from core.spec_parsing import build_section, refuse_unknown, with_preset
+from core.spec_parsing import build_section, refuse_unknown, section_dict, with_preset
 
 __all__ = ["BUNDLED_DATASET", "BUNDLED_TEACHER", "PRESETS", "RECIPES", "TIMING_LEVELS",
-           "DatasetSpec", "JobSpec", "Recipe", "SpecError", "StudentSpec", "TrainConfig"]
+           "DatasetSpec", "JobSpec", "Recipe", "SpecError", "StageSettings", "StudentSpec",
+           "TrainConfig"]
 
 BUNDLED_DATASET = "bbc_news"
 BUNDLED_TEACHER = "bundled:minilm"
@@ -251,17 +252,34 @@ class StageSettings:
     epochs: int
     learning_rate: float
 
+    def check(self, where: str, min_epochs: int) -> None:
+        """Raise :class:`SpecError` naming ``where`` (``train.teacher``) for a bad value."""
+        check_field_types(self, where)
+        if self.epochs < min_epochs:
+            raise SpecError(f"{where}.epochs must be at least {min_epochs}, got {self.epochs}")
+        if not 0 < self.learning_rate < 1:
+            raise SpecError(f"{where}.learning_rate must be in (0, 1), got "
+                            f"{self.learning_rate}")
+
+
+# The flat keys a spec file (and the Distil form) may use for the stages' settings.
+STAGE_KEYS: dict[str, tuple[str, str]] = {
+    "epochs": ("student", "epochs"), "learning_rate": ("student", "learning_rate"),
+    "teacher_epochs": ("teacher", "epochs"),
+    "teacher_learning_rate": ("teacher", "learning_rate")}
+
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings shared by teacher fine-tuning, distillation and the baseline."""
+    """Optimisation settings shared by teacher fine-tuning, distillation and the baseline.
+
+    ``student`` holds the epochs and learning rate of the student, the baseline and general
+    distillation; ``teacher`` those of the teacher's fine-tuning (0 epochs: none)."""
 
     preset: str = "quick"
-    epochs: int = 2
-    teacher_epochs: int = 2
+    student: StageSettings = StageSettings(epochs=2, learning_rate=1e-4)
+    teacher: StageSettings = StageSettings(epochs=2, learning_rate=1e-4)
     batch_size: int = 32
-    learning_rate: float = 1e-4
-    teacher_learning_rate: float = 1e-4
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     max_grad_norm: float = 1.0
@@ -275,16 +293,18 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_field_types(self, "train")
-        for attr in ("epochs", "batch_size", "grad_accum_steps", "max_length"):
+        for name, min_epochs in (("student", 1), ("teacher", 0)):
+            stage = getattr(self, name)
+            if not isinstance(stage, StageSettings):
+                raise SpecError(f"train.{name} must be an object with epochs and "
+                                f"learning_rate, got {stage!r}")
+            stage.check(f"train.{name}", min_epochs)
+        for attr in ("batch_size", "grad_accum_steps", "max_length"):
             if getattr(self, attr) < 1:
                 raise SpecError(f"train.{attr} must be at least 1, got {getattr(self, attr)}")
         if self.eval_batch_tokens < 0:
             raise SpecError(f"train.eval_batch_tokens must be >= 0 (0: the device's default), "
                             f"got {self.eval_batch_tokens}")
-        if self.teacher_epochs < 0:
-            raise SpecError(f"train.teacher_epochs must be >= 0, got {self.teacher_epochs}")
-        if not 0 < self.learning_rate < 1 or not 0 < self.teacher_learning_rate < 1:
-            raise SpecError("train.learning_rate and teacher_learning_rate must be in (0, 1)")
         if not 0 <= self.warmup_ratio < 1:
             raise SpecError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         # Below these, AdamW raises in the worker, clipping flips the gradients, or a
@@ -300,20 +320,62 @@ class TrainConfig:
     def stage(self, name: str) -> StageSettings:
         """The settings of stage ``name``: the teacher's fine-tuning has its own epochs and
         learning rate; the student, the baseline and general distillation share the rest."""
-        if name == "teacher":
-            return StageSettings(self.teacher_epochs, self.teacher_learning_rate)
-        return StageSettings(self.epochs, self.learning_rate)
+        return self.teacher if name == "teacher" else self.student
+
+    @classmethod
+    def from_value(cls, value: Any) -> TrainConfig:
+        """A preset name, or a dict of settings over its ``preset`` (default ``quick``).
+
+        The stages are ``{"student": {"epochs": 3}, "teacher": {...}}``, or the flat keys
+        ``epochs``, ``learning_rate``, ``teacher_epochs``, ``teacher_learning_rate`` (the
+        Distil form's fields and the spec files written before the stages were nested)."""
+        if isinstance(value, cls):
+            return value
+        value = section_dict(cls, value, "train", "preset", extra=STAGE_KEYS)
+        stages: dict[str, dict[str, Any]] = {}
+        for name in ("student", "teacher"):
+            given = value.pop(name, {})
+            if isinstance(given, StageSettings):
+                given = dataclasses.asdict(given)
+            if not isinstance(given, Mapping):
+                raise SpecError(f"train.{name} must be an object with epochs and "
+                                f"learning_rate, got {given!r}")
+            refuse_unknown(StageSettings, given, f"train.{name}")
+            stages[name] = dict(given)
+        flat_keys = [flat for flat in STAGE_KEYS if flat in value]
+        for flat in flat_keys:
+            name, key = STAGE_KEYS[flat]
+            if key in stages[name]:
+                raise SpecError(f"train: give {flat} or {name}.{key}, not both")
+            stages[name][key] = value.pop(flat)
+        try:
+            preset = with_preset(PRESETS, cls, value, "train", key="preset")
+            return dataclasses.replace(preset, **{
+                name: dataclasses.replace(preset.stage(name), **given)
+                for name, given in stages.items() if given})
+        except SpecError as error:
+            # Name a value by the key its spec used: train.epochs, not train.student.epochs.
+            message = str(error)
+            for flat in flat_keys:
+                message = message.replace("train.{}.{}".format(*STAGE_KEYS[flat]),
+                                          f"train.{flat}")
+            raise SpecError(message) from None
+
+    def stage_values(self) -> dict[str, int | float]:
+        """The stages' settings under their flat keys (the Distil form's fields)."""
+        return {flat: getattr(self.stage(name), key)
+                for flat, (name, key) in STAGE_KEYS.items()}
 
 
 # Chosen by measurement (SST-2 4k slice, 1 epoch, MiniLM: 80.4% at lr 5e-5, 82.8% at 1e-4).
 PRESETS: dict[str, TrainConfig] = {
     # A 2-core CPU: the default BBC News job (1,700 articles, teacher + student + baseline)
     # finishes in minutes. 64 tokens (title and opening) keep topic accuracy near 96%.
-    "quick": TrainConfig("quick", epochs=2, teacher_epochs=2, batch_size=32, learning_rate=1e-4,
-                         teacher_learning_rate=1e-4, max_length=64),
+    "quick": TrainConfig("quick", student=StageSettings(2, 1e-4),
+                         teacher=StageSettings(2, 1e-4), batch_size=32, max_length=64),
     # A GPU: longer sequences and more epochs.
-    "full": TrainConfig("full", epochs=4, teacher_epochs=3, batch_size=32, learning_rate=5e-5,
-                        teacher_learning_rate=5e-5, max_length=256),
+    "full": TrainConfig("full", student=StageSettings(4, 5e-5),
+                        teacher=StageSettings(3, 5e-5), batch_size=32, max_length=256),
 }
 
 
@@ -377,8 +439,7 @@ class JobSpec:
             dataset=build_section(DatasetSpec, data.get("dataset", {}), "dataset", key="name"),
             student=build_section(StudentSpec, data.get("student", {}), "student", key="kind"),
             recipe=with_preset(RECIPES, Recipe, data.get("recipe", "distilbert"), "recipe"),
-            train=with_preset(PRESETS, TrainConfig, data.get("train", "quick"), "train",
-                              key="preset"),
+            train=TrainConfig.from_value(data.get("train", "quick")),
             **scalars,
         )
 

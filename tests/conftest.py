@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from core.specs import StageSettings
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -169,8 +171,8 @@ def app_client(runs_dir: Path, with_queue: bool = True, **app_options: object
             client.close()
 
 
-TINY_TRAIN_CONFIG_ARGS = dict(epochs=3, teacher_epochs=1, batch_size=16, learning_rate=5e-3,
-                              teacher_learning_rate=5e-3, max_length=24, warmup_ratio=0.1)
+TINY_TRAIN_CONFIG_ARGS = dict(student=StageSettings(3, 5e-3), teacher=StageSettings(1, 5e-3),
+                              batch_size=16, max_length=24, warmup_ratio=0.1)
 
 
 @pytest.fixture()

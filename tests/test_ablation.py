@@ -68,6 +68,7 @@ def test_the_mrpc_ablation_is_the_same_seven_jobs_on_sentence_pairs():
     assert base["dataset"]["name"].endswith("glue/mrpc/train.tsv")
     assert base["dataset"]["max_train_examples"] is None
     specs = [variant_spec(base, v, 42, "run:g/general") for v in VARIANTS]
-    assert all(s["train"]["max_length"] == 128 and s["train"]["epochs"] == 3 for s in specs)
-    assert JobSpec.from_dict(general_spec(base, 20000)).train.epochs == 1
+    assert all(s["train"]["max_length"] == 128 and s["train"]["student"]["epochs"] == 3
+               for s in specs)
+    assert JobSpec.from_dict(general_spec(base, 20000)).train.student.epochs == 1
     assert task_base("sst2", "data", None)["dataset"]["max_train_examples"] == 4000

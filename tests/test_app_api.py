@@ -155,7 +155,8 @@ def test_form_builds_the_spec_its_widgets_show(tmp_path: Path, tiny_bert_dir: st
     assert spec.student.layers is None  # the engine's every-other-layer default
     assert (spec.recipe.name, spec.recipe.temperature, spec.recipe.alpha_kd) == ("logits", 3.0,
                                                                                  0.7)
-    assert (spec.train.epochs, spec.train.max_length, spec.train.batch_size) == (1, 32, 16)
+    assert (spec.train.student.epochs, spec.train.max_length, spec.train.batch_size) == (
+        1, 32, 16)
     assert (spec.dataset.max_train_examples, spec.baseline, spec.seed) == (100, False, 7)
     assert spec.dataset.augment == 0
     assert build_spec(form(augment=4), tmp_path).dataset.augment == 4
@@ -202,7 +203,7 @@ def test_launch_spec_parses_json_yaml_or_nothing() -> None:
     from core.specs import JobSpec, SpecError
 
     assert parse_spec("") == JobSpec()
-    assert parse_spec('{"train": {"epochs": 1}}').train.epochs == 1
+    assert parse_spec('{"train": {"epochs": 1}}').train.student.epochs == 1
     assert parse_spec("train: {epochs: 2}\nseed: 3").seed == 3
     with pytest.raises(SpecError, match="JSON object"):
         parse_spec("just words")

@@ -105,11 +105,19 @@ def test_spec_file_values_are_overridden_by_flags(tmp_path):
     args = build_parser().parse_args(["run", "--spec", str(spec_file), "--epochs", "1",
                                       "--alpha-kd", "0.9", "--eval-batch-tokens", "4096"])
     spec = spec_from_args(args)
-    assert spec.train.epochs == 1 and spec.train.max_length == 64
+    assert spec.train.student.epochs == 1 and spec.train.max_length == 64
     assert spec.train.eval_batch_tokens == 4096
     assert spec.recipe.name == "logits" and spec.recipe.temperature == 4
     assert spec.recipe.alpha_kd == 0.9 and spec.recipe.alpha_cos == 0
     assert spec.dataset.max_train_examples == 100 and spec.student.layers == (0, 2, 4)
+    # A spec file that nests the stages: the flags still win, the rest of a stage stays.
+    spec_file.write_text("train: {student: {epochs: 5, learning_rate: 0.0002}, "
+                         "teacher: {epochs: 3}}\n")
+    args = build_parser().parse_args(["run", "--spec", str(spec_file), "--epochs", "1",
+                                      "--teacher-lr", "0.00003"])
+    train = spec_from_args(args).train
+    assert (train.student.epochs, train.student.learning_rate) == (1, 2e-4)
+    assert (train.teacher.epochs, train.teacher.learning_rate) == (3, 3e-5)
 
 
 def test_progress_bar_counts_from_the_first_reported_step(capsys):

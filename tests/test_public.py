@@ -232,7 +232,7 @@ def test_export_never_uses_the_servers_token(server: dict, visitors: tuple,
 
 # --- limits ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(("job", "message"), [
-    ({"train": {"epochs": 10000}}, "train.epochs is 10,000, over this server's limit"),
+    ({"train": {"epochs": 10000}}, "train.student.epochs is 10,000, over this server's limit"),
     ({"train": {"batch_size": 10**6}}, "train.batch_size"),
     ({"train": {"max_length": 100000}}, "train.max_length"),
     ({"student": {"kind": "fresh", "num_layers": 1000}}, "student.num_layers"),

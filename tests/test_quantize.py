@@ -33,7 +33,7 @@ def trained_tiny(tiny_bert_dir: str):
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from core.specs import RECIPES, TrainConfig
+    from core.specs import RECIPES, StageSettings, TrainConfig
     from core.train import TrainData, train
     from tests.conftest import make_sentiment_rows
 
@@ -46,7 +46,7 @@ def trained_tiny(tiny_bert_dir: str):
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir)
     (texts, labels), (val_texts, val_labels) = split(240, 0), split(120, 1)
     data = TrainData(tokenizer, texts, labels, val_texts, val_labels, ["negative", "positive"])
-    config = TrainConfig(epochs=4, batch_size=8, learning_rate=3e-3, max_length=32)
+    config = TrainConfig(student=StageSettings(4, 3e-3), batch_size=8, max_length=32)
     result = train(model, data, stage="student", recipe=RECIPES["baseline"], config=config,
                    epochs=4, learning_rate=3e-3, device=torch.device("cpu"), seed=0)
     assert result.best_accuracy >= 0.9  # it learnt the task, so its margins are real

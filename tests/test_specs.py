@@ -14,6 +14,7 @@ from core.specs import (
     JobSpec,
     Recipe,
     SpecError,
+    StageSettings,
     StudentSpec,
     TrainConfig,
 )
@@ -107,7 +108,7 @@ def test_a_string_epoch_in_a_spec_file_names_the_field(tmp_path):
 def test_json_numbers_and_int_valued_floats_are_accepted_and_normalised():
     spec = JobSpec.from_dict({"train": {"epochs": 2.0, "weight_decay": 0, "preset": "full"},
                               "seed": 7.0, "recipe": {"temperature": 4}})
-    assert spec.train.epochs == 2 and type(spec.train.epochs) is int
+    assert spec.train.student.epochs == 2 and type(spec.train.student.epochs) is int
     assert spec.train.weight_decay == 0.0 and type(spec.train.weight_decay) is float
     assert spec.seed == 7 and type(spec.seed) is int
     assert spec.recipe.temperature == 4.0 and type(spec.recipe.temperature) is float
@@ -163,7 +164,8 @@ def test_existing_range_checks_still_apply():
 
 def test_presets_partial_dicts_and_unknown_keys_behave_as_before():
     spec = JobSpec.from_dict({"train": {"preset": "full", "epochs": 1}, "recipe": "logits"})
-    assert (spec.train.epochs, spec.train.max_length, spec.recipe.alpha_cos) == (1, 256, 0.0)
+    assert (spec.train.student.epochs, spec.train.max_length, spec.recipe.alpha_cos) == (
+        1, 256, 0.0)
     assert JobSpec.from_dict({}) == JobSpec()
     assert JobSpec.from_dict({"dataset": "x.csv"}).dataset.name == "x.csv"
     assert JobSpec.from_dict({"student": "extract"}).student == StudentSpec()
@@ -172,8 +174,10 @@ def test_presets_partial_dicts_and_unknown_keys_behave_as_before():
 
 
 def test_direct_construction_is_checked_too():
-    with pytest.raises(SpecError, match="train.epochs must be an integer, got '2'"):
-        TrainConfig(epochs="2")  # type: ignore[arg-type]
+    with pytest.raises(SpecError, match="train.student.epochs must be an integer, got '2'"):
+        TrainConfig(student=StageSettings("2", 1e-4))  # type: ignore[arg-type]
+    with pytest.raises(SpecError, match="train.teacher must be an object with epochs"):
+        TrainConfig(teacher=3)  # type: ignore[arg-type]
     with pytest.raises(SpecError, match="recipe.temperature must be a finite number"):
         Recipe(temperature=math.nan)
     assert StudentSpec(layers="0,3").layers == (0, 3)  # type: ignore[arg-type]
@@ -195,8 +199,33 @@ def test_the_timing_switch_is_checked_and_defaults_to_the_environment(monkeypatc
 def test_each_stage_reads_its_own_epochs_and_learning_rate_from_one_place():
     from core.specs import StageSettings, TrainConfig
 
-    config = TrainConfig(epochs=3, teacher_epochs=1, learning_rate=2e-4,
-                         teacher_learning_rate=5e-5)
+    config = TrainConfig(student=StageSettings(3, 2e-4), teacher=StageSettings(1, 5e-5))
     assert config.stage("teacher") == StageSettings(1, 5e-5)
     for stage in ("student", "baseline", "general"):
         assert config.stage(stage) == StageSettings(3, 2e-4)
+
+
+def test_stages_nest_in_the_spec_and_the_flat_keys_of_older_specs_still_read():
+    """No teacher_* twins in TrainConfig: the stages are two StageSettings; a spec file (or a
+    run's spec.json written before) with the flat keys builds the same spec."""
+    flat = {"train": {"preset": "full", "epochs": 3, "learning_rate": 2e-4,
+                      "teacher_epochs": 0, "teacher_learning_rate": 3e-5}}
+    nested = {"train": {"preset": "full", "student": {"epochs": 3, "learning_rate": 2e-4},
+                        "teacher": {"epochs": 0, "learning_rate": 3e-5}}}
+    spec = JobSpec.from_dict(flat)
+    assert spec == JobSpec.from_dict(nested)
+    assert spec.to_dict()["train"]["teacher"] == {"epochs": 0, "learning_rate": 3e-5}
+    assert "teacher_epochs" not in spec.to_dict()["train"]
+    assert JobSpec.from_dict(spec.to_dict()) == spec
+    # A stage given in part keeps the preset's other value.
+    partial = JobSpec.from_dict({"train": {"preset": "full", "teacher": {"epochs": 1}}})
+    assert partial.train.teacher == StageSettings(1, 5e-5)
+    assert partial.train.stage_values() == {"epochs": 4, "learning_rate": 5e-5,
+                                            "teacher_epochs": 1, "teacher_learning_rate": 5e-5}
+    assert _message({"train": {"epochs": 2, "student": {"epochs": 3}}}) == (
+        "train: give epochs or student.epochs, not both")
+    assert _message({"train": {"teacher": {"lr": 1}}}) == "unknown train.teacher keys: ['lr']"
+    assert _message({"train": {"teacher": {"epochs": -1}}}) == (
+        "train.teacher.epochs must be at least 0, got -1")
+    assert _message({"train": {"teacher_epochs": -1}}) == (
+        "train.teacher_epochs must be at least 0, got -1")

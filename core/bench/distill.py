@@ -129,7 +129,7 @@ def _distill_distillab(teacher: Any, student: Any, tokenizer: Any, rows: list[st
                        max_length: int | None = None, compile_model: bool = False,
                        warm_epoch: bool = True) -> dict[str, Any]:
     from core.batching import clear_cache
-    from core.specs import TrainConfig
+    from core.specs import StageSettings, TrainConfig
     from core.train import TrainData, train
 
     data = TrainData(tokenizer=tokenizer, texts=rows, labels=np.asarray(labels),
@@ -139,7 +139,8 @@ def _distill_distillab(teacher: Any, student: Any, tokenizer: Any, rows: list[st
     # On CUDA a second epoch is timed too: the first pays once for every new batch shape
     # (kernel loading, heuristics), which a long run amortises and one short epoch does not.
     epochs = 2 if device.type == "cuda" and warm_epoch else 1
-    config = TrainConfig(epochs=epochs, batch_size=batch or settings.distill_batch,
+    config = TrainConfig(student=StageSettings(epochs, 1e-4),
+                         batch_size=batch or settings.distill_batch,
                          max_length=max_length or settings.distill_max_length,
                          compile=compile_model)
     # train() converts the teacher to bf16 in place on CUDA; the other contenders need fp32.

@@ -87,7 +87,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise SpecError(f"report: --seeds takes integers such as 1,2,3, got {args.seeds!r}"
                         ) from error
     tasks = [known[k] for k in keys]
-    train = {"epochs": args.epochs, "teacher_epochs": args.teacher_epochs,
+    train = {"student": {"epochs": args.epochs}, "teacher": {"epochs": args.teacher_epochs},
              "max_length": args.max_length}
     jobs = report_specs(tasks, seeds, teacher=args.teacher, train=train,
                         max_train_examples=args.max_train_examples,
@@ -158,8 +158,8 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     general_s = sum(stage_seconds(general).values())
     note = (f"{title}, {rows_note}, scored on all of "
             f"{Path(base['dataset']['validation']).name}; MiniLM teacher fine-tuned "
-            f"{train['teacher_epochs']} epoch(s), students {train['epochs']}, max length "
-            f"{train['max_length']}, seeds "
+            f"{train['teacher']['epochs']} epoch(s), students {train['student']['epochs']}, "
+            f"max length {train['max_length']}, seeds "
             f"{', '.join(map(str, seeds))}; {describe_device(resolve_device('auto'))}. "
             f"Wall time: the variant's own stages (augmentation, student or baseline); the "
             f"teacher of a seed is fine-tuned once and cached. The general student "

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from core.specs import BUNDLED_TEACHER, JobSpec, SpecError
+from core.specs import BUNDLED_TEACHER, STAGE_KEYS, JobSpec, SpecError
 
 
 def spec_from_args(args: argparse.Namespace) -> JobSpec:
@@ -60,9 +60,15 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
     data["recipe"] = recipe
     train = data.get("train", "quick")
     train = {"preset": train} if isinstance(train, str) else dict(train)
-    for flag, key in (("preset", "preset"), ("epochs", "epochs"),
-                      ("teacher_epochs", "teacher_epochs"), ("batch_size", "batch_size"),
-                      ("lr", "learning_rate"), ("teacher_lr", "teacher_learning_rate"),
+    for flag, key in (("epochs", "epochs"), ("teacher_epochs", "teacher_epochs"),
+                      ("lr", "learning_rate"), ("teacher_lr", "teacher_learning_rate")):
+        if getattr(args, flag) is not None:
+            # A flag wins over the spec file's value, flat or under train.student/teacher.
+            stage, field = STAGE_KEYS[key]
+            if isinstance(train.get(stage), dict):
+                train[stage] = {k: v for k, v in train[stage].items() if k != field}
+            train[key] = getattr(args, flag)
+    for flag, key in (("preset", "preset"), ("batch_size", "batch_size"),
                       ("grad_accum", "grad_accum_steps"), ("max_length", "max_length"),
                       ("eval_batch_tokens", "eval_batch_tokens")):
         if getattr(args, flag) is not None:
