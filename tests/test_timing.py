@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import statistics
+import pytest
 
 from tests.test_pairs_pipeline import pair_run  # noqa: F401 - the module's pair run fixture
 
@@ -31,27 +31,41 @@ def test_a_pair_run_is_timed_on_its_pairs(pair_run, monkeypatch):  # noqa: F811
     assert fresh["models"]["teacher"]["latency_ms_p50"] > 0
 
 
-def test_interleaved_latency_times_each_model_and_tells_a_slower_one_apart(tiny_bert_dir):
-    """Two copies of one model, one made 5 ms slower per forward: the interleaved timer
-    gives each its own latency, and the slow one's is the larger by about those 5 ms."""
+def test_interleaved_latency_times_each_model_and_tells_a_slower_one_apart(tiny_bert_dir,
+                                                                            monkeypatch):
+    """Two copies of one model, one 5 ms slower per forward on a virtual clock (so a loaded
+    machine cannot stretch it): each gets its own latency, the slow one's larger by exactly
+    those 5 ms, and the models take turns call by call, the first changing every text."""
     import time
 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from core.timing import interleaved_latency
 
+    clock = {"now": 0.0}
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
-    fast = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir)
-    slow = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir)
-    slow.register_forward_pre_hook(lambda *_: time.sleep(0.005))
-    timed = interleaved_latency({"slow": (slow, tokenizer), "fast": (fast, tokenizer)},
-                                ["a short text", "a somewhat longer text " * 5],
+    calls: list[str] = []
+    models = {}
+    for role, cost in (("slow", 0.006), ("fast", 0.001)):
+        model = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir)
+
+        def forward_costs(*_: object, role: str = role, cost: float = cost) -> None:
+            clock["now"] += cost
+            calls.append(role)
+
+        model.register_forward_pre_hook(forward_costs)
+        models[role] = (model, tokenizer)
+    timed = interleaved_latency(models, ["a short text", "a somewhat longer text " * 5],
                                 max_length=32, device="cpu", samples=8)
     assert set(timed) == {"slow", "fast"}
     for view in ("end_to_end", "forward"):
-        assert len(timed["slow"][view]) == len(timed["fast"][view]) == 8
-        gap = statistics.median(timed["slow"][view]) - statistics.median(timed["fast"][view])
-        assert 0.003 < gap < 0.1, (view, timed)  # loose: a loaded machine stretches it
+        assert timed["fast"][view] == pytest.approx([0.001] * 8)
+        assert timed["slow"][view] == pytest.approx([0.006] * 8)
+    # After one untimed call per model and text: two forwards (end to end, then the forward
+    # alone) per model per text, the first model alternating.
+    timed_calls = calls[4:][::2]
+    assert timed_calls == ["slow", "fast", "fast", "slow"] * 4
 
 
 def test_measure_speed_without_latency_times_throughput_only(tiny_bert_dir):
