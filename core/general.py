@@ -256,8 +256,6 @@ def run_general(run: Any, spec: Any, emit: Any) -> dict[str, Any]:
                      validation_labels=np.full(len(held_out), IGNORE_LABEL, dtype=np.int64),
                      label_names=[], general=setup)
     result = train(student, data, stage=GENERAL_ROLE, recipe=recipe, config=spec.train,
-                   epochs=spec.train.stage("general").epochs,
-                   learning_rate=spec.train.stage("general").learning_rate,
                    device=device, seed=spec.seed, teacher=teacher,
                    checkpoint_dir=run.checkpoint_dir(GENERAL_ROLE), on_event=emit,
                    should_cancel=lambda: distributed.main_says(run.cancel_requested()))

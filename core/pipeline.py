@@ -319,10 +319,8 @@ def _train_stage(run: Run, spec: JobSpec, stage: str, model: Any, tokenizer: Any
     emit({"type": "stage", "stage": stage, "message": f"training {stage} ({how})"})
     result = train(
         model, _training_data(tokenizer, data, with_transfer=teacher is not None),
-        stage=stage, recipe=recipe, config=spec.train,
-        epochs=spec.train.stage(stage).epochs,
-        learning_rate=spec.train.stage(stage).learning_rate,
-        device=device, seed=spec.seed, teacher=teacher,
+        stage=stage, recipe=recipe, config=spec.train, device=device, seed=spec.seed,
+        teacher=teacher,
         checkpoint_dir=run.checkpoint_dir(stage), on_event=emit,
         # Rank 0's answer on every rank: all stop at the same step or none does.
         should_cancel=lambda: distributed.main_says(run.cancel_requested()))

@@ -112,8 +112,8 @@ def validate(model: torch.nn.Module, data: TrainData, max_length: int, device: t
 
 
 def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe,
-          config: TrainConfig, epochs: int, learning_rate: float, device: torch.device,
-          seed: int, teacher: torch.nn.Module | None = None,
+          config: TrainConfig, device: torch.device, seed: int,
+          teacher: torch.nn.Module | None = None,
           checkpoint_dir: Path | None = None, on_event: EventHandler | None = None,
           should_cancel: Callable[[], bool] | None = None) -> StageResult:
     """Train ``model`` in place and leave it holding the best epoch's weights.
@@ -121,10 +121,11 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
     Args:
         model: the model to train (teacher to fine-tune, student, or baseline).
         data: training and validation texts; label ``-100`` marks transfer (unlabelled) rows.
-        stage: a name for events and checkpoints ("teacher", "student", "baseline").
+        stage: a name for events and checkpoints ("teacher", "student", "baseline"); its
+            epochs and learning rate are ``config.stage(stage)``.
         recipe: loss weights; distillation terms need ``teacher``.
-        config: batch size, max length, schedule, clipping, accumulation, compile flag.
-        epochs, learning_rate: this stage's values (teacher and student stages differ).
+        config: the stages' epochs and learning rates, batch size, max length, schedule,
+            clipping, accumulation, compile flag.
         device: where to train.
         seed: seeds batches, dropout and initialisation order.
         teacher: a frozen teacher for distillation, or None.
@@ -135,6 +136,7 @@ def train(model: torch.nn.Module, data: TrainData, *, stage: str, recipe: Recipe
     Returns:
         The best epoch, its validation accuracy, per-epoch history and training speed.
     """
+    epochs, learning_rate = config.stage(stage).epochs, config.stage(stage).learning_rate
     emit = on_event or (lambda event: None)
     if recipe.needs_teacher and teacher is None:
         raise ValueError(f"recipe {recipe.name!r} needs a teacher")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from core.specs import StageSettings
+from core.specs import StageSettings, TrainConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -169,6 +170,13 @@ def app_client(runs_dir: Path, with_queue: bool = True, **app_options: object
             yield client
         finally:
             client.close()
+
+
+def staged(config: TrainConfig, stage: str, epochs: int, learning_rate: float) -> TrainConfig:
+    """``config`` with ``stage``'s epochs and learning rate, which ``core.train.train`` reads
+    from ``config.stage(stage)``."""
+    field = "teacher" if stage == "teacher" else "student"
+    return dataclasses.replace(config, **{field: StageSettings(epochs, learning_rate)})
 
 
 TINY_TRAIN_CONFIG_ARGS = dict(student=StageSettings(3, 5e-3), teacher=StageSettings(1, 5e-3),

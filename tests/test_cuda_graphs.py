@@ -113,7 +113,7 @@ def test_graphed_training_steps_equal_eager_ones(tiny_bert_dir, sentiment_data, 
     from core.specs import RECIPES, TrainConfig
     from core.students import extract_student
     from core.train import train
-    from tests.conftest import TINY_TRAIN_CONFIG_ARGS, seeded_model
+    from tests.conftest import TINY_TRAIN_CONFIG_ARGS, seeded_model, staged
 
     teacher = seeded_model(tiny_bert_dir)
     teacher.config.hidden_dropout_prob = teacher.config.attention_probs_dropout_prob = 0.0
@@ -127,8 +127,8 @@ def test_graphed_training_steps_equal_eager_ones(tiny_bert_dir, sentiment_data, 
         monkeypatch.setenv("DISTILLAB_CUDA_GRAPHS", graphs)
         cuda_graphs.STATS.reset()
         model, events = copy.deepcopy(student), []
-        train(model, sentiment_data, stage="student", recipe=RECIPES[recipe], config=config,
-              epochs=3, learning_rate=5e-3, device=CUDA, seed=0,
+        train(model, sentiment_data, stage="student", recipe=RECIPES[recipe],
+              config=staged(config, "student", 3, 5e-3), device=CUDA, seed=0,
               teacher=copy.deepcopy(teacher), on_event=events.append)
         results[graphs] = (model, [e["loss"] for e in events if e["type"] == "step"],
                            copy.deepcopy(cuda_graphs.STATS))

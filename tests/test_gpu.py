@@ -10,7 +10,7 @@ import torch
 from core.batching import collate, encode_texts
 from core.specs import RECIPES, TrainConfig
 from core.train import TrainData, compute_teacher_logits, train
-from tests.conftest import TINY_TRAIN_CONFIG_ARGS, make_sentiment_rows, seeded_model
+from tests.conftest import TINY_TRAIN_CONFIG_ARGS, make_sentiment_rows, seeded_model, staged
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
@@ -25,16 +25,16 @@ def data(sentiment_data: TrainData) -> TrainData:
 
 def test_fine_tuning_then_distillation_learn_on_cuda(tiny_bert_dir, data):
     teacher = seeded_model(tiny_bert_dir)
-    fitted = train(teacher, data, stage="teacher", recipe=RECIPES["baseline"], config=CONFIG,
-                   epochs=8, learning_rate=5e-3, device=CUDA, seed=0)
+    fitted = train(teacher, data, stage="teacher", recipe=RECIPES["baseline"],
+                   config=staged(CONFIG, "teacher", 8, 5e-3), device=CUDA, seed=0)
     assert fitted.best_accuracy >= 0.9
     for recipe in ("logits", "distilbert"):  # cached logits, then the teacher every step
         from core.students import extract_student
 
         student = extract_student(teacher.float().cpu())
         events = []
-        result = train(student, data, stage="student", recipe=RECIPES[recipe], config=CONFIG,
-                       epochs=6, learning_rate=5e-3, device=CUDA, seed=0,
+        result = train(student, data, stage="student", recipe=RECIPES[recipe],
+                       config=staged(CONFIG, "student", 6, 5e-3), device=CUDA, seed=0,
                        teacher=_copy_on_cpu(teacher), on_event=events.append)
         losses = [e["loss"] for e in events if e["type"] == "step"]
         assert all(np.isfinite(losses)), recipe

@@ -13,7 +13,7 @@ from core.losses import IGNORE_LABEL
 from core.optim import make_optimizer
 from core.specs import RECIPES, TrainConfig
 from core.train import Cancelled, TrainData, compute_teacher_logits, train
-from tests.conftest import TINY_TRAIN_CONFIG_ARGS, seeded_model
+from tests.conftest import TINY_TRAIN_CONFIG_ARGS, seeded_model, staged
 
 CONFIG = TrainConfig(**TINY_TRAIN_CONFIG_ARGS)
 
@@ -28,9 +28,9 @@ def test_fine_tuning_learns_a_separable_task(tiny_bert_dir, data, monkeypatch, c
     monkeypatch.setenv("DISTILLAB_CPU_BF16", cpu_bf16)
     model = seeded_model(tiny_bert_dir)
     events = []
-    result = train(model, data, stage="teacher", recipe=RECIPES["baseline"], config=CONFIG,
-                   epochs=8, learning_rate=5e-3, device=torch.device("cpu"), seed=0,
-                   on_event=events.append)
+    result = train(model, data, stage="teacher", recipe=RECIPES["baseline"],
+                   config=staged(CONFIG, "teacher", 8, 5e-3), device=torch.device("cpu"),
+                   seed=0, on_event=events.append)
     assert result.best_accuracy >= 0.9
     assert [e["epoch"] for e in events if e["type"] == "epoch"] == list(range(1, 9))
     assert any(e["type"] == "step" and e["total_steps"] > 0 for e in events)
@@ -69,7 +69,7 @@ def test_distillation_uses_transfer_rows_without_labels(tiny_bert_dir, data):
         return float(torch.sum(target.exp() * (target - ours), -1).mean())
 
     result = train(student, partly_labelled, stage="student", recipe=RECIPES["distilbert"],
-                   config=CONFIG, epochs=1, learning_rate=1e-3, device=torch.device("cpu"),
+                   config=staged(CONFIG, "student", 1, 1e-3), device=torch.device("cpu"),
                    seed=0, teacher=teacher)
     assert np.isfinite(result.history[0]["train_loss"])
     # With no labels at all, only the teacher's soft targets and hidden states can teach:
@@ -80,7 +80,7 @@ def test_distillation_uses_transfer_rows_without_labels(tiny_bert_dir, data):
     before = gap_to_teacher(only_transfer)
     assert before > 1e-4
     train(only_transfer, unlabelled, stage="student", recipe=RECIPES["distilbert"],
-          config=CONFIG, epochs=2, learning_rate=1e-3, device=torch.device("cpu"), seed=0,
+          config=staged(CONFIG, "student", 2, 1e-3), device=torch.device("cpu"), seed=0,
           teacher=teacher)
     assert gap_to_teacher(only_transfer) < 0.5 * before
 
@@ -88,13 +88,14 @@ def test_distillation_uses_transfer_rows_without_labels(tiny_bert_dir, data):
 def test_distillation_without_a_teacher_is_refused(tiny_bert_dir, data):
     with pytest.raises(ValueError, match="needs a teacher"):
         train(seeded_model(tiny_bert_dir), data, stage="student", recipe=RECIPES["logits"],
-              config=CONFIG, epochs=1, learning_rate=1e-3, device=torch.device("cpu"), seed=0)
+              config=staged(CONFIG, "student", 1, 1e-3), device=torch.device("cpu"), seed=0)
 
 
 def test_cancel_then_resume_ends_like_an_uninterrupted_run(tiny_bert_dir, data, tmp_path):
     teacher = seeded_model(tiny_bert_dir, seed=1).eval()
-    common = dict(stage="student", recipe=RECIPES["distilbert"], config=CONFIG, epochs=2,
-                  learning_rate=1e-3, device=torch.device("cpu"), seed=7, teacher=teacher)
+    common = dict(stage="student", recipe=RECIPES["distilbert"],
+                  config=staged(CONFIG, "student", 2, 1e-3), device=torch.device("cpu"), seed=7,
+                  teacher=teacher)
 
     uninterrupted = seeded_model(tiny_bert_dir, seed=3)
     full = train(uninterrupted, data, checkpoint_dir=tmp_path / "full", **common)
@@ -141,7 +142,7 @@ def test_eval_batch_tokens_reaches_validation_and_the_teacher_logits(tiny_bert_d
     config = dataclasses.replace(CONFIG, eval_batch_tokens=96)
     teacher = seeded_model(tiny_bert_dir, seed=1)
     train(seeded_model(tiny_bert_dir), data, stage="student", recipe=RECIPES["logits"],
-          config=config, epochs=1, learning_rate=5e-3, device=torch.device("cpu"), seed=0,
+          config=staged(config, "student", 1, 5e-3), device=torch.device("cpu"), seed=0,
           teacher=teacher)
     assert budgets and set(budgets) == {96}  # the teacher's logits, then each validation
 
@@ -169,8 +170,8 @@ def test_compiled_training_matches_eager_training(tiny_bert_dir, data, monkeypat
     for compiled in (False, True):
         config = dataclasses.replace(CONFIG, compile=compiled)
         result = train(seeded_model(tiny_bert_dir), data, stage="student",
-                       recipe=RECIPES["baseline"], config=config, epochs=2,
-                       learning_rate=5e-3, device=torch.device("cpu"), seed=0)
+                       recipe=RECIPES["baseline"], config=staged(config, "student", 2, 5e-3),
+                       device=torch.device("cpu"), seed=0)
         losses[compiled] = [row["train_loss"] for row in result.history]
     assert losses[True] == pytest.approx(losses[False], abs=2e-4)
 

@@ -163,8 +163,8 @@ def _distill_distillab(teacher: Any, student: Any, tokenizer: Any, rows: list[st
     sync(device)
     allocations.append(_device_allocations(device))
     start = time.perf_counter()
-    train(own_student, data, stage="bench", recipe=recipe, config=config, epochs=epochs,
-          learning_rate=1e-4, device=device, seed=0, teacher=own_teacher, on_event=on_event)
+    train(own_student, data, stage="bench", recipe=recipe, config=config, device=device,
+          seed=0, teacher=own_teacher, on_event=on_event)
     sync(device)
     figure = {"seconds": (epoch_ends[0] if epoch_ends else time.perf_counter()) - start,
               "rows": len(rows), "step_times": steps}
