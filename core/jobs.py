@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.cleanup import clean_storage
+from core.processes import pid_alive, worker_alive
 from core.runs import (
     ACTIVE_STATES,
     RESUMABLE_STATES,
@@ -27,9 +28,7 @@ from core.runs import (
     RunState,
     list_run_objects,
     open_run,
-    pid_alive,
     runs_root,
-    worker_alive,
 )
 
 log = logging.getLogger(__name__)

@@ -212,7 +212,7 @@ def test_launch_spec_parses_json_yaml_or_nothing() -> None:
 def test_long_texts_show_as_one_line_previews_in_the_compare_tables() -> None:
     import pandas as pd
 
-    from app.tabs.compare import PREVIEW_CHARS, preview, side_by_side
+    from app.compare_tables import PREVIEW_CHARS, preview, side_by_side
 
     article = "Headline\n\n" + " ".join(["word"] * 400)
     shown = preview(article)
@@ -225,7 +225,7 @@ def test_long_texts_show_as_one_line_previews_in_the_compare_tables() -> None:
 
 
 def test_compare_columns_are_roles_when_all_models_come_from_one_run() -> None:
-    from app.tabs.compare import short_names
+    from app.compare_tables import short_names
 
     assert short_names(["run:a/teacher", "run:a/student"]) == {"run:a/teacher": "teacher",
                                                                "run:a/student": "student"}
@@ -325,7 +325,7 @@ def test_int8_student_shows_in_run_details_and_the_browser_but_is_not_loaded_to_
         tmp_path: Path) -> None:
     import pandas as pd
 
-    from app.tabs.compare import BROWSER_HEADERS, browser_rows, int8_refs, loadable
+    from app.compare_tables import BROWSER_HEADERS, browser_rows, int8_refs, loadable
     from app.tabs.runs import models_line, scored_roles
     from core.runs import open_run
 

@@ -9,13 +9,9 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
+from app.compare_tables import BROWSER_HEADERS, browser_rows
 from app.context import AppContext
-from app.tabs.compare import (
-    BROWSER_HEADERS,
-    EXAMPLES_PER_CLICK,
-    CompareController,
-    browser_rows,
-)
+from app.tabs.compare import EXAMPLES_PER_CLICK, CompareController
 from core.actions import Actions
 from core.runs import open_run
 

@@ -233,7 +233,8 @@ def test_the_distil_form_names_the_pair_columns(tmp_path):
 def test_compare_tab_pairs_lines_and_shows_both_texts():
     import gradio as gr
 
-    from app.tabs.compare import browser_rows, side_by_side, texts_and_pairs
+    from app.compare_tables import browser_rows, side_by_side
+    from app.tabs.compare import texts_and_pairs
 
     assert texts_and_pairs("a\n\nb\n", "") == (["a", "b"], None)
     assert texts_and_pairs("a\nb", "x\ny\n") == (["a", "b"], ["x", "y"])

@@ -240,7 +240,7 @@ def test_a_score_column_is_the_target_only_without_a_label_column(tmp_path):
 
 
 def test_the_browser_shows_regression_values_without_confidences(regression_run):
-    from app.tabs.compare import browser_rows
+    from app.compare_tables import browser_rows
 
     run, _, runs_dir, _ = regression_run
     rows = disagreements(f"run:{run.id}/teacher", f"run:{run.id}/student", runs_dir,

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from core import jobs
+from core.processes import process_start_time, worker_alive
 from core.run_record import TRADEOFF_COLUMNS
 from core.runs import (
     ACCURACY,
@@ -33,10 +34,8 @@ from core.runs import (
     leaderboard,
     list_run_objects,
     open_run,
-    process_start_time,
     read_json,
     scalar_fields,
-    worker_alive,
 )
 
 HAS_PROC = Path("/proc/self/stat").exists()
