@@ -52,9 +52,10 @@ def default_tasks(data_root: str | Path = "../shared/data") -> dict[str, ReportT
 def report_specs(tasks: Sequence[ReportTask], seeds: Sequence[int], *,
                  teacher: str = BUNDLED_TEACHER, train: dict[str, Any] | None = None,
                  max_train_examples: int | None = None, max_eval_examples: int | None = None,
-                 student_layers: Sequence[int] = (0, 2, 4)) -> list[tuple[ReportTask, int,
-                                                                          JobSpec]]:
-    """The job of every (task, seed), validated before any runs."""
+                 student_layers: Sequence[int] = (0, 2, 4), augment: int = 0
+                 ) -> list[tuple[ReportTask, int, JobSpec]]:
+    """The job of every (task, seed), validated before any runs (``augment``: variants per
+    training text for the distilled student, as ``--augment``)."""
     if not tasks:
         raise SpecError("report: name at least one task")
     if not seeds or len(seeds) > MAX_SEEDS:
@@ -62,7 +63,7 @@ def report_specs(tasks: Sequence[ReportTask], seeds: Sequence[int], *,
     jobs = []
     for task in tasks:
         dataset = dataclasses.replace(task.dataset, max_train_examples=max_train_examples,
-                                      max_eval_examples=max_eval_examples)
+                                      max_eval_examples=max_eval_examples, augment=augment)
         for seed in seeds:
             spec = JobSpec.from_dict({
                 "teacher": teacher, "dataset": dataclasses.asdict(dataset),

@@ -56,6 +56,21 @@ def test_bad_report_settings_are_refused():
     assert jobs[-1][2].dataset.name == "/nowhere/glue/stsb/train.tsv"
 
 
+def test_report_flags_set_the_stages_and_augmentation():
+    from core.cli.parser import build_parser
+
+    args = build_parser().parse_args(["report", "--tasks", "mrpc", "--seeds", "1", "--epochs",
+                                      "4", "--lr", "3e-4", "--augment", "2"])
+    assert (args.lr, args.augment, args.teacher_lr) == (3e-4, 2, None)
+    jobs = report_specs(list(default_tasks("/nowhere").values())[:1], [1],
+                        train={"student": {"epochs": 4, "learning_rate": 3e-4},
+                               "teacher": {"epochs": 3}}, augment=2)
+    spec = jobs[0][2]
+    assert spec.dataset.augment == 2 and spec.baseline
+    assert (spec.train.student.epochs, spec.train.student.learning_rate) == (4, 3e-4)
+    assert spec.train.teacher.epochs == 3
+
+
 def test_a_tiny_report_runs_end_to_end_and_reuses_finished_runs(tiny_bert_dir, tmp_path,
                                                                 one_torch_thread):
     from tests.test_pairs_pipeline import write_pair_csv

@@ -164,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", default=BUNDLED_TEACHER)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--teacher-epochs", type=int, default=3)
+    p.add_argument("--lr", type=float, help="the students' learning rate (default: the "
+                   "quick preset's)")
+    p.add_argument("--teacher-lr", type=float, help="the teacher's learning rate")
+    p.add_argument("--augment", type=int, default=0, metavar="N",
+                   help="N augmented variants per training text for the distilled student "
+                   "(the baseline trains on the labelled texts alone)")
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--max-train-examples", type=int)
     p.add_argument("--max-eval-examples", type=int)

@@ -87,11 +87,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise SpecError(f"report: --seeds takes integers such as 1,2,3, got {args.seeds!r}"
                         ) from error
     tasks = [known[k] for k in keys]
-    train = {"student": {"epochs": args.epochs}, "teacher": {"epochs": args.teacher_epochs},
-             "max_length": args.max_length}
+    student: dict[str, Any] = {"epochs": args.epochs}
+    teacher: dict[str, Any] = {"epochs": args.teacher_epochs}
+    if args.lr is not None:
+        student["learning_rate"] = args.lr
+    if args.teacher_lr is not None:
+        teacher["learning_rate"] = args.teacher_lr
+    train = {"student": student, "teacher": teacher, "max_length": args.max_length}
     jobs = report_specs(tasks, seeds, teacher=args.teacher, train=train,
                         max_train_examples=args.max_train_examples,
-                        max_eval_examples=args.max_eval_examples)
+                        max_eval_examples=args.max_eval_examples, augment=args.augment)
     from core.runs import runs_root
 
     progress = _ProgressBars()
@@ -100,8 +105,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     rows = summarise(tasks, seeds, results)
-    settings = (f"Teacher {args.teacher} fine-tuned {args.teacher_epochs} epoch(s), students "
-                f"{args.epochs}, max length {args.max_length}, training rows "
+    stages = jobs[0][2].train
+    settings = (f"Teacher {args.teacher} fine-tuned {args.teacher_epochs} epoch(s) at lr "
+                f"{stages.teacher.learning_rate:g}, students {args.epochs} at lr "
+                f"{stages.student.learning_rate:g}"
+                + (f", the distilled student with {args.augment} augmented variants per "
+                   f"training text" if args.augment else "")
+                + f", max length {args.max_length}, training rows "
                 f"{args.max_train_examples or 'all'}, validation rows "
                 f"{args.max_eval_examples or 'all'}; {describe_device(resolve_device('auto'))}"
                 f", {platform.python_version()}; runs "
