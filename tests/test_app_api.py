@@ -50,6 +50,7 @@ def test_api_exposes_the_named_endpoints(served: tuple[object, Path]) -> None:
     assert names == ENDPOINTS
 
 
+@pytest.mark.slow
 def test_api_launches_a_job_and_reads_its_results(served: tuple[object, Path], tmp_path: Path,
                                                   tiny_bert_dir: str) -> None:
     client, runs_dir = served

@@ -26,6 +26,7 @@ def bench_json(tmp_path_factory: pytest.TempPathFactory, sst2_dir: Path) -> dict
     return json.loads(path.read_text())
 
 
+@pytest.mark.slow
 def test_bench_json_has_the_headline_ratios_and_positive_figures(bench_json: dict):
     # Each headline ratio is DistilLab's figure over the other contender's, from the same run.
     teacher_short = bench_json["eval"]["short"]["teacher"]

@@ -33,6 +33,7 @@ def cli_run(tiny_bert_dir, tmp_path_factory):
     return runs_dir, folder, argv
 
 
+@pytest.mark.slow
 def test_run_prints_the_id_and_the_results_table(cli_run, capsys):
     runs_dir, _, argv = cli_run
     assert main(argv) == 0

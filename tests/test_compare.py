@@ -201,6 +201,7 @@ def test_tradeoffs_of_an_empty_runs_folder_is_an_empty_table(tmp_path: Path) -> 
 # --- re-timing ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_distillab_time_retimes_a_run_in_rounds_and_the_leaderboard_shows_it(
         tiny_run: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
     from core.cli import main

@@ -62,6 +62,7 @@ def headless_encoder(tmp_path_factory: pytest.TempPathFactory, minilm_path: str)
     return str(path)
 
 
+@pytest.mark.slow
 def test_two_process_distillation_matches_one_process(headless_encoder, sentiment_csv,
                                                       tmp_path, monkeypatch):
     """`accelerate launch` with 2 CPU processes (gloo) fine-tunes the teacher and distils the

@@ -235,6 +235,7 @@ def low_precision_agreement(minilm_path: str, device: torch.device, dtype: torch
     return agreement(low.argmax(1), full.argmax(1))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bf16")
 def test_bf16_predictions_agree_with_fp32_on_a_cpu_with_native_bf16(minilm_path: str):
     device = torch.device("cpu")

@@ -92,6 +92,7 @@ def test_held_out_texts_are_a_seeded_5_percent():
     assert len(held) == 10 and not set(train) & set(held) and split_texts(texts, 1)[1] == held
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mlm", [False, True], ids=["representation", "mlm"])
 def test_the_general_stage_brings_the_student_closer_to_its_teacher(tiny_bert_dir, mlm):
     from transformers import AutoTokenizer

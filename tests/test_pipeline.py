@@ -133,6 +133,7 @@ def test_runs_list_and_leaderboard_as_dataframes(finished_run):
     assert row["model"] == f"run:{run.id}/student" and row["speedup_vs_teacher"] > 0
 
 
+@pytest.mark.slow
 def test_the_next_job_reuses_the_cached_fine_tuned_teacher(finished_run, tiny_bert_dir):
     run, metrics, _, paths, runs_dir = finished_run
     again = create_run(tiny_spec(tiny_bert_dir, *paths, epochs=1).to_dict(), runs_dir)
@@ -144,6 +145,7 @@ def test_the_next_job_reuses_the_cached_fine_tuned_teacher(finished_run, tiny_be
     assert again.metrics["models"]["teacher"]["accuracy"] == teacher_accuracy
 
 
+@pytest.mark.slow
 def test_a_job_killed_after_a_checkpoint_resumes_to_the_same_metrics(finished_run, tiny_bert_dir,
                                                                        tmp_path):
     _, _, _, paths, _ = finished_run

@@ -71,6 +71,7 @@ def test_report_flags_set_the_stages_and_augmentation():
     assert spec.train.teacher.epochs == 3
 
 
+@pytest.mark.slow
 def test_a_tiny_report_runs_end_to_end_and_reuses_finished_runs(tiny_bert_dir, tmp_path,
                                                                 one_torch_thread):
     from tests.test_pairs_pipeline import write_pair_csv

@@ -103,6 +103,7 @@ def test_a_visitor_cannot_see_delete_or_retime_another_visitors_run(
     assert not (runs_dir / run_id).exists() and len(listing) == 0 and picker["value"] is None
 
 
+@pytest.mark.slow
 def test_retime_appends_a_timing_and_the_leaderboard_shows_its_spread(
         runs: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DISTILLAB_TIMING_PROCESS", "same")  # no worker process to start

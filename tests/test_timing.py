@@ -7,6 +7,7 @@ import pytest
 from tests.test_pairs_pipeline import pair_run  # noqa: F401 - the module's pair run fixture
 
 
+@pytest.mark.slow
 def test_a_pair_run_is_timed_on_its_pairs(pair_run, monkeypatch):  # noqa: F811
     import core.speed as speed
     from core.timing import _validation_rows, time_in_fresh_process, time_run

@@ -156,6 +156,7 @@ def test_a_negative_eval_batch_tokens_is_refused():
 
 @pytest.mark.skipif(not any(shutil.which(c) for c in ("g++", "c++", "clang++")),
                     reason="torch.compile on a CPU needs a C++ compiler")
+@pytest.mark.slow
 def test_compiled_training_matches_eager_training(tiny_bert_dir, data, monkeypatch):
     # --compile wraps the student's forward in torch.compile (~50 s of compilation here).
     # Inductor draws dropout masks from its own generator unless told to fall back to eager's;
