@@ -223,7 +223,11 @@ def write_plot(rows: list[dict[str, Any]], path: str | Path) -> Path:
         for role, x, y in points:
             cx, cy = at(x, y)
             draw.ellipse([cx - 7, cy - 7, cx + 7, cy + 7], fill=colours.get(role, (127,) * 3))
-            draw.text((cx + 10, cy - 6), f"{role} ({y:.1f}, {x:.1f} ms)", fill="black")
+            label = f"{role} ({y:.1f}, {x:.1f} ms)"
+            # Right of the point, or left of it where the label would leave the image.
+            room = cx + 10 + draw.textlength(label) <= width - 4
+            draw.text((cx + 10 if room else cx - 10 - draw.textlength(label), cy - 6), label,
+                      fill="black")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, format="PNG")
