@@ -189,3 +189,92 @@ def test_distillab_general_runs_a_general_job(tiny_bert_dir, tmp_path, capsys):
                  "--max-length", "32", "--batch-size", "16"])
     out = capsys.readouterr().out
     assert code == 0 and "general student run:" in out and "--student run:" in out
+
+
+def _outputs(hidden: list[list[list[float]]], logits: list[list[float]] | None = None):
+    """A model output with one sequence: ``hidden`` per layer (embeddings first)."""
+    from types import SimpleNamespace
+
+    states = tuple(torch.tensor([layer]) for layer in hidden)
+    return SimpleNamespace(hidden_states=states,
+                           logits=None if logits is None else torch.tensor([logits]))
+
+
+def test_the_general_losses_on_golden_values():
+    """Hand-computed values. Representation: student layer 0 copies teacher layer 1; one real
+    token and one padding token. MLM at T = 2: one masked position, where the teacher's
+    tempered distribution is (0.75, 0.25) and the student's (0.5, 0.5)."""
+    import math
+
+    student = _outputs([[[9.0, 9.0], [9.0, 9.0]], [[1.0, 0.0], [5.0, 5.0]]])
+    teacher = _outputs([[[0.0, 0.0], [0.0, 0.0]], [[7.0, 7.0], [7.0, 7.0]],
+                        [[0.0, 1.0], [-3.0, 2.0]]])
+    mask = torch.tensor([[1, 0]])
+    terms = general_loss(student, teacher, mask, _setup((1,)), REPRESENTATION_RECIPE)
+    # (1 - cos 90°) on the real token; MSE ((1-0)² + (0-1)²) / 2 dims on it; padding ignored.
+    assert float(terms.cos) == pytest.approx(1.0)
+    assert float(terms.ce) == pytest.approx(1.0)
+    assert float(terms.total) == pytest.approx(1.0 * 1.0 + 1.0 * 1.0)
+
+    hidden = [[[0.0, 0.0], [0.0, 0.0]], [[1.0, 0.0], [2.0, 2.0]]]
+    student = _outputs(hidden, logits=[[0.0, 0.0], [4.0, -4.0]])
+    teacher = _outputs([[[0.0, 0.0], [0.0, 0.0]], [[0.0, 1.0], [2.0, 2.0]]],
+                       logits=[[2 * math.log(3), 0.0], [-4.0, 4.0]])
+    labels = torch.tensor([[0, -100]])  # the second position was not masked: not counted
+    terms = general_loss(student, teacher, torch.tensor([[1, 1]]), _setup(mlm=True, vocab=2),
+                         MLM_RECIPE, labels)
+    kl = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
+    assert float(terms.kd) == pytest.approx(kl * 4)  # x T²
+    assert float(terms.ce) == pytest.approx(math.log(2))  # the student's own MLM loss
+    assert float(terms.cos) == pytest.approx(0.5)  # (1 + 0) / 2 real tokens
+    assert float(terms.total) == pytest.approx(5 * kl * 4 + 2 * math.log(2) + 1 * 0.5)
+
+
+def test_a_cancelled_general_stage_resumes_to_where_an_uninterrupted_one_ends(tiny_bert_dir,
+                                                                            tmp_path):
+    """With an MLM head (so the random masks must resume too): cancelled inside its second
+    epoch and resumed from the checkpoint, the student ends with the uninterrupted run's
+    weights and validation history."""
+    from transformers import AutoTokenizer
+
+    from core.specs import StageSettings, TrainConfig
+    from core.students import extract_student
+    from core.train import Cancelled, TrainData, train
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    teacher, other = _encoder(4, mlm=True), _encoder(4, mlm=True, seed=1)
+    for model in (teacher, other):
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    texts = [t for t, _ in make_sentiment_rows(160, 0)]
+    setup = GeneralSetup(layers=(0, 3), mlm=True, mask_token_id=tokenizer.mask_token_id,
+                         vocab_size=len(tokenizer), special_ids=tuple(tokenizer.all_special_ids))
+    none = np.full(len(texts), -100)
+    data = TrainData(tokenizer=tokenizer, texts=texts[:140], labels=none[:140],
+                     validation_texts=texts[140:], validation_labels=none[140:],
+                     label_names=[], general=setup)
+    common = dict(stage="general", recipe=MLM_RECIPE, device=torch.device("cpu"), seed=5,
+                  teacher=teacher, config=TrainConfig(batch_size=16, max_length=32,
+                                                      student=StageSettings(2, 3e-3)))
+    uninterrupted = extract_student(other, [0, 3])
+    full = train(uninterrupted, data, checkpoint_dir=tmp_path / "full", **common)
+    polls = {"n": 0}
+
+    def cancel_in_epoch_two() -> bool:
+        polls["n"] += 1
+        return polls["n"] == 13  # 9 batches an epoch
+
+    interrupted = extract_student(other, [0, 3])
+    with pytest.raises(Cancelled):
+        train(interrupted, data, checkpoint_dir=tmp_path / "cut",
+              should_cancel=cancel_in_epoch_two, **common)
+    resumed_model = extract_student(_encoder(4, mlm=True, seed=7), [0, 3])
+    resumed_model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    events: list[dict] = []
+    resumed = train(resumed_model, data, checkpoint_dir=tmp_path / "cut",
+                    on_event=events.append, **common)
+    assert events[0]["type"] == "resumed" and events[0]["epoch"] == 1
+    assert [r["val_loss"] for r in resumed.history] == pytest.approx(
+        [r["val_loss"] for r in full.history])
+    for (name, a), b in zip(uninterrupted.state_dict().items(),
+                            resumed_model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, msg=f"{name} differs after resume")
