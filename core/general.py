@@ -182,7 +182,8 @@ def load_general_texts(source: str, runs_dir: str | Path | None = None,
                        text_column: str | None = None) -> list[str]:
     """Unlabelled texts for general distillation: a bundled dataset's texts, a ``.txt``
     file (one text per line), a folder of ``.txt`` files (one text each), or the text
-    column of a data file (labels, if any, are ignored).
+    column of a data file (labels, if any, are ignored; each sentence pair gives its two
+    texts, e.g. MRPC's ``sentence1`` and ``sentence2``).
 
     Raises:
         DataError: a source that holds no text.
@@ -199,6 +200,8 @@ def load_general_texts(source: str, runs_dir: str | Path | None = None,
         texts = [f.read_text(encoding="utf-8", errors="replace").strip() for f in files]
     else:
         texts = read_texts_file(name, text_column)
+    # A sentence pair gives both its texts: general distillation reads single texts.
+    texts = [part for t in texts for part in (t if isinstance(t, tuple) else (t,))]
     texts = [t for t in texts if isinstance(t, str) and t.strip()]
     if not texts:
         raise DataError(f"{source}: no texts to distil on (a .txt file with one text per "

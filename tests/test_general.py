@@ -278,3 +278,15 @@ def test_a_cancelled_general_stage_resumes_to_where_an_uninterrupted_one_ends(ti
     for (name, a), b in zip(uninterrupted.state_dict().items(),
                             resumed_model.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, msg=f"{name} differs after resume")
+
+
+def test_a_pair_file_gives_both_texts_of_each_pair(tmp_path):
+    """MRPC-shaped data (``sentence1``/``sentence2``): general distillation reads both
+    sentences of every pair as texts (it once found no text in such a file)."""
+    from core.general import load_general_texts
+
+    path = tmp_path / "pairs.tsv"
+    path.write_text("label\tsentence1\tsentence2\n1\tThe cat sat.\tA cat was sitting.\n"
+                    "0\tIt rained.\tThe sun shone all day.\n")
+    assert load_general_texts(str(path)) == ["The cat sat.", "A cat was sitting.",
+                                             "It rained.", "The sun shone all day."]
