@@ -76,10 +76,15 @@ def test_predictions_and_disagreements_show_both_texts(pair_run):
 def test_compare_takes_pairs_and_the_second_text_decides(pair_run):
     run, _, runs_dir = pair_run
     ref = f"run:{run.id}/teacher"
-    table = compare([("the plot and its cast", "the ending was wonderful"),
-                     ("the plot and its cast", "the ending was dreadful")], [ref], runs_dir)
+    # One first text for all: only the second carries the sentiment. Every word of the
+    # training lists, so one borderline example of a tiny model cannot decide the test.
+    words = [(w, "1") for w in POSITIVE] + [(w, "0") for w in NEGATIVE]
+    table = compare([("the plot and its cast", f"the ending was {w}") for w, _ in words],
+                    [ref], runs_dir)
     assert list(table.columns[:3]) == ["text_index", "text", "text_pair"]
-    assert table["label"].tolist() == ["1", "0"]
+    right = sum(got == want for got, (_, want) in zip(table["label"], words, strict=True))
+    assert right >= 10, table[["text_pair", "label"]]
+    assert set(table["label"]) == {"0", "1"}  # the same first text, both answers
 
 
 def test_compare_refuses_half_pairs_and_mixed_rows(pair_run):
