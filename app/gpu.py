@@ -15,8 +15,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from core import compare as compare_core
-from core.runs import scalar_fields
+from core import actions
 from core.specs import DatasetSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,35 +39,20 @@ def gpu_task(duration: int = 60) -> Callable[[F], F]:
 
 
 @gpu_task(COMPARE_GPU_S)
-def compare_models(texts: Sequence[str], model_refs: Sequence[str],
+def compare_models(texts: Sequence[Any], model_refs: Sequence[str],
                    runs_dir: str | os.PathLike | None, max_length: int = 0) -> pd.DataFrame:
-    """Each model's label, probabilities and latency on each text (``core.compare.compare``;
-    ``max_length`` 0: each model's own)."""
-    return compare_core.compare(list(texts), list(model_refs), runs_dir=runs_dir,
-                                max_length=max_length or None)
+    """``core.actions.compare_texts``, holding a ZeroGPU GPU for the call."""
+    return actions.compare_texts(texts, model_refs, runs_dir, max_length)
 
 
 @gpu_task(EVALUATE_GPU_S)
 def evaluate_models(model_refs: Sequence[str], dataset: DatasetSpec,
                     runs_dir: str | os.PathLike | None, max_length: int = 128,
                     measure_speed: bool = False) -> tuple[str, pd.DataFrame]:
-    """Score classifiers on one dataset's validation set (the ``distillab eval`` twin).
+    """``core.actions.score_models`` (the ``distillab eval`` twin), holding a ZeroGPU GPU
+    for the call.
 
-    Args:
-        model_refs: ``run:<id>/<role>``, model folders or Hub ids (online).
-        dataset: the data; its validation set (or split) is scored.
-        runs_dir: the runs folder for ``run:`` refs.
-        max_length: truncation length in tokens.
-        measure_speed: also time latency and throughput (slower).
-    Returns:
-        The dataset's description and one row per model: accuracy, macro-F1, parameters
-        (and speed when measured).
     Raises:
         ValueError: no models, bad data, or a model without a head for the dataset's labels.
     """
-    from core.scoring import evaluate_models as evaluate_core
-
-    description, models = evaluate_core(model_refs, dataset, runs_dir, max_length=max_length,
-                                        measure=measure_speed)
-    rows = [{"model": ref, **scalar_fields(metrics)} for ref, metrics in models.items()]
-    return description, pd.DataFrame(rows)
+    return actions.score_models(model_refs, dataset, runs_dir, max_length, measure_speed)

@@ -12,7 +12,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,9 @@ import pandas as pd
 from core import access, jobs
 from core import limits as limits_module
 from core.access import AccessError, Caller
+from core.cleanup import tree_bytes
 
-# The rest of what the app needs, so that it imports core.actions, core.access, core.runs,
-# core.specs and core.jobs only (app/gpu.py, the ZeroGPU boundary, also calls the engine).
+# The rest of what the app needs: it imports core.actions, .access, .runs, .specs and .jobs only.
 from core.compare import DISAGREEMENT_MODES  # noqa: F401
 from core.limits import LimitError, Limits
 from core.preflight import teacher_depth  # noqa: F401
@@ -39,11 +39,13 @@ from core.runs import (
     list_run_objects,
     list_runs,
     runs_root,
+    scalar_fields,
 )
 from core.specs import DatasetSpec, JobSpec, SpecError
 from core.texts import Text
 from core.uploads import (
     UPLOAD_EXTENSIONS,  # noqa: F401
+    describe_dataset,  # noqa: F401
     resolve_dataset,
     store_upload,
 )
@@ -56,18 +58,6 @@ log = logging.getLogger(__name__)
 DUPLICATE_WINDOW_S = 10.0  # the same spec from the same caller this soon is one job
 
 
-def describe_dataset(dataset: DatasetSpec, runs_dir: str | os.PathLike) -> str:
-    """One line on a job's data (rows, labels), read the way a job reads it; ``upload:``
-    references resolve within ``runs_dir``.
-
-    Raises:
-        ValueError: data that cannot be read (the message says why).
-    """
-    from core.data import load_data
-
-    return load_data(resolve_dataset(dataset, runs_dir)).description
-
-
 def device_choices() -> list[str]:
     """The ``device`` values this machine can run: auto, cpu, and cuda / mps where present."""
     import torch
@@ -77,21 +67,27 @@ def device_choices() -> list[str]:
     return ["auto", "cpu"] + ["cuda"] * torch.cuda.is_available() + ["mps"] * mps_available()
 
 
-def push_allowed(env: Mapping[str, str] | None = None) -> bool:
-    """Whether this server pushes to the Hub at all (``DISTILLAB_ALLOW_PUSH=0`` turns it off)."""
-    env = os.environ if env is None else env
-    return env.get("DISTILLAB_ALLOW_PUSH", "1").strip().lower() not in ("0", "false", "no")
+def compare_texts(texts: Sequence[Text], model_refs: Sequence[str],
+                  runs_dir: str | os.PathLike | None, max_length: int = 0) -> pd.DataFrame:
+    """Each model's label, probabilities and latency on each text (``max_length`` 0: each
+    model's own). Check the caller first (:meth:`Actions.check_compare`)."""
+    from core.compare import compare
+
+    return compare(list(texts), list(model_refs), runs_dir=runs_dir,
+                   max_length=max_length or None)
 
 
-def folder_bytes(path: Path) -> int:
-    total = 0
-    for root, _, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                continue
-    return total
+def score_models(model_refs: Sequence[str], dataset: DatasetSpec,
+                 runs_dir: str | os.PathLike | None, max_length: int = 128,
+                 measure_speed: bool = False) -> tuple[str, pd.DataFrame]:
+    """``distillab eval``'s twin: the data's description and one row of scores per model.
+    Check the caller first (:meth:`Actions.check_evaluation`)."""
+    from core.scoring import evaluate_models
+
+    description, models = evaluate_models(model_refs, dataset, runs_dir, max_length=max_length,
+                                          measure=measure_speed)
+    rows = [{"model": ref, **scalar_fields(metrics)} for ref, metrics in models.items()]
+    return description, pd.DataFrame(rows)
 
 
 class Actions:
@@ -173,7 +169,7 @@ class Actions:
         if caller.admin or not budget:
             return
         runs = access.owned_runs(self.runs_dir, caller)
-        sizes = {run.id: folder_bytes(run.path) for run in runs}
+        sizes = {run.id: tree_bytes(run.path) for run in runs}
         used = sum(sizes.values())
         for run in runs:  # oldest first
             if used < budget:
@@ -242,7 +238,7 @@ class Actions:
         A public caller's push uses only the token given in this call (never the server's,
         never stored or logged); ``DISTILLAB_ALLOW_PUSH=0`` turns pushes off.
         """
-        from core.export import push_to_hub
+        from core.export import push_allowed, push_to_hub
 
         if not push_allowed():
             raise AccessError("pushing to the Hub is turned off on this server "

@@ -194,7 +194,7 @@ def _clean_temp(temp_dir: Path, runs_root: Path, cutoff: float, report: CleanupR
                 if _holds_runs(path, runs_root):
                     continue  # e.g. DISTILLAB_RUNS_DIR=/tmp/distillab-runs
                 if _newest_mtime(path) < cutoff:
-                    size = _tree_bytes(path)
+                    size = tree_bytes(path)
                     shutil.rmtree(path)
                     report.add(path, size, folder=True)
             else:
@@ -238,7 +238,7 @@ def _trim_teacher_cache(root: Path, now: float, budget: int, report: CleanupRepo
         try:
             is_dir = child.is_dir(follow_symlinks=False)
             entries.append((_last_used(path) if is_dir else path.lstat().st_mtime,
-                            _tree_bytes(path) if is_dir else path.lstat().st_size, path, is_dir))
+                            tree_bytes(path) if is_dir else path.lstat().st_size, path, is_dir))
         except OSError:
             continue
     total = sum(entry[1] for entry in entries)
@@ -303,7 +303,8 @@ def _newest_mtime(path: Path) -> float:
     return max((info.st_mtime for info in _walk_stats(path)), default=0.0)
 
 
-def _tree_bytes(path: Path) -> int:
+def tree_bytes(path: Path) -> int:
+    """Bytes of the regular files at and under ``path`` (links not followed)."""
     return sum(info.st_size for info in _walk_stats(path) if stat.S_ISREG(info.st_mode))
 
 

@@ -13,14 +13,22 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from core.model_card import write_model_card
 from core.runs import Run, RunError, open_run
 
-__all__ = ["ExportError", "export_model", "push_to_hub", "write_model_card", "zip_model"]
+__all__ = ["ExportError", "export_model", "push_allowed", "push_to_hub", "write_model_card",
+           "zip_model"]
 
 log = logging.getLogger(__name__)
+
+
+def push_allowed(env: Mapping[str, str] | None = None) -> bool:
+    """Whether this server pushes to the Hub at all (``DISTILLAB_ALLOW_PUSH=0`` turns it off)."""
+    env = os.environ if env is None else env
+    return env.get("DISTILLAB_ALLOW_PUSH", "1").strip().lower() not in ("0", "false", "no")
 
 
 class ExportError(ValueError):

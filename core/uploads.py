@@ -114,3 +114,15 @@ def resolve_dataset(spec: DatasetSpec, runs_dir: str | os.PathLike) -> DatasetSp
                                                                   "transfer")
                if (value := getattr(spec, attr)) and value.startswith(UPLOAD_PREFIX)}
     return dataclasses.replace(spec, **changes) if changes else spec
+
+
+def describe_dataset(dataset: DatasetSpec, runs_dir: str | os.PathLike) -> str:
+    """One line on a job's data (rows, labels), read the way a job reads it; ``upload:``
+    references resolve within ``runs_dir``.
+
+    Raises:
+        ValueError: data that cannot be read (the message says why).
+    """
+    from core.data import load_data
+
+    return load_data(resolve_dataset(dataset, runs_dir)).description
