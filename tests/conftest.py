@@ -37,7 +37,9 @@ def minilm_path() -> str:
 
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory, minilm_path: str) -> str:
-    """A 4-layer, 32-wide random BERT classifier (2 labels) with MiniLM's tokenizer."""
+    """A 4-layer, 32-wide random BERT classifier (2 labels) with MiniLM's tokenizer; its
+    weights are seeded, so a test sees the same model whatever ran before it."""
+    import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     path = tmp_path_factory.mktemp("tiny_bert")
@@ -46,7 +48,9 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory, minilm_path: str) ->
                         max_position_embeddings=128, num_labels=2,
                         id2label={0: "negative", 1: "positive"},
                         label2id={"negative": 0, "positive": 1})
-    BertForSequenceClassification(config).save_pretrained(path)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        BertForSequenceClassification(config).save_pretrained(path)
     AutoTokenizer.from_pretrained(minilm_path).save_pretrained(path)
     return str(path)
 
