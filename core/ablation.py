@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.report import main_score, mean_std, mean_std_cell
+from core.report import comparable_spec, main_score, mean_std, mean_std_cell
 from core.runs import Run, create_run, list_run_objects
 from core.specs import JobSpec
 
@@ -124,8 +124,7 @@ def variant_spec(base: dict[str, Any], variant: Variant, seed: int,
 
 def _comparable(spec: dict[str, Any]) -> dict[str, Any]:
     # Name and timing do not change what a job learns; older specs lack newer keys.
-    full = JobSpec.from_dict(spec).to_dict()
-    return {k: v for k, v in full.items() if k not in ("name", "timing")}
+    return comparable_spec(spec, ("name", "timing"))
 
 
 def find_or_run(spec: dict[str, Any], runs_dir: str | Path,

@@ -91,24 +91,28 @@ def run_report(jobs: Sequence[tuple[ReportTask, int, JobSpec]], runs_dir: str | 
     return results
 
 
+def comparable_spec(spec: dict[str, Any], ignore: Sequence[str]) -> dict[str, Any]:
+    """``spec`` read the way JobSpec reads it (a spec.json written by an older version
+    included), without the keys in ``ignore``: two runs of the same job compare equal.
+
+    Raises:
+        SpecError: a spec this version no longer reads.
+    """
+    return {k: v for k, v in JobSpec.from_dict(spec).to_dict().items() if k not in ignore}
+
+
 def _finished_run(runs_dir: str | Path, spec: JobSpec) -> Run | None:
+    # A default student's layers are written into spec.json once built: compare the rest.
+    wanted = comparable_spec(spec.to_dict(), ("student",))
     for run in list_run_objects(runs_dir):
-        if (run.spec.get("name") == spec.name and run.status().get("state") == RunState.DONE
-                and _same_job(run.spec, spec.to_dict())):
-            return run
+        if run.spec.get("name") != spec.name or run.status().get("state") != RunState.DONE:
+            continue
+        try:
+            if comparable_spec(run.spec, ("student",)) == wanted:
+                return run
+        except SpecError:  # a run from a spec this version no longer reads: not this job
+            continue
     return None
-
-
-def _same_job(saved: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    # A default student's layers are written into spec.json once built: compare the rest,
-    # each read the way JobSpec reads it (a spec written by an older version included).
-    def comparable(spec: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in JobSpec.from_dict(spec).to_dict().items() if k != "student"}
-
-    try:
-        return comparable(saved) == comparable(wanted)
-    except SpecError:  # a run from a spec this version no longer reads: not this job
-        return False
 
 
 def main_score(metrics: dict[str, Any] | ModelMetrics) -> float | None:
