@@ -15,9 +15,11 @@ Two losses, by what the teacher has:
   drawn anew for every batch;
 * **an encoder only** (the bundled MiniLM): representation distillation, ``1 ·`` the last
   hidden states' cosine plus ``1 ·`` the mean squared error between each student layer's
-  output and the teacher layer it was copied from (same width needed). The attention
-  distributions (MiniLM's self-attention transfer) are not used yet: SDPA attention does
-  not return them.
+  output and the teacher layer it was copied from (same width needed), plus ``1 ·`` MiniLM's
+  self-attention transfer (Wang et al. 2020) where the head counts match: the KL divergence
+  from the teacher's last-layer attention distributions to the student's, per head, averaged
+  over the real query tokens. Both models run :mod:`core.attention_maps` for it (SDPA returns
+  no maps, eager returns them after dropout); the saved student goes back to its own.
 
 Validation is the same loss on held-out texts (fixed masks), lower is better.
 """
@@ -43,21 +45,44 @@ VALIDATION_SHARE = 0.05  # of the texts, at most MAX_VALIDATION_TEXTS
 MAX_VALIDATION_TEXTS = 1000
 # alpha_kd: MLM soft targets, alpha_ce: the student's MLM loss, alpha_cos: hidden cosine.
 MLM_RECIPE = Recipe("general-mlm", alpha_kd=5.0, alpha_ce=2.0, alpha_cos=1.0, temperature=2.0)
-# alpha_ce: the per-layer hidden-state MSE, alpha_cos: the last hidden states' cosine.
-REPRESENTATION_RECIPE = Recipe("general", alpha_kd=0.0, alpha_ce=1.0, alpha_cos=1.0)
+# alpha_ce: the per-layer hidden-state MSE, alpha_cos: the last hidden states' cosine,
+# alpha_kd: the last layer's attention-distribution KL (when GeneralSetup.attention).
+REPRESENTATION_RECIPE = Recipe("general", alpha_kd=1.0, alpha_ce=1.0, alpha_cos=1.0)
 
 
 @dataclass(frozen=True)
 class GeneralSetup:
     """What general distillation needs beside the texts: the teacher layer each student
-    layer copies (for the per-layer MSE), whether both models have an MLM head, and the
-    tokenizer's special ids (never masked)."""
+    layer copies (for the per-layer MSE), whether both models have an MLM head, the
+    tokenizer's special ids (never masked), and whether the representation loss transfers
+    the last layer's attention distributions."""
 
     layers: tuple[int, ...]
     mlm: bool
     mask_token_id: int | None
     vocab_size: int
     special_ids: tuple[int, ...]
+    attention: bool = False
+
+
+def attention_transfer_allowed(student: Any, teacher: Any) -> bool:
+    """Whether the student's last-layer attention maps can be matched to the teacher's: the
+    same number of heads (the sequence is the same by construction)."""
+    heads = [getattr(m.config, "num_attention_heads", None) for m in (student, teacher)]
+    return heads[0] is not None and heads[0] == heads[1]
+
+
+def attention_kl(student_attention: torch.Tensor, teacher_attention: torch.Tensor,
+                 attention_mask: torch.Tensor) -> torch.Tensor:
+    """MiniLM's self-attention transfer: ``KL(teacher ‖ student)`` between attention
+    distributions of shape (batch, heads, query, key), summed over keys, averaged over heads
+    and real query tokens. Padded keys hold zero probability in both and add nothing."""
+    p_t = teacher_attention.float()
+    log_s = student_attention.float().clamp_min(1e-12).log()
+    log_t = p_t.clamp_min(1e-12).log()
+    kl = torch.where(p_t > 0, p_t * (log_t - log_s), torch.zeros_like(p_t)).sum(-1)
+    queries = attention_mask.float().unsqueeze(1)  # (batch, 1, query)
+    return (kl * queries).sum() / (queries.sum() * kl.shape[1]).clamp(min=1.0)
 
 
 def has_mlm_head(model: Any) -> bool:
@@ -91,8 +116,9 @@ def general_loss(student_out: Any, teacher_out: Any, attention_mask: torch.Tenso
                  ) -> LossTerms:
     """The weighted general-distillation loss (see the module's notes).
 
-    ``kd`` holds the MLM soft-target term, ``ce`` the student's MLM loss (with an MLM head)
-    or the per-layer hidden-state MSE (without), ``cos`` the last hidden states' cosine.
+    ``kd`` holds the MLM soft-target term (with an MLM head) or the attention KL (without,
+    zero unless ``setup.attention``), ``ce`` the student's MLM loss or the per-layer
+    hidden-state MSE, ``cos`` the last hidden states' cosine.
     """
     student_hidden, teacher_hidden = student_out.hidden_states, teacher_out.hidden_states
     cos = hidden_cosine_loss(student_hidden[-1], teacher_hidden[-1], attention_mask)
@@ -119,7 +145,12 @@ def general_loss(student_out: Any, teacher_out: Any, attention_mask: torch.Tenso
         mse = mse + (diff * weight).sum() / tokens / diff.shape[-1]
     mse = mse / max(1, len(setup.layers))
     total = recipe.alpha_ce * mse + recipe.alpha_cos * cos
-    return LossTerms(total=total, kd=zero, ce=mse.detach(), cos=cos.detach())
+    attention = zero
+    if setup.attention:
+        attention = attention_kl(student_out.attentions[-1], teacher_out.attentions[-1],
+                                 attention_mask)
+        total = total + recipe.alpha_kd * attention
+    return LossTerms(total=total, kd=attention.detach(), ce=mse.detach(), cos=cos.detach())
 
 
 def general_step_loss(forward: Any, teacher: torch.nn.Module, batch: dict[str, torch.Tensor],
@@ -134,9 +165,10 @@ def general_step_loss(forward: Any, teacher: torch.nn.Module, batch: dict[str, t
     inputs = {"input_ids": ids, "attention_mask": mask}
     if "token_type_ids" in batch:
         inputs["token_type_ids"] = batch["token_type_ids"]
+    maps = {"output_attentions": True} if setup.attention else {}
     with torch.no_grad():
-        teacher_out = teacher(**inputs, output_hidden_states=True)
-    student_out = forward(**inputs, output_hidden_states=True)
+        teacher_out = teacher(**inputs, output_hidden_states=True, **maps)
+    student_out = forward(**inputs, output_hidden_states=True, **maps)
     return general_loss(student_out, teacher_out, mask, setup, recipe, mlm_labels)
 
 
@@ -246,13 +278,21 @@ def run_general(run: Any, spec: Any, emit: Any) -> dict[str, Any]:
         raise ValueError(f"{spec.teacher}: an MLM teacher whose tokenizer has no mask token")
     saved = run.model_dir(GENERAL_ROLE)
     student = extract_student(teacher, spec.student.layers)
+    attention = not mlm and attention_transfer_allowed(student, teacher)
     setup = GeneralSetup(layers=tuple(student.config.distillab_teacher_layers), mlm=mlm,
                          mask_token_id=tokenizer.mask_token_id, vocab_size=len(tokenizer),
-                         special_ids=tuple(tokenizer.all_special_ids))
+                         special_ids=tuple(tokenizer.all_special_ids), attention=attention)
+    previous_attention = student.config._attn_implementation
+    if attention:
+        from core.attention_maps import use_attention_maps
+
+        for model in (student, teacher):
+            use_attention_maps(model)
     recipe = MLM_RECIPE if mlm else REPRESENTATION_RECIPE
+    losses = ("MLM soft targets, MLM loss and cosine" if mlm else
+              "hidden-state cosine and MSE" + (", attention KL" if attention else ""))
     emit({"type": "stage", "stage": GENERAL_ROLE, "message": f"general distillation "
-          f"({'MLM soft targets, MLM loss and cosine' if mlm else 'hidden-state cosine and MSE'}"
-          f"), student layers {list(setup.layers)}"})
+          f"({losses}), student layers {list(setup.layers)}"})
     unlabelled = np.full(len(train_texts), IGNORE_LABEL, dtype=np.int64)
     data = TrainData(tokenizer=tokenizer, texts=train_texts, labels=unlabelled,
                      validation_texts=held_out,
@@ -264,12 +304,15 @@ def run_general(run: Any, spec: Any, emit: Any) -> dict[str, Any]:
                    should_cancel=lambda: distributed.main_says(run.cancel_requested()))
     if not distributed.is_main_process():
         return {}
-    student.config.distillab_training = {"stage": GENERAL_ROLE, "recipe": recipe.name,
+    loss_name = recipe.name + ("+attention" if attention else "")
+    student.config.distillab_training = {"stage": GENERAL_ROLE, "recipe": loss_name,
                                          "best_epoch": result.best_epoch,
                                          "train_samples_per_s": result.samples_per_s}
+    if attention:
+        student.set_attn_implementation(previous_attention)
     save_model(student.cpu(), tokenizer, saved)
     params, non_embedding = count_parameters(student)
-    metrics = {"kind": "general", "teacher": spec.teacher, "loss": recipe.name,
+    metrics = {"kind": "general", "teacher": spec.teacher, "loss": loss_name,
                "layers": list(setup.layers), "texts": len(train_texts),
                "validation_texts": len(held_out), "best_epoch": result.best_epoch,
                "val_loss": -result.best_accuracy, "params": params,

@@ -93,8 +93,10 @@ def test_held_out_texts_are_a_seeded_5_percent():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mlm", [False, True], ids=["representation", "mlm"])
-def test_the_general_stage_brings_the_student_closer_to_its_teacher(tiny_bert_dir, mlm):
+@pytest.mark.parametrize(("mlm", "attention"), [(False, False), (False, True), (True, False)],
+                         ids=["representation", "representation+attention", "mlm"])
+def test_the_general_stage_brings_the_student_closer_to_its_teacher(tiny_bert_dir, mlm,
+                                                                    attention):
     from transformers import AutoTokenizer
 
     from core.general import general_validate
@@ -109,9 +111,15 @@ def test_the_general_stage_brings_the_student_closer_to_its_teacher(tiny_bert_di
     # A student from another random model: far from the teacher, with much to learn (a
     # student copied from random layers starts almost where the teacher is).
     student = extract_student(other, [0, 3])
+    if attention:
+        from core.attention_maps import use_attention_maps
+
+        for model in (teacher, student):
+            use_attention_maps(model)
     texts = [t for t, _ in make_sentiment_rows(160, 0)]
     setup = GeneralSetup(layers=(0, 3), mlm=mlm, mask_token_id=tokenizer.mask_token_id,
-                         vocab_size=len(tokenizer), special_ids=tuple(tokenizer.all_special_ids))
+                         vocab_size=len(tokenizer), special_ids=tuple(tokenizer.all_special_ids),
+                         attention=attention)
     recipe = MLM_RECIPE if mlm else REPRESENTATION_RECIPE
     none = np.full(len(texts), -100)
     data = TrainData(tokenizer=tokenizer, texts=texts[:140], labels=none[:140],
@@ -119,13 +127,17 @@ def test_the_general_stage_brings_the_student_closer_to_its_teacher(tiny_bert_di
                      label_names=[], general=setup)
     cpu = torch.device("cpu")
     before = general_validate(student, teacher, tokenizer, texts[140:], setup, recipe, 32, cpu)
+    events: list[dict] = []
     result = train(student, data, stage="general", recipe=recipe,
                    config=TrainConfig(batch_size=16, max_length=32,
                                       student=StageSettings(3, 3e-3)),
-                   device=cpu, seed=0, teacher=teacher)
+                   device=cpu, seed=0, teacher=teacher, on_event=events.append)
     after = general_validate(student, teacher, tokenizer, texts[140:], setup, recipe, 32, cpu)
     assert after["val_loss"] < 0.9 * before["val_loss"]
     assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    if attention:  # the attention term itself is learnt, not only the hidden states
+        kd = [e["kd"] for e in events if e.get("type") == "step"]
+        assert len(kd) >= 3 and kd[-1] < 0.8 * kd[0], kd
 
 
 def test_a_general_job_leaves_a_student_a_task_job_starts_from(tiny_bert_dir, tmp_path):
@@ -142,6 +154,7 @@ def test_a_general_job_leaves_a_student_a_task_job_starts_from(tiny_bert_dir, tm
     }).to_dict(), tmp_path / "runs")
     metrics = run_job(general)
     assert metrics["kind"] == "general" and metrics["layers"] == [0, 2]
+    assert metrics["loss"] == "general+attention"  # encoder only, same heads: MiniLM's transfer
     assert metrics["texts"] + metrics["validation_texts"] == 120
     assert np.isfinite(metrics["val_loss"]) and (general.model_dir("general") /
                                                  "config.json").is_file()
@@ -155,6 +168,10 @@ def test_a_general_job_leaves_a_student_a_task_job_starts_from(tiny_bert_dir, tm
     }).to_dict(), tmp_path / "runs")
     scored = run_job(task)
     assert scored["models"]["student"]["num_layers"] == 2
+    from transformers import AutoModel
+
+    saved = AutoModel.from_pretrained(general.model_dir("general"))
+    assert saved.config._attn_implementation == "sdpa"  # trained with maps, saved as before
 
 
 def test_the_distil_form_makes_a_general_job_and_shows_its_student(tmp_path):
@@ -228,6 +245,55 @@ def test_the_general_losses_on_golden_values():
     assert float(terms.ce) == pytest.approx(math.log(2))  # the student's own MLM loss
     assert float(terms.cos) == pytest.approx(0.5)  # (1 + 0) / 2 real tokens
     assert float(terms.total) == pytest.approx(5 * kl * 4 + 2 * math.log(2) + 1 * 0.5)
+
+
+def test_the_attention_transfer_on_golden_values():
+    """MiniLM's attention KL: two heads, one real query and one padded query (ignored). Head
+    0: teacher (0.75, 0.25) against student (0.5, 0.5) over the two keys; head 1 equal."""
+    import math
+    from types import SimpleNamespace
+
+    from core.general import attention_kl
+
+    teacher = torch.tensor([[[[0.75, 0.25], [0.1, 0.9]], [[0.6, 0.4], [1.0, 0.0]]]])
+    student = torch.tensor([[[[0.5, 0.5], [0.9, 0.1]], [[0.6, 0.4], [0.0, 1.0]]]])
+    mask = torch.tensor([[1, 0]])
+    kl = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
+    assert float(attention_kl(student, teacher, mask)) == pytest.approx(kl / 2)
+    assert float(attention_kl(teacher, teacher, mask)) == pytest.approx(0.0, abs=1e-7)
+    # In the representation loss: weighted by alpha_kd, reported as kd, only when asked for.
+    hidden = (torch.zeros(1, 2, 2), torch.ones(1, 2, 2))
+    out_s = SimpleNamespace(hidden_states=hidden, attentions=(student,))
+    out_t = SimpleNamespace(hidden_states=hidden, attentions=(teacher,))
+    with_maps = general_loss(out_s, out_t, mask, GeneralSetup(
+        layers=(0,), mlm=False, mask_token_id=None, vocab_size=2, special_ids=(),
+        attention=True), REPRESENTATION_RECIPE)
+    assert float(with_maps.kd) == pytest.approx(kl / 2)
+    assert float(with_maps.total) == pytest.approx(REPRESENTATION_RECIPE.alpha_kd * kl / 2,
+                                                   rel=1e-5)
+    without = general_loss(out_s, out_t, mask, _setup((0,)), REPRESENTATION_RECIPE)
+    assert float(without.kd) == 0.0 and float(without.total) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_an_identical_student_has_no_attention_loss_and_a_shorter_one_has_some():
+    from core.attention_maps import use_attention_maps
+    from core.general import general_step_loss
+    from core.students import extract_student
+
+    teacher = _encoder(4)
+    use_attention_maps(teacher)
+    batch = {"input_ids": torch.randint(10, 1000, (2, 9)),
+             "attention_mask": torch.tensor([[1] * 9, [1] * 5 + [0] * 4])}
+    setup = GeneralSetup(layers=(0, 1, 2, 3), mlm=False, mask_token_id=None, vocab_size=1000,
+                         special_ids=(), attention=True)
+    with torch.no_grad():
+        same = general_step_loss(extract_student(teacher, [0, 1, 2, 3]), teacher, batch,
+                                 setup, REPRESENTATION_RECIPE)
+        half = general_step_loss(extract_student(teacher, [0, 1]), teacher, batch,
+                                 GeneralSetup(**{**setup.__dict__, "layers": (0, 1)}),
+                                 REPRESENTATION_RECIPE)
+    assert float(same.kd) == pytest.approx(0.0, abs=1e-7)
+    assert float(half.kd) > 1e-5  # small: random weights attend almost uniformly
 
 
 def test_a_cancelled_general_stage_resumes_to_where_an_uninterrupted_one_ends(tiny_bert_dir,
