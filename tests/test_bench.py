@@ -26,7 +26,7 @@ def bench_json(tmp_path_factory: pytest.TempPathFactory, sst2_dir: Path) -> dict
     return json.loads(path.read_text())
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # the quick bench (~15 s): CI runs it, pytest -q skips it
 def test_bench_json_has_the_headline_ratios_and_positive_figures(bench_json: dict):
     # Each headline ratio is DistilLab's figure over the other contender's, from the same run.
     teacher_short = bench_json["eval"]["short"]["teacher"]
@@ -51,6 +51,7 @@ def test_bench_json_has_the_headline_ratios_and_positive_figures(bench_json: dic
     assert all(v > 0 for v in speedup["student_speedup"].values())
 
 
+@pytest.mark.slow
 def test_bench_contenders_predict_the_same_labels_on_cpu(bench_json: dict):
     # In fp32 on a CPU, padding and batching must not change a single label.
     for kind in ("short", "long"):
@@ -60,6 +61,7 @@ def test_bench_contenders_predict_the_same_labels_on_cpu(bench_json: dict):
             assert figures["pipeline"]["label_agreement_with_naive"] == 1.0
 
 
+@pytest.mark.slow
 def test_bench_json_records_device_versions_settings_and_samples(bench_json: dict):
     assert bench_json["device"].startswith("cpu (")
     assert {"torch", "transformers", "evaluate", "datasets"} <= set(bench_json["versions"])
@@ -74,6 +76,7 @@ def test_bench_json_records_device_versions_settings_and_samples(bench_json: dic
         bench_json["timer_includes"]["eval"])
 
 
+@pytest.mark.slow
 def test_evaluate_shim_is_removed_after_the_bench(bench_json: dict):
     from evaluate.evaluator import base
 

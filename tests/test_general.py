@@ -296,6 +296,7 @@ def test_an_identical_student_has_no_attention_loss_and_a_shorter_one_has_some()
     assert float(half.kd) > 1e-5  # small: random weights attend almost uniformly
 
 
+@pytest.mark.slow  # two general stages (~10 s)
 def test_a_cancelled_general_stage_resumes_to_where_an_uninterrupted_one_ends(tiny_bert_dir,
                                                                             tmp_path):
     """With an MLM head (so the random masks must resume too): cancelled inside its second

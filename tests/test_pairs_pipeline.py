@@ -37,7 +37,7 @@ def pair_run(tiny_bert_dir, tmp_path_factory, one_torch_thread):
     dev = write_pair_csv(folder / "dev.csv", 40, 1)
     spec = JobSpec.from_dict({
         "teacher": tiny_bert_dir, "dataset": {"name": train, "validation": dev},
-        "student": {"kind": "extract", "layers": [0, 2]},
+        "student": {"kind": "extract", "layers": [0, 2]}, "baseline": False,
         # The logits recipe caches the teacher's logits once: that path gets pairs too.
         "recipe": "logits",
         "train": {"epochs": 3, "teacher_epochs": 4, "batch_size": 16, "learning_rate": 5e-3,

@@ -54,8 +54,9 @@ def finished_run(tiny_bert_dir, tmp_path_factory):
     run = create_run(tiny_spec(tiny_bert_dir, *paths).to_dict(), runs_dir)
     events = []
     before = {k: os.environ.get(k) for k in ("DISTILLAB_TIMING_PROCESS", "DISTILLAB_TIMING")}
-    # The product's default path: three rounds in a fresh worker process.
-    os.environ.update(DISTILLAB_TIMING_PROCESS="fresh", DISTILLAB_TIMING="full")
+    # The product's path: a fresh worker process, at the quick level (one round) to keep the
+    # developer's suite short; the full level's three rounds are the same code (LEVELS).
+    os.environ.update(DISTILLAB_TIMING_PROCESS="fresh", DISTILLAB_TIMING="quick")
     try:
         metrics = run_job(run, on_event=events.append)
     finally:
@@ -71,10 +72,17 @@ def test_the_models_are_timed_in_a_fresh_worker_process(finished_run):
     run, metrics, events, _, _ = finished_run
     for role, figures in metrics["models"].items():
         assert figures["timed_in"] == "a fresh worker process", role
-        assert figures["latency_ms_p50"] > 0 and figures["rounds"] == 3, role
+        assert figures["latency_ms_p50"] > 0 and figures["rounds"] == 1, role
     rounds = [e["message"] for e in events if e.get("stage") == "evaluate"
               and "timing, round" in str(e.get("message"))]
-    assert rounds == ["timing, round 1", "timing, round 2", "timing, round 3"]
+    assert rounds == ["timing, round 1"]
+
+
+def test_a_job_times_three_rounds_unless_told_otherwise(monkeypatch):
+    from core.timing import LEVELS, ROUNDS, timing_level
+
+    monkeypatch.delenv("DISTILLAB_TIMING", raising=False)
+    assert timing_level(None) == "full" and LEVELS["full"][0] == ROUNDS == 3
 
 
 def test_a_failing_timing_worker_says_why(tmp_path):

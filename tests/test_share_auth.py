@@ -111,6 +111,7 @@ def test_share_probe_names_an_unreachable_share_server_and_passes_a_listening_on
         assert share_server_problem({"GRADIO_SHARE_SERVER_ADDRESS": address}) is None
 
 
+@pytest.mark.slow  # starts the app in a process of its own
 def test_share_that_cannot_work_is_one_line_and_the_app_serves_locally(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
