@@ -2,7 +2,7 @@
 ``distillab ablation``.
 
 On one task (SST-2 with 4,000 labels, the setting of docs/RESULTS.md, or MRPC pairs), over
-several seeds, the same 3-layer student is trained seven ways:
+several seeds, the same 3-layer student is trained eight ways:
 
 * ``baseline``: the layers of the *pretrained* encoder, hard labels only (a task job's
   no-teacher baseline);
@@ -12,6 +12,7 @@ several seeds, the same 3-layer student is trained seven ways:
 * ``kd_aug``: ``kd`` on the labelled texts plus ``--augment 4`` variants of each;
 * ``kd_cos``: ``kd`` plus the hidden-state cosine (the ``distilbert`` recipe);
 * ``general_kd``: a student first distilled on unlabelled text (``distillab general``), then ``kd``;
+* ``general_att_kd``: the same with MiniLM's attention transfer in the general stage;
 * ``random_kd``: a randomly initialised 3-layer student, then ``kd``.
 
 Every job is a plain task job in the runs folder (the teacher of a seed is fine-tuned once
@@ -54,6 +55,8 @@ VARIANTS = (
     Variant("kd_cos", "KD + hidden-state cosine", {"recipe": "distilbert"}),
     Variant("general_kd", "general-distilled start + KD",
             {"student": {"kind": "pretrained", "checkpoint": "{general}"}}),
+    Variant("general_att_kd", "general-distilled start (+ attention transfer) + KD",
+            {"student": {"kind": "pretrained", "checkpoint": "{general_attention}"}}),
     Variant("random_kd", "random-init student + KD",
             {"student": {"kind": "fresh", "num_layers": 3}}),
 )
@@ -98,26 +101,35 @@ def task_base(task: str, data_root: str | Path, labels: int | None) -> dict[str,
     return make(data_root, default if labels is None else labels)
 
 
-def general_spec(base: dict[str, Any], texts: int) -> dict[str, Any]:
+# The general students the variants start from: placeholder -> the general job's changes.
+GENERAL_STARTS = {"general": {}, "general_attention": {"attention_transfer": True}}
+
+
+def general_spec(base: dict[str, Any], texts: int, attention: bool = False
+                 ) -> dict[str, Any]:
     """The general-distillation job: the task's training file read as ``texts`` unlabelled
-    texts (the labelled ones among them), the same student layers, 1 epoch."""
+    texts (the labelled ones among them), the same student layers, 1 epoch; ``attention``:
+    with MiniLM's attention transfer."""
     dataset = {**base["dataset"], "max_train_examples": texts}
-    return {**base, "dataset": dataset, "kind": "general", "seed": 42,
+    spec = {**base, "dataset": dataset, "kind": "general", "seed": 42,
             "train": {**base["train"], "student": {"epochs": 1}},
-            "name": "ablation-general"}
+            "name": "ablation-general" + ("-attention" if attention else "")}
+    return {**spec, "attention_transfer": True} if attention else spec
 
 
 def variant_spec(base: dict[str, Any], variant: Variant, seed: int,
-                 general_ref: str | None) -> dict[str, Any]:
-    """``base`` with ``variant``'s changes, for one seed (validated)."""
+                 general_refs: dict[str, str]) -> dict[str, Any]:
+    """``base`` with ``variant``'s changes, for one seed (validated); ``general_refs``: the
+    general students (``run:<id>/general``) by placeholder name (``general``, ...)."""
     spec = json.loads(json.dumps(base))
     for key, value in variant.changes.items():
         if isinstance(value, dict) and isinstance(spec.get(key), dict):
             spec[key] = {**({} if key == "student" else spec[key]), **value}
         else:
             spec[key] = value
-    if spec["student"].get("checkpoint") == "{general}":
-        spec["student"]["checkpoint"] = general_ref
+    checkpoint = str(spec["student"].get("checkpoint") or "")
+    if checkpoint.startswith("{") and checkpoint.endswith("}"):
+        spec["student"]["checkpoint"] = general_refs[checkpoint[1:-1]]
     spec.update(seed=int(seed), name=f"ablation-{variant.key}-s{seed}")
     return JobSpec.from_dict(spec).to_dict()
 

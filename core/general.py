@@ -15,7 +15,8 @@ Two losses, by what the teacher has:
   drawn anew for every batch;
 * **an encoder only** (the bundled MiniLM): representation distillation, ``1 ·`` the last
   hidden states' cosine plus ``1 ·`` the mean squared error between each student layer's
-  output and the teacher layer it was copied from (same width needed), plus ``1 ·`` MiniLM's
+  output and the teacher layer it was copied from (same width needed); with the spec's
+  ``attention_transfer`` (``distillab general --attention-transfer``), also ``1 ·`` MiniLM's
   self-attention transfer (Wang et al. 2020) where the head counts match: the KL divergence
   from the teacher's last-layer attention distributions to the student's, per head, averaged
   over the real query tokens. Both models run :mod:`core.attention_maps` for it (SDPA returns
@@ -278,7 +279,12 @@ def run_general(run: Any, spec: Any, emit: Any) -> dict[str, Any]:
         raise ValueError(f"{spec.teacher}: an MLM teacher whose tokenizer has no mask token")
     saved = run.model_dir(GENERAL_ROLE)
     student = extract_student(teacher, spec.student.layers)
-    attention = not mlm and attention_transfer_allowed(student, teacher)
+    attention = (spec.attention_transfer and not mlm
+                 and attention_transfer_allowed(student, teacher))
+    if spec.attention_transfer and not attention:
+        emit({"type": "log", "message": "attention transfer not applied: "
+              + ("the teacher has an MLM head (the paper's loss applies)" if mlm else
+                 "the student's and the teacher's head counts differ")})
     setup = GeneralSetup(layers=tuple(student.config.distillab_teacher_layers), mlm=mlm,
                          mask_token_id=tokenizer.mask_token_id, vocab_size=len(tokenizer),
                          special_ids=tuple(tokenizer.all_special_ids), attention=attention)

@@ -269,10 +269,15 @@ class JobSpec:
     # task: distil for the dataset's labels; general: distil on the dataset's texts alone,
     # before any task (core.general), leaving the student as run:<id>/general.
     kind: str = "task"
+    # General jobs without an MLM head: add MiniLM's self-attention transfer to the
+    # representation loss (off by default: it cost a point on SST-2, docs/RESULTS.md).
+    attention_transfer: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in ("task", "general"):
             raise SpecError(f"kind must be task or general, got {self.kind!r}")
+        if self.attention_transfer and self.kind != "general":
+            raise SpecError("attention_transfer applies to general jobs (kind: general) only")
         if self.timing not in ("", *TIMING_LEVELS):
             raise SpecError(f"timing must be one of {', '.join(TIMING_LEVELS)}, got "
                             f"{self.timing!r}")
@@ -302,7 +307,7 @@ class JobSpec:
                             f"got {type(data).__name__}")
         refuse_unknown(cls, data, "job spec")
         scalars = {k: data[k] for k in ("teacher", "baseline", "seed", "device", "name",
-                                        "timing", "kind") if k in data}
+                                        "timing", "kind", "attention_transfer") if k in data}
         return cls(
             dataset=build_section(DatasetSpec, data.get("dataset", {}), "dataset", key="name"),
             student=build_section(StudentSpec, data.get("student", {}), "student", key="kind"),

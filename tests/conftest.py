@@ -21,9 +21,25 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI sets it: see c
 # core/timing.py) costs seconds of start-up per job; tests/test_pipeline.py's finished run
 # takes the default path.
 os.environ.setdefault("DISTILLAB_TIMING_PROCESS", "same")
-# One short timing round per job (JobSpec.timing "quick"); the finished run above times the
-# default way (three rounds).
+# One short timing round per job (JobSpec.timing "quick"); the full level is checked apart.
 os.environ.setdefault("DISTILLAB_TIMING", "quick")
+
+
+def _share_the_cpus() -> None:
+    """Under pytest-xdist, each worker's torch gets its share of this process's CPUs: two
+    workers with two spinning threads each on a 2-core machine slow every op."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
+    if workers > 1 and not os.environ.get("OMP_NUM_THREADS"):
+        import torch
+
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # no affinity call on macOS and Windows
+            cpus = os.cpu_count() or 1
+        torch.set_num_threads(max(1, cpus // workers))
+
+
+_share_the_cpus()
 
 SST2_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst2"
 

@@ -149,12 +149,13 @@ def test_a_general_job_leaves_a_student_a_task_job_starts_from(tiny_bert_dir, tm
     corpus.write_text("\n".join(t for t, _ in make_sentiment_rows(120, 2)) + "\n")
     general = create_run(JobSpec.from_dict({
         "kind": "general", "teacher": tiny_bert_dir, "dataset": {"name": str(corpus)},
+        "attention_transfer": True,
         "student": {"layers": [0, 2]}, "seed": 1,
         "train": {"epochs": 1, "batch_size": 16, "max_length": 32, "learning_rate": 3e-3},
     }).to_dict(), tmp_path / "runs")
     metrics = run_job(general)
     assert metrics["kind"] == "general" and metrics["layers"] == [0, 2]
-    assert metrics["loss"] == "general+attention"  # encoder only, same heads: MiniLM's transfer
+    assert metrics["loss"] == "general+attention"  # asked for; encoder only, same heads
     assert metrics["texts"] + metrics["validation_texts"] == 120
     assert np.isfinite(metrics["val_loss"]) and (general.model_dir("general") /
                                                  "config.json").is_file()
@@ -200,12 +201,22 @@ def test_distillab_general_runs_a_general_job(tiny_bert_dir, tmp_path, capsys):
                                       tiny_bert_dir, "--student-layers", "0,2"])
     spec = spec_from_args(args)
     assert (spec.kind, spec.baseline, spec.student.layers) == ("general", False, (0, 2))
+    assert spec.attention_transfer is False  # off unless asked: it cost a point on SST-2
+    assert spec_from_args(build_parser().parse_args(
+        ["general", "--attention-transfer"])).attention_transfer is True
+    with pytest.raises(SystemExit):  # a task job has no such flag
+        build_parser().parse_args(["run", "--attention-transfer"])
+    from core.specs import JobSpec, SpecError
+
+    with pytest.raises(SpecError, match="general jobs .* only"):
+        JobSpec.from_dict({"attention_transfer": True})
     assert spec_from_args(build_parser().parse_args(["run", "--timing", "off"])).timing == "off"
     code = main(["--runs-dir", str(tmp_path / "runs"), "general", "--dataset", str(corpus),
                  "--teacher", tiny_bert_dir, "--student-layers", "0,2", "--epochs", "1",
                  "--max-length", "32", "--batch-size", "16"])
     out = capsys.readouterr().out
     assert code == 0 and "general student run:" in out and "--student run:" in out
+    assert "attention KL" not in out
 
 
 def _outputs(hidden: list[list[list[float]]], logits: list[list[float]] | None = None):

@@ -80,6 +80,10 @@ def _add_run_parser(sub: Any, command: str = "run",
                    help="a masked-language model for --augment-method mlm, e.g. "
                         "bert-base-uncased")
     p.add_argument("--no-baseline", action="store_true", help="skip the no-teacher baseline")
+    if command == "general":
+        p.add_argument("--attention-transfer", action="store_true",
+                       help="add MiniLM's self-attention transfer (last layer's attention "
+                            "KL) to an encoder teacher's representation loss")
     p.add_argument("--timing", choices=("full", "quick", "off"),
                    help="how the scored models are timed: full (3 interleaved rounds, the "
                         "default), quick (1 short round) or off")

@@ -127,6 +127,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_ablation(args: argparse.Namespace) -> int:
     from core.ablation import (
+        GENERAL_STARTS,
         TASKS,
         VARIANTS,
         find_or_run,
@@ -154,10 +155,11 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     runs_dir = runs_root(args.runs_dir)
     progress = _ProgressBars()
     try:
-        general = find_or_run(JobSpec.from_dict(general_spec(base, args.general_texts))
-                              .to_dict(), runs_dir, progress)
-        reference = f"run:{general.id}/general"
-        runs = {(variant.key, seed): find_or_run(variant_spec(base, variant, seed, reference),
+        generals = {name: find_or_run(JobSpec.from_dict(general_spec(
+            base, args.general_texts, attention=bool(changes))).to_dict(), runs_dir, progress)
+            for name, changes in GENERAL_STARTS.items()}
+        references = {name: f"run:{run.id}/general" for name, run in generals.items()}
+        runs = {(variant.key, seed): find_or_run(variant_spec(base, variant, seed, references),
                                                  runs_dir, progress)
                 for seed in seeds for variant in VARIANTS}
     finally:
@@ -165,18 +167,19 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     rows = summarise(runs, seeds)
     from core.ablation import stage_seconds
 
-    general_s = sum(stage_seconds(general).values())
+    general_s = {name: sum(stage_seconds(run).values()) for name, run in generals.items()}
     note = (f"{title}, {rows_note}, scored on all of "
             f"{Path(base['dataset']['validation']).name}; MiniLM teacher fine-tuned "
             f"{train['teacher']['epochs']} epoch(s), students {train['student']['epochs']}, "
             f"max length {train['max_length']}, seeds "
             f"{', '.join(map(str, seeds))}; {describe_device(resolve_device('auto'))}. "
             f"Wall time: the variant's own stages (augmentation, student or baseline); the "
-            f"teacher of a seed is fine-tuned once and cached. The general student "
-            f"({reference}, up to {args.general_texts:,} unlabelled {title} texts, 1 epoch) "
-            f"took "
-            f"{general_s:.0f} s once, shared by every seed. Runs: "
-            f"{', '.join(sorted({run.id for run in runs.values()}))}.")
+            f"teacher of a seed is fine-tuned once and cached. The general students "
+            f"(up to {args.general_texts:,} unlabelled {title} texts, 1 epoch), each made "
+            f"once and shared by every seed: {references['general']} in "
+            f"{general_s['general']:.0f} s, with attention transfer "
+            f"{references['general_attention']} in {general_s['general_attention']:.0f} s. "
+            f"Runs: {', '.join(sorted({run.id for run in runs.values()}))}.")
     table = markdown_table(rows, note)
     out = Path(args.out or f"docs/ablation_{args.task}.md")
     out.parent.mkdir(parents=True, exist_ok=True)

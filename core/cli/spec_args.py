@@ -83,6 +83,8 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         data["baseline"] = False
     if getattr(args, "command", None) == "general":
         data.update(kind="general", baseline=False)
+        if args.attention_transfer:
+            data["attention_transfer"] = True
     return JobSpec.from_dict(data)
 
 
