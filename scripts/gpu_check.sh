@@ -94,7 +94,7 @@ tests_status=skipped
 if [ "${1:-run}" != bench ]; then
   # Only the files that hold GPU tests: the app's tests need gradio, which is not there.
   GPU_TESTS=$(grep -l "pytest.mark.gpu" tests/test_*.py)
-  timeout 150 python3 -m pytest -q -m gpu -p no:cacheprovider $GPU_TESTS 2>&1 \
+  timeout 150 python3 -m pytest -q -o addopts="" -m gpu -p no:cacheprovider $GPU_TESTS 2>&1 \
     | tee "$OUT/gpu_tests.log"
   tests_status=${PIPESTATUS[0]}
 fi

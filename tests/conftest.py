@@ -36,7 +36,11 @@ def _share_the_cpus() -> None:
             cpus = len(os.sched_getaffinity(0))
         except AttributeError:  # no affinity call on macOS and Windows
             cpus = os.cpu_count() or 1
-        torch.set_num_threads(max(1, cpus // workers))
+        threads = max(1, cpus // workers)
+        torch.set_num_threads(threads)
+        # The same for the processes a test starts (a job killed and resumed in a child
+        # must compute as the one run here, to the last bit).
+        os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
 _share_the_cpus()

@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--png", default="docs/glue_small.png", help="the trade-off plot's file")
 
     p = sub.add_parser("ablation", help="what each part of distillation gives: the same 3-layer "
-                       "student trained seven ways on SST-2 with few labels, over seeds")
+                       "student trained eight ways on SST-2 with few labels, over seeds")
     p.add_argument("--seeds", default="42,43,44", help="comma-separated seeds (at most 10)")
     p.add_argument("--task", choices=("sst2", "mrpc"), default="sst2",
                    help="sst2 (4,000 labels, 1 epoch) or mrpc (sentence pairs, 3 epochs)")
