@@ -12,7 +12,7 @@ several seeds, the same 3-layer student is trained eight ways:
 * ``kd_aug``: ``kd`` on the labelled texts plus ``--augment 4`` variants of each;
 * ``kd_cos``: ``kd`` plus the hidden-state cosine (the ``distilbert`` recipe);
 * ``general_kd``: a student first distilled on unlabelled text (``distillab general``), then ``kd``;
-* ``general_att_kd``: the same with MiniLM's attention transfer in the general stage;
+* ``gen_att_kd``: the same with MiniLM's attention transfer in the general stage;
 * ``random_kd``: a randomly initialised 3-layer student, then ``kd``.
 
 Every job is a plain task job in the runs folder (the teacher of a seed is fine-tuned once
@@ -55,7 +55,7 @@ VARIANTS = (
     Variant("kd_cos", "KD + hidden-state cosine", {"recipe": "distilbert"}),
     Variant("general_kd", "general-distilled start + KD",
             {"student": {"kind": "pretrained", "checkpoint": "{general}"}}),
-    Variant("general_att_kd", "general-distilled start (+ attention transfer) + KD",
+    Variant("gen_att_kd", "general-distilled start (+ attention transfer) + KD",
             {"student": {"kind": "pretrained", "checkpoint": "{general_attention}"}}),
     Variant("random_kd", "random-init student + KD",
             {"student": {"kind": "fresh", "num_layers": 3}}),
@@ -101,8 +101,8 @@ def task_base(task: str, data_root: str | Path, labels: int | None) -> dict[str,
     return make(data_root, default if labels is None else labels)
 
 
-# The general students the variants start from: placeholder -> the general job's changes.
-GENERAL_STARTS = {"general": {}, "general_attention": {"attention_transfer": True}}
+# The general students the variants start from: placeholder -> with attention transfer.
+GENERAL_STARTS = {"general": False, "general_attention": True}
 
 
 def general_spec(base: dict[str, Any], texts: int, attention: bool = False

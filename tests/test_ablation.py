@@ -34,8 +34,8 @@ def test_each_variant_is_a_valid_job_that_differs_from_the_others_where_it_says(
     assert specs["general_kd"]["student"] == {**specs["general_kd"]["student"],
                                               "kind": "pretrained",
                                               "checkpoint": "run:abc/general"}
-    assert specs["general_att_kd"]["student"]["checkpoint"] == "run:att/general"
-    assert _comparable({**specs["general_att_kd"], "student": specs["general_kd"]["student"]}
+    assert specs["gen_att_kd"]["student"]["checkpoint"] == "run:att/general"
+    assert _comparable({**specs["gen_att_kd"], "student": specs["general_kd"]["student"]}
                        ) == _comparable(specs["general_kd"])  # only the start differs
     assert specs["random_kd"]["student"]["kind"] == "fresh"
     # The baseline row and the KD row come from one job (its two trained models).

@@ -156,8 +156,8 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     progress = _ProgressBars()
     try:
         generals = {name: find_or_run(JobSpec.from_dict(general_spec(
-            base, args.general_texts, attention=bool(changes))).to_dict(), runs_dir, progress)
-            for name, changes in GENERAL_STARTS.items()}
+            base, args.general_texts, attention=attention)).to_dict(), runs_dir, progress)
+            for name, attention in GENERAL_STARTS.items()}
         references = {name: f"run:{run.id}/general" for name, run in generals.items()}
         runs = {(variant.key, seed): find_or_run(variant_spec(base, variant, seed, references),
                                                  runs_dir, progress)
