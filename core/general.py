@@ -18,9 +18,11 @@ Two losses, by what the teacher has:
   output and the teacher layer it was copied from (same width needed); with the spec's
   ``attention_transfer`` (``distillab general --attention-transfer``), also ``1 ·`` MiniLM's
   self-attention transfer (Wang et al. 2020) where the head counts match: the KL divergence
-  from the teacher's last-layer attention distributions to the student's, per head, averaged
-  over the real query tokens. Both models run :mod:`core.attention_maps` for it (SDPA returns
-  no maps, eager returns them after dropout); the saved student goes back to its own.
+  from the attention distributions of the teacher layer the student's last layer copies
+  (MiniLM takes the teacher's last layer; for a layer-copied student that cost a point on
+  SST-2) to the student's last layer's, per head, averaged over the real query tokens.
+  Both models run :mod:`core.attention_maps` for it (SDPA returns no maps, eager returns
+  them after dropout); the saved student goes back to its own.
 
 Validation is the same loss on held-out texts (fixed masks), lower is better.
 """
@@ -47,7 +49,7 @@ MAX_VALIDATION_TEXTS = 1000
 # alpha_kd: MLM soft targets, alpha_ce: the student's MLM loss, alpha_cos: hidden cosine.
 MLM_RECIPE = Recipe("general-mlm", alpha_kd=5.0, alpha_ce=2.0, alpha_cos=1.0, temperature=2.0)
 # alpha_ce: the per-layer hidden-state MSE, alpha_cos: the last hidden states' cosine,
-# alpha_kd: the last layer's attention-distribution KL (when GeneralSetup.attention).
+# alpha_kd: the student's last layer's attention KL (when GeneralSetup.attention).
 REPRESENTATION_RECIPE = Recipe("general", alpha_kd=1.0, alpha_ce=1.0, alpha_cos=1.0)
 
 
@@ -148,8 +150,10 @@ def general_loss(student_out: Any, teacher_out: Any, attention_mask: torch.Tenso
     total = recipe.alpha_ce * mse + recipe.alpha_cos * cos
     attention = zero
     if setup.attention:
-        attention = attention_kl(student_out.attentions[-1], teacher_out.attentions[-1],
-                                 attention_mask)
+        # The teacher layer the student's last layer was copied from, not the teacher's last:
+        # its maps are where the copy starts (the last layer's cost 1 point on SST-2).
+        attention = attention_kl(student_out.attentions[-1],
+                                 teacher_out.attentions[setup.layers[-1]], attention_mask)
         total = total + recipe.alpha_kd * attention
     return LossTerms(total=total, kd=attention.detach(), ce=mse.detach(), cos=cos.detach())
 

@@ -286,7 +286,7 @@ def test_the_attention_transfer_on_golden_values():
     assert float(without.kd) == 0.0 and float(without.total) == pytest.approx(0.0, abs=1e-6)
 
 
-def test_an_identical_student_has_no_attention_loss_and_a_shorter_one_has_some():
+def test_the_attention_loss_compares_the_teacher_layer_each_student_copies():
     from core.attention_maps import use_attention_maps
     from core.general import general_step_loss
     from core.students import extract_student
@@ -295,16 +295,23 @@ def test_an_identical_student_has_no_attention_loss_and_a_shorter_one_has_some()
     use_attention_maps(teacher)
     batch = {"input_ids": torch.randint(10, 1000, (2, 9)),
              "attention_mask": torch.tensor([[1] * 9, [1] * 5 + [0] * 4])}
-    setup = GeneralSetup(layers=(0, 1, 2, 3), mlm=False, mask_token_id=None, vocab_size=1000,
-                         special_ids=(), attention=True)
-    with torch.no_grad():
-        same = general_step_loss(extract_student(teacher, [0, 1, 2, 3]), teacher, batch,
-                                 setup, REPRESENTATION_RECIPE)
-        half = general_step_loss(extract_student(teacher, [0, 1]), teacher, batch,
-                                 GeneralSetup(**{**setup.__dict__, "layers": (0, 1)}),
-                                 REPRESENTATION_RECIPE)
-    assert float(same.kd) == pytest.approx(0.0, abs=1e-7)
-    assert float(half.kd) > 1e-5  # small: random weights attend almost uniformly
+
+    def attention_loss(student, layers):
+        setup = GeneralSetup(layers=layers, mlm=False, mask_token_id=None, vocab_size=1000,
+                             special_ids=(), attention=True)
+        with torch.no_grad():
+            return float(general_step_loss(student, teacher, batch, setup,
+                                           REPRESENTATION_RECIPE).kd)
+
+    # A copy's last layer (teacher layer 1 here) attends as that teacher layer: no loss.
+    assert attention_loss(extract_student(teacher, [0, 1, 2, 3]), (0, 1, 2, 3)) == (
+        pytest.approx(0.0, abs=1e-7))
+    assert attention_loss(extract_student(teacher, [0, 1]), (0, 1)) == pytest.approx(
+        0.0, abs=1e-7)
+    # Layers of another model: some (small: random weights attend almost uniformly).
+    other = extract_student(_encoder(4, seed=1), [0, 1])
+    use_attention_maps(other)
+    assert attention_loss(other, (0, 1)) > 1e-5
 
 
 @pytest.mark.slow  # two general stages (~10 s)

@@ -82,8 +82,8 @@ def _add_run_parser(sub: Any, command: str = "run",
     p.add_argument("--no-baseline", action="store_true", help="skip the no-teacher baseline")
     if command == "general":
         p.add_argument("--attention-transfer", action="store_true",
-                       help="add MiniLM's self-attention transfer (last layer's attention "
-                            "KL) to an encoder teacher's representation loss")
+                       help="add MiniLM's self-attention transfer (the attention KL of the "
+                            "student's last layer) to an encoder teacher's loss")
     p.add_argument("--timing", choices=("full", "quick", "off"),
                    help="how the scored models are timed: full (3 interleaved rounds, the "
                         "default), quick (1 short round) or off")
