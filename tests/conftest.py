@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,38 @@ def _share_the_cpus() -> None:
 
 
 _share_the_cpus()
+
+DURATIONS = Path(__file__).with_name("durations.json")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--store-durations", action="store_true",
+                     help=f"write each test file's seconds into {DURATIONS.name}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Deal the long test files out first (seconds from tests/durations.json, a file it does
+    not know last), the order within a file kept: pytest-xdist's `loadfile` hands whole files
+    to the workers in collection order (with `--no-loadscope-reorder`; else most tests first),
+    and a minute-long file dealt last leaves the other worker idle while it runs."""
+    seconds = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+    position = {item: i for i, item in enumerate(items)}
+    items.sort(key=lambda item: (-seconds.get(item.nodeid.split("::")[0], 0.0), position[item]))
+
+
+_seconds_per_file: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Sum set-up, call and teardown per file (in the controller, the workers' reports)."""
+    path = report.nodeid.split("::")[0]
+    _seconds_per_file[path] = _seconds_per_file.get(path, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if session.config.getoption("--store-durations") and not os.environ.get("PYTEST_XDIST_WORKER"):
+        ranked = sorted(_seconds_per_file.items(), key=lambda kv: -kv[1])
+        DURATIONS.write_text(json.dumps({path: round(t, 1) for path, t in ranked}, indent=1) + "\n")
 
 SST2_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst2"
 
