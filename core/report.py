@@ -126,7 +126,8 @@ def main_score(metrics: dict[str, Any] | ModelMetrics) -> float | None:
 def summarise(tasks: Sequence[ReportTask], seeds: Sequence[int],
               results: dict[tuple[str, int], dict[str, Any]]) -> list[dict[str, Any]]:
     """Per role: each task's and the macro average's mean and std over seeds (x100), the %
-    of the teacher's macro average kept, parameters and batch-1 latency."""
+    of the teacher's macro average kept (and of each task's score, ``kept_by_task``),
+    parameters and batch-1 latency."""
     rows = []
     runs = {key: RunMetrics.from_dict(metrics) for key, metrics in results.items()}
     # Each task's metric, as its runs were scored: Spearman for a regression.
@@ -147,9 +148,13 @@ def summarise(tasks: Sequence[ReportTask], seeds: Sequence[int],
             if None not in scores:
                 macros.append(100 * statistics.fmean(scores))
                 kept.append(100 * statistics.fmean(scores) / statistics.fmean(teacher_scores))
+        row["kept_by_task"] = {}
         for task in tasks:
-            values = [main_score(runs[(task.key, s)].model(role)) for s in seeds]
-            row[task.key] = mean_std([100 * v for v in values if v is not None])
+            pairs = [(main_score(runs[(task.key, s)].model(role)),
+                      main_score(runs[(task.key, s)].models["teacher"])) for s in seeds]
+            row[task.key] = mean_std([100 * v for v, _ in pairs if v is not None])
+            row["kept_by_task"][task.key] = mean_std([100 * v / t for v, t in pairs
+                                                      if v is not None and t])
         row["macro"], row["kept"] = mean_std(macros), mean_std(kept)
         row[LATENCY_P50] = mean_std([v for v in latencies if v is not None])
         row["params"] = max((p for p in params if p), default=None)
@@ -191,6 +196,10 @@ def markdown_table(tasks: Sequence[ReportTask], seeds: Sequence[int],
              f"); scores x100; the macro score averages the task scores (STS-B counts its "
              f"Spearman correlation); % of teacher is the macro score over the teacher's, per "
              f"seed. {settings}"]
+    kept = by_role["student"].get("kept_by_task", {})
+    if any(kept.values()):
+        notes.append("The student keeps, per task: " + ", ".join(
+            f"{t.title} {mean_std_cell(kept[t.key])}%" for t in tasks if kept.get(t.key)) + ".")
     student, baseline = by_role["student"]["macro"], by_role["baseline"]["macro"]
     if student and baseline:
         notes.append(f"Distillation vs baseline: {student[0] - baseline[0]:+.1f} macro points.")
