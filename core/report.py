@@ -136,22 +136,22 @@ def summarise(tasks: Sequence[ReportTask], seeds: Sequence[int],
     for role in ROLES:
         row: dict[str, Any] = {"role": role, "metrics": metrics}
         macros, kept, latencies, params = [], [], [], []
+        # (this role's score, the teacher's) per (task, seed), read once.
+        scored: dict[tuple[str, int], tuple[float | None, float | None]] = {}
         for seed in seeds:
-            scores, teacher_scores = [], []
             for task in tasks:
                 run = runs[(task.key, seed)]
                 model = run.model(role)
-                scores.append(main_score(model))
-                teacher_scores.append(main_score(run.models["teacher"]))
+                scored[(task.key, seed)] = (main_score(model), main_score(run.models["teacher"]))
                 latencies.append(model.latency_ms_p50)
                 params.append(model.params)
+            scores, teacher_scores = zip(*(scored[(t.key, seed)] for t in tasks), strict=True)
             if None not in scores:
                 macros.append(100 * statistics.fmean(scores))
                 kept.append(100 * statistics.fmean(scores) / statistics.fmean(teacher_scores))
         row["kept_by_task"] = {}
         for task in tasks:
-            pairs = [(main_score(runs[(task.key, s)].model(role)),
-                      main_score(runs[(task.key, s)].models["teacher"])) for s in seeds]
+            pairs = [scored[(task.key, s)] for s in seeds]
             row[task.key] = mean_std([100 * v for v, _ in pairs if v is not None])
             row["kept_by_task"][task.key] = mean_std([100 * v / t for v, t in pairs
                                                       if v is not None and t])
