@@ -76,6 +76,18 @@ def test_report_flags_set_the_stages_and_augmentation():
     assert spec.train.teacher.epochs == 3
 
 
+
+def test_a_bare_report_runs_the_settings_of_the_documented_table():
+    # docs/RESULTS.md's 3-seed table: 4 student epochs at 3e-4, 4 augmented variants, 6,000
+    # training rows per task; `--max-train-examples 0` means all rows.
+    from core.cli.parser import build_parser
+
+    args = build_parser().parse_args(["report"])
+    assert (args.epochs, args.lr, args.augment, args.max_train_examples) == (4, 3e-4, 4, 6000)
+    assert (args.teacher_epochs, args.max_length, args.seeds) == (3, 128, "1,2,3")
+    assert build_parser().parse_args(["report", "--max-train-examples", "0"]
+                                     ).max_train_examples == 0
+
 @pytest.mark.slow
 def test_a_tiny_report_runs_end_to_end_and_reuses_finished_runs(tiny_bert_dir, tmp_path,
                                                                 one_torch_thread):

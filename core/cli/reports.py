@@ -95,7 +95,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         teacher["learning_rate"] = args.teacher_lr
     train = {"student": student, "teacher": teacher, "max_length": args.max_length}
     jobs = report_specs(tasks, seeds, teacher=args.teacher, train=train,
-                        max_train_examples=args.max_train_examples,
+                        max_train_examples=args.max_train_examples or None,
                         max_eval_examples=args.max_eval_examples, augment=args.augment)
     from core.runs import runs_root
 
