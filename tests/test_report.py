@@ -87,6 +87,8 @@ def test_a_bare_report_runs_the_settings_of_the_documented_table():
     assert (args.teacher_epochs, args.max_length, args.seeds) == (3, 128, "1,2,3")
     assert build_parser().parse_args(["report", "--max-train-examples", "0"]
                                      ).max_train_examples == 0
+    # The report's defaults are its own: a job's command keeps "all rows" unless told.
+    assert build_parser().parse_args(["run"]).max_train_examples is None
 
 @pytest.mark.slow
 def test_a_tiny_report_runs_end_to_end_and_reuses_finished_runs(tiny_bert_dir, tmp_path,

@@ -61,9 +61,7 @@ def _add_run_parser(sub: Any, command: str = "run",
     p.add_argument("--teacher-lr", type=float)
     p.add_argument("--grad-accum", type=int)
     p.add_argument("--compile", action="store_true", help="torch.compile the student")
-    p.add_argument("--max-train-examples", type=int, default=6000,
-                   help="training rows per task (6,000: all of STS-B and MRPC, a stratified "
-                   "6,000 of SST-2); 0 for all")
+    p.add_argument("--max-train-examples", type=int)
     p.add_argument("--max-eval-examples", type=int)
     p.add_argument("--max-length", type=int)
     p.add_argument("--eval-batch-tokens", type=int,
