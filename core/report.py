@@ -91,6 +91,22 @@ def run_report(jobs: Sequence[tuple[ReportTask, int, JobSpec]], runs_dir: str | 
     return results
 
 
+def report_plan(jobs: Sequence[tuple[ReportTask, int, JobSpec]], runs_dir: str | Path
+                ) -> str:
+    """One line saying what a report will do: how many jobs, how many finished runs it
+    reuses, how many it trains (each: teacher, distilled student, baseline)."""
+    to_run = sum(_finished_run(runs_dir, spec) is None for _, _, spec in jobs)
+    tasks = len({task.key for task, _, _ in jobs})
+    seeds = len({seed for _, seed, _ in jobs})
+    line = (f"report: {len(jobs)} job(s) ({tasks} task(s) x {seeds} seed(s)); "
+            f"{len(jobs) - to_run} finished run(s) reused, {to_run} to train")
+    if to_run:
+        line += (" (each: the teacher, fine-tuned once per task and seed and cached, the "
+                 "distilled student and the baseline; 20-70 minutes a job on a 2-core CPU "
+                 "at the default settings)")
+    return line
+
+
 def comparable_spec(spec: dict[str, Any], ignore: Sequence[str]) -> dict[str, Any]:
     """``spec`` read the way JobSpec reads it (a spec.json written by an older version
     included), without the keys in ``ignore``: two runs of the same job compare equal.

@@ -8,6 +8,7 @@ from core.report import (
     ReportTask,
     default_tasks,
     markdown_table,
+    report_plan,
     report_specs,
     run_report,
     summarise,
@@ -107,9 +108,13 @@ def test_a_tiny_report_runs_end_to_end_and_reuses_finished_runs(tiny_bert_dir, t
                         train={"epochs": 1, "teacher_epochs": 1, "batch_size": 16,
                                "max_length": 24}, student_layers=(0, 2))
     runs_dir = tmp_path / "runs"
+    assert report_plan(jobs, runs_dir).startswith(
+        "report: 4 job(s) (2 task(s) x 2 seed(s)); 0 finished run(s) reused, 4 to train (")
     results = run_report(jobs, runs_dir)
     assert len({r["run_id"] for r in results.values()}) == 4
     assert "spearman" in results[("scores", 1)]["models"]["student"]
+    assert report_plan(jobs, runs_dir) == ("report: 4 job(s) (2 task(s) x 2 seed(s)); "
+                                           "4 finished run(s) reused, 0 to train")
     again = run_report(jobs, runs_dir)  # finished runs of the same spec are reused
     assert {k: v["run_id"] for k, v in again.items()} == {
         k: v["run_id"] for k, v in results.items()}
