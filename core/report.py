@@ -10,6 +10,7 @@ reused, so an interrupted report picks up where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import statistics
@@ -224,7 +225,7 @@ def markdown_table(tasks: Sequence[ReportTask], seeds: Sequence[int],
 
 def write_plot(rows: list[dict[str, Any]], path: str | Path) -> Path:
     """A PNG of the macro score against batch-1 latency, one point per role (Pillow)."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     colours = {"teacher": (31, 119, 180), "student": (255, 127, 14), "baseline": (44, 160, 44)}
     points = [(r["role"], r[LATENCY_P50][0], r["macro"][0]) for r in rows
@@ -232,6 +233,10 @@ def write_plot(rows: list[dict[str, Any]], path: str | Path) -> Path:
     width, height, pad = 640, 420, 70
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
+    # Pillow's own TrueType face at a readable size for every call below; without FreeType,
+    # or before Pillow 10.1, its small bitmap face.
+    with contextlib.suppress(ImportError, OSError, TypeError):
+        draw.font = ImageFont.load_default(size=13)
     draw.line([(pad, pad // 2), (pad, height - pad), (width - pad // 2, height - pad)],
               fill="black", width=2)
     draw.text((width // 2 - 90, height - pad + 30), "latency p50, batch 1 (ms)", fill="black")
