@@ -78,12 +78,15 @@ def report_specs(tasks: Sequence[ReportTask], seeds: Sequence[int], *,
 def run_report(jobs: Sequence[tuple[ReportTask, int, JobSpec]], runs_dir: str | Path,
                on_event: Callable[[dict[str, Any]], None] | None = None
                ) -> dict[tuple[str, int], dict[str, Any]]:
-    """Run (or reuse) every job; ``{(task key, seed): metrics.json's dict}``."""
+    """Run (or reuse) every job; ``{(task key, seed): metrics.json's dict}``. The first
+    event is a ``log`` with :func:`report_plan`'s line."""
     from core.pipeline import run_job
 
+    finished = [_finished_run(runs_dir, spec) for _, _, spec in jobs]
+    if on_event is not None:
+        on_event({"type": "log", "message": report_plan(jobs, finished)})
     results = {}
-    for task, seed, spec in jobs:
-        run = _finished_run(runs_dir, spec)
+    for (task, seed, spec), run in zip(jobs, finished, strict=True):
         if run is None:
             logger.info("report: %s seed %d", task.title, seed)
             run = create_run(spec.to_dict(), runs_dir)
@@ -92,11 +95,12 @@ def run_report(jobs: Sequence[tuple[ReportTask, int, JobSpec]], runs_dir: str | 
     return results
 
 
-def report_plan(jobs: Sequence[tuple[ReportTask, int, JobSpec]], runs_dir: str | Path
-                ) -> str:
+def report_plan(jobs: Sequence[tuple[ReportTask, int, JobSpec]],
+                finished: Sequence[Run | None]) -> str:
     """One line saying what a report will do: how many jobs, how many finished runs it
-    reuses, how many it trains (each: teacher, distilled student, baseline)."""
-    to_run = sum(_finished_run(runs_dir, spec) is None for _, _, spec in jobs)
+    reuses (``finished``: each job's, or None), how many it trains (each: teacher,
+    distilled student, baseline)."""
+    to_run = sum(run is None for run in finished)
     tasks = len({task.key for task, _, _ in jobs})
     seeds = len({seed for _, seed, _ in jobs})
     line = (f"report: {len(jobs)} job(s) ({tasks} task(s) x {seeds} seed(s)); "

@@ -8,7 +8,6 @@ from core.report import (
     ReportTask,
     default_tasks,
     markdown_table,
-    report_plan,
     report_specs,
     run_report,
     summarise,
@@ -77,7 +76,6 @@ def test_report_flags_set_the_stages_and_augmentation():
     assert spec.train.teacher.epochs == 3
 
 
-
 def test_a_bare_report_runs_the_settings_of_the_documented_table():
     # docs/RESULTS.md's 3-seed table: 4 student epochs at 3e-4, 4 augmented variants, 6,000
     # training rows per task; `--max-train-examples 0` means all rows.
@@ -90,6 +88,7 @@ def test_a_bare_report_runs_the_settings_of_the_documented_table():
                                      ).max_train_examples == 0
     # The report's defaults are its own: a job's command keeps "all rows" unless told.
     assert build_parser().parse_args(["run"]).max_train_examples is None
+
 
 @pytest.mark.slow
 def test_a_tiny_report_runs_end_to_end_and_reuses_finished_runs(tiny_bert_dir, tmp_path,
@@ -108,14 +107,16 @@ def test_a_tiny_report_runs_end_to_end_and_reuses_finished_runs(tiny_bert_dir, t
                         train={"epochs": 1, "teacher_epochs": 1, "batch_size": 16,
                                "max_length": 24}, student_layers=(0, 2))
     runs_dir = tmp_path / "runs"
-    assert report_plan(jobs, runs_dir).startswith(
+    events = []
+    results = run_report(jobs, runs_dir, on_event=events.append)
+    assert events[0]["type"] == "log" and events[0]["message"].startswith(
         "report: 4 job(s) (2 task(s) x 2 seed(s)); 0 finished run(s) reused, 4 to train (")
-    results = run_report(jobs, runs_dir)
     assert len({r["run_id"] for r in results.values()}) == 4
     assert "spearman" in results[("scores", 1)]["models"]["student"]
-    assert report_plan(jobs, runs_dir) == ("report: 4 job(s) (2 task(s) x 2 seed(s)); "
-                                           "4 finished run(s) reused, 0 to train")
-    again = run_report(jobs, runs_dir)  # finished runs of the same spec are reused
+    events.clear()
+    again = run_report(jobs, runs_dir, on_event=events.append)  # finished runs are reused
+    assert events == [{"type": "log", "message": "report: 4 job(s) (2 task(s) x 2 seed(s)); "
+                                                 "4 finished run(s) reused, 0 to train"}]
     assert {k: v["run_id"] for k, v in again.items()} == {
         k: v["run_id"] for k, v in results.items()}
     rows = summarise([pairs, scores], [1, 2], results)

@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the folder holding sst2/ and glue/{mrpc,stsb}/")
     p.add_argument("--teacher", default=BUNDLED_TEACHER)
     # The defaults are the settings of docs/RESULTS.md's 3-seed table (the student keeps 97%
-    # of its teacher); `--augment 0 --epochs 2 --lr 1e-4` is the shorter first table.
+    # of its teacher); `--augment 0 --epochs 2 --lr 1e-4 --max-train-examples 4000` is the
+    # shorter first table.
     p.add_argument("--epochs", type=int, default=4, help="the students' epochs")
     p.add_argument("--teacher-epochs", type=int, default=3)
     p.add_argument("--lr", type=float, default=3e-4, help="the students' learning rate")

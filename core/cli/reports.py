@@ -70,7 +70,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     from core.report import (
         default_tasks,
         markdown_table,
-        report_plan,
         report_specs,
         run_report,
         summarise,
@@ -100,7 +99,6 @@ def cmd_report(args: argparse.Namespace) -> int:
                         max_eval_examples=args.max_eval_examples, augment=args.augment)
     from core.runs import runs_root
 
-    print(report_plan(jobs, runs_root(args.runs_dir)), file=sys.stderr, flush=True)
     progress = _ProgressBars()
     try:
         results = run_report(jobs, runs_root(args.runs_dir), on_event=progress)
