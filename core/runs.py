@@ -277,14 +277,22 @@ def open_run(run_id: str, runs_dir: str | os.PathLike | None = None) -> Run:
 def list_run_objects(runs_dir: str | os.PathLike | None = None) -> list[Run]:
     root = runs_root(runs_dir)
     return sorted((Run(p) for p in root.iterdir()
-                   if p.is_dir() and (p / "spec.json").exists()), key=lambda r: r.id)
+                   if p.is_dir() and not p.name.startswith(".")
+                   and (p / "spec.json").exists()), key=lambda r: r.id)
 
 
 def delete_run(run_id: str, runs_dir: str | os.PathLike | None = None) -> None:
     run = open_run(run_id, runs_dir)
     if run.status()["state"] == RunState.RUNNING:
         raise RunError(f"run {run_id} is running: cancel it before deleting it")
-    shutil.rmtree(run.path)
+    # Renamed out of the way first (atomic): readers then see the run whole or gone, and
+    # a job queue reaping its worker (which unlinks ``claimed``) cannot pull a file from
+    # under rmtree. A hidden name is never listed as a run.
+    trash = run.path.with_name(f".deleting-{run.id}-{secrets.token_hex(4)}")
+    os.replace(run.path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+    if trash.exists():  # a file was held or appeared meanwhile: once more, and say why
+        shutil.rmtree(trash)
 
 
 def list_runs(runs_dir: str | os.PathLike | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -214,6 +215,28 @@ def test_delete_refuses_a_running_run(run: Run) -> None:
     run.set_status("running")
     with pytest.raises(RunError, match="cancel it before deleting it"):
         delete_run(run.id, run.path.parent)
+
+
+def test_delete_moves_the_run_away_before_removing_it(run: Run, monkeypatch) -> None:
+    """A job queue reaping the run's worker unlinks ``claimed`` at any moment (a CI run
+    failed on it inside rmtree): the run leaves its name atomically, then is removed."""
+    import core.runs as runs_module
+
+    (run.path / "claimed").write_text("1")
+    removed = []
+    real_rmtree = shutil.rmtree
+
+    def rmtree(path, *args, **kwargs):
+        assert not run.path.exists()  # the run's own name is gone first
+        assert run.id not in [r.id for r in list_run_objects(run.path.parent)]
+        (Path(path) / "claimed").unlink()  # what the queue does meanwhile
+        removed.append(Path(path).name)
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(runs_module.shutil, "rmtree", rmtree)
+    delete_run(run.id, run.path.parent)
+    assert removed and removed[0].startswith(".")
+    assert list(run.path.parent.iterdir()) == []
 
 
 @needs_proc
