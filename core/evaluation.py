@@ -28,6 +28,7 @@ from core.batching import (
     encode_uncached,
     store_encoding,
 )
+from core.cpu_streams import map_in_streams, stream_count
 from core.cuda_graphs import (
     graphs_enabled,
     inference_graphs,
@@ -207,7 +208,8 @@ def _forward_batches(model: Any, encoded: EncodedTexts, batches: list[np.ndarray
 
     On CUDA each batch is padded to a static shape (width a multiple of 32 tokens, rows a
     power of two up to the largest batch of that width) and run through the model's CUDA
-    graph for that shape (``core.cuda_graphs``); the padding rows are dropped after."""
+    graph for that shape (``core.cuda_graphs``); the padding rows are dropped after. On a
+    CPU the batches run side by side in single-threaded streams (``core.cpu_streams``)."""
     on_cuda = device.type == "cuda"
     multiple = width_multiple(device)
     graphs = inference_graphs(model, device) if graphs_enabled(device) else None
@@ -215,8 +217,8 @@ def _forward_batches(model: Any, encoded: EncodedTexts, batches: list[np.ndarray
     cap = width_cap(model)
     # A regression model's one output is its prediction: softmax would make it 1.0.
     softmax = softmax and model.config.num_labels > 1
-    outputs = []
-    for indices in batches:
+
+    def run(indices: np.ndarray) -> torch.Tensor:
         rows = row_bucket(len(indices), full_rows) if graphs is not None else None
         # Pinned host memory lets the copy overlap with the previous batch's compute.
         batch = collate(encoded, indices, pad_token_id, pin_memory=on_cuda,
@@ -229,8 +231,10 @@ def _forward_batches(model: Any, encoded: EncodedTexts, batches: list[np.ndarray
         logits = logits[:len(indices)]
         # Softmax in fp32: bf16 probabilities would round confidences to ~3 digits. Graph
         # outputs are overwritten by the shape's next replay: logits are copied out.
-        outputs.append(torch.softmax(logits, dim=-1) if softmax else logits.clone())
-    return outputs
+        return torch.softmax(logits, dim=-1) if softmax else logits.clone()
+
+    streams = stream_count(len(batches)) if device.type == "cpu" else 1
+    return map_in_streams(run, batches, streams)
 
 
 def _logits(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -19,8 +19,8 @@ PEAK_MATMUL_N = 8192
 EVAL_INCLUDES = {
     "distillab": "predict_proba(cache=False): fast tokenizer (uncached, threaded), "
                  "length-sorted token-budget batches, inference_mode, SDPA, bf16 autocast on "
-                 "CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), softmax, argmax on "
-                 "the host",
+                 "CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), on a CPU whole "
+                 "batches side by side in one-thread streams, softmax, argmax on the host",
     "pipeline": "transformers.pipeline('text-classification', batch_size=32, truncation, "
                 "max_length): per-text tokenisation, batches of 32 in input order padded to "
                 "their longest row, fp32, post-processing to label dicts",
