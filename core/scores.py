@@ -53,8 +53,6 @@ def load_metric(name: str) -> evaluate.EvaluationModule:
     return evaluate.load(str(METRICS_DIR / name / f"{name}.py"), keep_in_memory=True)
 
 
-
-
 def compute_metrics(labels: Sequence[int], predictions: Sequence[int],
                     label_names: list[str]) -> dict[str, Any]:
     """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
