@@ -9,6 +9,8 @@ What :func:`clean_storage` removes, and nothing else:
   has changed for ``temp_max_age_s``;
 - ``<runs>/_cache/teachers/<key>/``: fine-tuned teachers, least recently used first, until the
   cache fits ``cache_budget_bytes``; an entry used in the last hour is always kept.
+- ``<runs>/.deleting-*``: a deleted run left behind when its removal failed after the run was
+  renamed out of the way (a file held open), once renamed longer than ``temp_max_age_s`` ago.
 
 Defaults come from the environment, read at each call:
 
@@ -36,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.runs import RunState, list_run_objects
+from core.runs import DELETING_PREFIX, RunState, list_run_objects
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,7 @@ def clean_storage(runs_dir: str | os.PathLike, *, now: float | None = None,
     _clean_uploads(root, now - upload_max_age_s, report)
     _clean_temp(Path(temp_dir or tempfile.gettempdir()), root, now - temp_max_age_s, report)
     _trim_teacher_cache(root, now, cache_budget_bytes, report)
+    _clean_half_deleted(root, now - temp_max_age_s, report)
     if report.removed:
         log.info("storage cleanup removed %d files and %d folders (%.1f MB)",
                  report.files_removed, report.folders_removed, report.bytes_freed / 1e6)
@@ -175,6 +178,29 @@ def _remove_empty_folder(path: Path, report: CleanupReport) -> None:
     except OSError:  # not empty, gone, or filled meanwhile
         return
     report.add(path, 0, folder=True)
+
+
+# runs whose delete failed half-way ------------------------------------------------------
+def _clean_half_deleted(root: Path, cutoff: float, report: CleanupReport) -> None:
+    """Remove ``.deleting-*`` folders renamed before ``cutoff`` (the rename sets the ctime, so
+    a delete in progress is never raced)."""
+    try:
+        entries = [e for e in os.scandir(root) if e.name.startswith(DELETING_PREFIX)]
+    except OSError:
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not stat.S_ISDIR(info.st_mode) or info.st_ctime >= cutoff:
+                continue
+            size = tree_bytes(path)
+            shutil.rmtree(path)
+            report.add(path, size, folder=True)
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            log.warning("cleanup could not remove %s: %s", path, error)
 
 
 # download temp folders -------------------------------------------------------------------

@@ -281,6 +281,9 @@ def list_run_objects(runs_dir: str | os.PathLike | None = None) -> list[Run]:
                    and (p / "spec.json").exists()), key=lambda r: r.id)
 
 
+DELETING_PREFIX = ".deleting-"  # a run being deleted (``core.cleanup`` sweeps leftovers)
+
+
 def delete_run(run_id: str, runs_dir: str | os.PathLike | None = None) -> None:
     run = open_run(run_id, runs_dir)
     if run.status()["state"] == RunState.RUNNING:
@@ -288,7 +291,7 @@ def delete_run(run_id: str, runs_dir: str | os.PathLike | None = None) -> None:
     # Renamed out of the way first (atomic): readers then see the run whole or gone, and
     # a job queue reaping its worker (which unlinks ``claimed``) cannot pull a file from
     # under rmtree. A hidden name is never listed as a run.
-    trash = run.path.with_name(f".deleting-{run.id}-{secrets.token_hex(4)}")
+    trash = run.path.with_name(f"{DELETING_PREFIX}{run.id}-{secrets.token_hex(4)}")
     os.replace(run.path, trash)
     shutil.rmtree(trash, ignore_errors=True)
     if trash.exists():  # a file was held or appeared meanwhile: once more, and say why

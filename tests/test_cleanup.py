@@ -236,6 +236,20 @@ def test_nothing_outside_the_managed_folders_is_touched(runs: Path) -> None:
     assert sorted(p.relative_to(runs) for p in runs.rglob("*")) == before
 
 
+def test_a_run_left_half_deleted_goes_once_its_rename_is_old(runs: Path) -> None:
+    """A delete renames the run, then removes it; if the removal failed, cleanup finishes it,
+    but never while a delete may still be running (the rename's ctime is recent)."""
+    left = make_file(runs / ".deleting-20261205-101500-ab12-0f0f" / "models" / "w.bin",
+                     age_s=30 * HOUR).parents[1]
+    kept_run = create_run({"dataset": {"name": "x.csv"}}, runs)
+    assert clean(runs).removed == []  # renamed moments ago: a delete may be under way
+    report = clean_storage(runs, now=time.time() + 3 * HOUR, temp_dir=runs.parent / "tmp",
+                           upload_max_age_s=24 * HOUR, temp_max_age_s=2 * HOUR,
+                           cache_budget_bytes=10**9)
+    assert report.removed == [str(left)] and not left.exists()
+    assert kept_run.path.exists()
+
+
 # the job queue ------------------------------------------------------------------------------
 def test_the_queue_cleans_at_most_every_clean_every_s(runs: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
