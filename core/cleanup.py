@@ -184,19 +184,13 @@ def _remove_empty_folder(path: Path, report: CleanupReport) -> None:
 def _clean_half_deleted(root: Path, cutoff: float, report: CleanupReport) -> None:
     """Remove ``.deleting-*`` folders renamed before ``cutoff`` (the rename sets the ctime, so
     a delete in progress is never raced)."""
-    try:
-        entries = [e for e in os.scandir(root) if e.name.startswith(DELETING_PREFIX)]
-    except OSError:
-        return
-    for entry in entries:
-        path = Path(entry.path)
+    for path in root.glob(f"{DELETING_PREFIX}*"):
         try:
-            info = entry.stat(follow_symlinks=False)
-            if not stat.S_ISDIR(info.st_mode) or info.st_ctime >= cutoff:
-                continue
-            size = tree_bytes(path)
-            shutil.rmtree(path)
-            report.add(path, size, folder=True)
+            info = path.lstat()
+            if stat.S_ISDIR(info.st_mode) and info.st_ctime < cutoff:
+                size = tree_bytes(path)
+                shutil.rmtree(path)
+                report.add(path, size, folder=True)
         except FileNotFoundError:
             continue
         except OSError as error:
