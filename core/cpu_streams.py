@@ -9,16 +9,16 @@ docs/BENCHMARKS.md, 320 SST-2 sentences through MiniLM (bf16 autocast, batches o
 
 torch's intra-op thread count belongs to each thread (OpenMP's and MKL's settings are per
 thread; a thread started later takes the count last set anywhere): each stream sets its own
-share of the CPUs and, as it ends, sets the caller's count again for threads started later.
-The caller's own setting is never touched. Each batch runs in one thread from start to end,
+share of the CPUs, and the caller sets its own count again once the streams end, for
+threads started later. Each batch runs in one thread from start to end,
 so its numbers do not depend on how many streams ran it.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import torch
@@ -46,43 +46,29 @@ def stream_count(batches: int) -> int:
 def map_in_streams(fn: Callable[[T], R], items: Sequence[T], streams: int) -> list[R]:
     """``[fn(item) for item in items]`` on ``streams`` CPU threads, in ``items``' order.
 
-    The calling thread's ``inference_mode`` and CPU autocast are re-entered in every
-    stream (both are per thread). Items are taken in order by whichever stream is free, so
-    length-sorted batches stay balanced. An exception in any stream is raised here.
+    The calling thread's ``inference_mode`` and CPU autocast are re-entered for every item
+    (both are per thread). Items are taken in order by whichever stream is free, so
+    length-sorted batches stay balanced. The first exception is raised here; items not yet
+    started are dropped.
     """
     if streams <= 1 or len(items) <= 1:
         return [fn(item) for item in items]
     inference = torch.is_inference_mode_enabled()
     dtype = (torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu")
              else torch.float32)
-    results: list[R | None] = [None] * len(items)
-    errors: list[BaseException] = []
-    next_item = iter(range(len(items)))
-    take = threading.Lock()
     threads_before = torch.get_num_threads()
 
-    def work() -> None:
-        torch.set_num_threads(max(1, threads_before // streams))
-        try:
-            with torch.inference_mode(inference), forward_context("cpu", dtype):
-                while not errors:
-                    with take:
-                        index = next(next_item, None)
-                    if index is None:
-                        return
-                    try:
-                        results[index] = fn(items[index])
-                    except BaseException as error:  # re-raised in the caller
-                        errors.append(error)
-        finally:
-            torch.set_num_threads(threads_before)  # what threads started later will take
+    def run(item: T) -> R:
+        with torch.inference_mode(inference), forward_context("cpu", dtype):
+            return fn(item)
 
-    workers = [threading.Thread(target=work, name=f"distillab-cpu-stream-{i}")
-               for i in range(streams)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    if errors:
-        raise errors[0]
-    return results  # type: ignore[return-value]
+    # A pool per call, as core.encoding's: a module-level pool would be dead in a forked child.
+    pool = ThreadPoolExecutor(max_workers=streams, thread_name_prefix="distillab-cpu-stream-",
+                              initializer=torch.set_num_threads,
+                              initargs=(max(1, threads_before // streams),))
+    try:
+        return list(pool.map(run, items))
+    finally:
+        pool.shutdown(cancel_futures=True)
+        # Threads started later take the count set last anywhere: the caller's again.
+        torch.set_num_threads(threads_before)

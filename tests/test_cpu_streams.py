@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from core import cpu_streams  # noqa: F401
+from core import cpu_streams
 from core.cpu_streams import map_in_streams, stream_count
 from core.evaluation import predict_proba
 
