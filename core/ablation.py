@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.report import comparable_spec, main_score, mean_std, mean_std_cell
+from core.report import comparable_spec, finished_run, main_score, mean_std, mean_std_cell
 from core.runs import Run, create_run, list_run_objects
 from core.specs import JobSpec
 
@@ -134,9 +134,12 @@ def variant_spec(base: dict[str, Any], variant: Variant, seed: int,
     return JobSpec.from_dict(spec).to_dict()
 
 
+# Name and timing do not change what a job learns.
+NOT_THE_JOB = ("name", "timing")
+
+
 def _comparable(spec: dict[str, Any]) -> dict[str, Any]:
-    # Name and timing do not change what a job learns; older specs lack newer keys.
-    return comparable_spec(spec, ("name", "timing"))
+    return comparable_spec(spec, NOT_THE_JOB)
 
 
 def find_or_run(spec: dict[str, Any], runs_dir: str | Path,
@@ -144,14 +147,9 @@ def find_or_run(spec: dict[str, Any], runs_dir: str | Path,
     """A finished run of the same job (any name), else a new one, run here."""
     from core.pipeline import run_job
 
-    wanted = _comparable(spec)
-    for run in list_run_objects(runs_dir):
-        try:
-            same = _comparable(run.spec) == wanted
-        except Exception:  # a run from an older or broken spec: not this job
-            continue
-        if same and run.status().get("state") == "done":
-            return run
+    found = finished_run(list_run_objects(runs_dir), spec, NOT_THE_JOB)
+    if found is not None:
+        return found
     run = create_run({**spec, "timing": "off"}, runs_dir)
     run_job(run, on_event=on_event)
     return run

@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import logging
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,9 @@ def run_report(jobs: Sequence[tuple[ReportTask, int, JobSpec]], runs_dir: str | 
     event is a ``log`` with :func:`report_plan`'s line."""
     from core.pipeline import run_job
 
-    finished = [_finished_run(runs_dir, spec) for _, _, spec in jobs]
+    runs = list_run_objects(runs_dir)  # read once for every job
+    # A default student's layers are written into spec.json once built: compare the rest.
+    finished = [finished_run(runs, spec.to_dict(), ("student",)) for _, _, spec in jobs]
     if on_event is not None:
         on_event({"type": "log", "message": report_plan(jobs, finished)})
     results = {}
@@ -122,16 +124,18 @@ def comparable_spec(spec: dict[str, Any], ignore: Sequence[str]) -> dict[str, An
     return {k: v for k, v in JobSpec.from_dict(spec).to_dict().items() if k not in ignore}
 
 
-def _finished_run(runs_dir: str | Path, spec: JobSpec) -> Run | None:
-    # A default student's layers are written into spec.json once built: compare the rest.
-    wanted = comparable_spec(spec.to_dict(), ("student",))
-    for run in list_run_objects(runs_dir):
-        if run.spec.get("name") != spec.name or run.status().get("state") != RunState.DONE:
-            continue
+def finished_run(runs: Iterable[Run], spec: dict[str, Any], ignore: Sequence[str]
+                 ) -> Run | None:
+    """The first done run in ``runs`` of the same job as ``spec``: equal specs but for the
+    keys in ``ignore`` (:func:`comparable_spec`). A run whose spec or status cannot be read,
+    or whose spec this version no longer reads, is not the job."""
+    wanted = comparable_spec(spec, ignore)
+    for run in runs:
         try:
-            if comparable_spec(run.spec, ("student",)) == wanted:
+            if (run.status().get("state") == RunState.DONE
+                    and comparable_spec(run.spec, ignore) == wanted):
                 return run
-        except SpecError:  # a run from a spec this version no longer reads: not this job
+        except (OSError, ValueError):  # ValueError: broken JSON, or a SpecError
             continue
     return None
 

@@ -7,13 +7,15 @@ import pytest
 from core.report import (
     ReportTask,
     default_tasks,
+    finished_run,
     markdown_table,
     report_specs,
     run_report,
     summarise,
     write_plot,
 )
-from core.specs import DatasetSpec, SpecError
+from core.runs import create_run, list_run_objects
+from core.specs import DatasetSpec, JobSpec, SpecError
 
 
 def fake_results():
@@ -124,3 +126,19 @@ def test_a_tiny_report_runs_end_to_end_and_reuses_finished_runs(tiny_bert_dir, t
     assert table.count("±") >= 15 and "Scores (Spearman)" in table and "Pairs (acc.)" in table
     png = write_plot(rows, tmp_path / "plot.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_finished_run_finds_a_done_run_of_the_same_job_and_skips_unreadable_ones(tmp_path):
+    spec = JobSpec.from_dict({"dataset": {"name": "data.csv"}, "name": "job"}).to_dict()
+    broken = create_run(spec, tmp_path)
+    (broken.path / "spec.json").write_text("{not json")
+    unknown = create_run(spec, tmp_path)
+    (unknown.path / "spec.json").write_text('{"an_unknown_key": 1}')
+    queued = create_run(spec, tmp_path)
+    renamed = create_run({**spec, "name": "other"}, tmp_path)
+    for run in (broken, unknown, renamed):
+        run.set_status("done")
+    runs = list_run_objects(tmp_path)
+    assert queued.status()["state"] != "done"
+    assert finished_run(runs, spec, ()) is None  # only the renamed run is done and readable
+    assert finished_run(runs, spec, ("name",)).id == renamed.id
