@@ -172,6 +172,13 @@ def _remove_if_older(path: Path, cutoff: float, report: CleanupReport) -> None:
         log.warning("cleanup could not remove %s: %s", path, error)
 
 
+def _remove_tree(path: Path, report: CleanupReport) -> None:
+    """Remove a folder and all it holds, counted (the caller handles OSError)."""
+    size = tree_bytes(path)
+    shutil.rmtree(path)
+    report.add(path, size, folder=True)
+
+
 def _remove_empty_folder(path: Path, report: CleanupReport) -> None:
     try:
         path.rmdir()  # only succeeds when empty
@@ -188,9 +195,7 @@ def _clean_half_deleted(root: Path, cutoff: float, report: CleanupReport) -> Non
         try:
             info = path.lstat()
             if stat.S_ISDIR(info.st_mode) and info.st_ctime < cutoff:
-                size = tree_bytes(path)
-                shutil.rmtree(path)
-                report.add(path, size, folder=True)
+                _remove_tree(path, report)
         except FileNotFoundError:
             continue
         except OSError as error:
@@ -214,9 +219,7 @@ def _clean_temp(temp_dir: Path, runs_root: Path, cutoff: float, report: CleanupR
                 if _holds_runs(path, runs_root):
                     continue  # e.g. DISTILLAB_RUNS_DIR=/tmp/distillab-runs
                 if _newest_mtime(path) < cutoff:
-                    size = tree_bytes(path)
-                    shutil.rmtree(path)
-                    report.add(path, size, folder=True)
+                    _remove_tree(path, report)
             else:
                 _remove_if_older(path, cutoff, report)
         except FileNotFoundError:
